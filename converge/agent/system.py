@@ -1,0 +1,313 @@
+"""All access a resource has to the machine it converges.
+
+Resources never open system paths or start processes themselves: they go through a
+``System``. A System rooted at a directory maps every absolute path under it, which
+is how unit tests converge a fake ``/etc`` in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import subprocess
+import tempfile
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+
+
+class RunResult(NamedTuple):
+    """The outcome of one command."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def output(self) -> str:
+        """Both streams, trimmed, for error messages."""
+        return "\n".join(s.strip() for s in (self.stdout, self.stderr) if s.strip())
+
+
+class System:
+    """The machine, optionally seen through a root directory."""
+
+    def __init__(self, root: str = "/", cwd: Optional[str] = None) -> None:
+        self.root = os.path.abspath(root)
+        self.cwd = cwd or os.getcwd()
+        self._users: Optional[Dict[str, int]] = None
+        self._groups: Optional[Dict[str, int]] = None
+
+    # -- paths ---------------------------------------------------------------
+
+    def real(self, path: str) -> str:
+        """The host path for a target path (relative paths are from ``cwd``)."""
+        path = os.path.normpath(os.path.join(self.cwd, path))
+        if self.root == "/":
+            return path
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def stat(self, path: str) -> Optional[os.stat_result]:
+        """lstat of the path, or None when it does not exist."""
+        try:
+            return os.lstat(self.real(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and stat_mod.S_ISDIR(st.st_mode)
+
+    def read_bytes(self, path: str) -> Optional[bytes]:
+        """The file's content, or None when it does not exist."""
+        try:
+            with open(self.real(path), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
+    def read_text(self, path: str) -> Optional[str]:
+        data = self.read_bytes(path)
+        return None if data is None else data.decode("utf-8", "surrogateescape")
+
+    def listdir(self, path: str) -> List[str]:
+        try:
+            return sorted(os.listdir(self.real(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    # -- changes ---------------------------------------------------------------
+
+    def write_atomic(
+        self,
+        path: str,
+        data: bytes,
+        mode: Optional[int] = None,
+        uid: int = -1,
+        gid: int = -1,
+    ) -> None:
+        """Replace ``path`` whole: temp file beside it, fsync, rename, fsync dir.
+
+        A crash at any point leaves either the old file or the new one. Mode and
+        ownership are set on the temp file before the rename, so the new content
+        is never visible with the wrong permissions.
+        """
+        real = self.real(path)
+        directory = os.path.dirname(real) or "."
+        fd, tmp = tempfile.mkstemp(prefix=".converge-", suffix=".tmp", dir=directory)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if mode is None:
+                st = self.stat(path)
+                mode = stat_mod.S_IMODE(st.st_mode) if st else 0o644
+            os.fchmod(fd, mode)
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(tmp, real)
+        except BaseException:
+            if fd != -1:
+                os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._fsync_dir(directory)
+
+    @staticmethod
+    def _fsync_dir(directory: str) -> None:
+        try:
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        os.mkdir(self.real(path), mode)
+        os.chmod(self.real(path), mode)  # mkdir's mode is filtered by the umask
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(self.real(path), mode)
+
+    def chown(self, path: str, uid: int = -1, gid: int = -1) -> None:
+        os.lchown(self.real(path), uid, gid)
+
+    def remove(self, path: str) -> None:
+        os.unlink(self.real(path))
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(self.real(path))
+
+    def rename(self, src: str, dst: str) -> None:
+        os.rename(self.real(src), self.real(dst))
+
+    def rmtree(self, path: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.real(path))
+
+    # -- users and groups ----------------------------------------------------------
+
+    def _table(self, name: str) -> Dict[str, int]:
+        table: Dict[str, int] = {}
+        text = self.read_text("/etc/" + name) or ""
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[2].isdigit():
+                table.setdefault(fields[0], int(fields[2]))
+        return table
+
+    def uid(self, user: str) -> Optional[int]:
+        """The uid of a user name (or a numeric string), None when unknown."""
+        if user.isdigit():
+            return int(user)
+        if self.root == "/":
+            import pwd
+
+            try:
+                return pwd.getpwnam(user).pw_uid
+            except KeyError:
+                return None
+        if self._users is None:
+            self._users = self._table("passwd")
+        return self._users.get(user)
+
+    def gid(self, group: str) -> Optional[int]:
+        if group.isdigit():
+            return int(group)
+        if self.root == "/":
+            import grp
+
+            try:
+                return grp.getgrnam(group).gr_gid
+            except KeyError:
+                return None
+        if self._groups is None:
+            self._groups = self._table("group")
+        return self._groups.get(group)
+
+    def user_name(self, uid: int) -> str:
+        if self.root == "/":
+            import pwd
+
+            try:
+                return pwd.getpwuid(uid).pw_name
+            except KeyError:
+                return str(uid)
+        if self._users is None:
+            self._users = self._table("passwd")
+        for name, value in self._users.items():
+            if value == uid:
+                return name
+        return str(uid)
+
+    def group_name(self, gid: int) -> str:
+        if self.root == "/":
+            import grp
+
+            try:
+                return grp.getgrgid(gid).gr_name
+            except KeyError:
+                return str(gid)
+        if self._groups is None:
+            self._groups = self._table("group")
+        for name, value in self._groups.items():
+            if value == gid:
+                return name
+        return str(gid)
+
+    # -- processes ------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        input: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+        timeout: Optional[float] = None,
+        user: Optional[str] = None,
+    ) -> RunResult:
+        """Run an argument list (never a shell string) with ``LC_ALL=C``.
+
+        A missing program is a result with returncode 127, as a shell reports it.
+        """
+        full_env = dict(os.environ)
+        full_env["LC_ALL"] = "C"
+        if env:
+            full_env.update(env)
+        preexec = None
+        if user is not None:
+            uid, gid = self.uid(user), self._primary_gid(user)
+            if uid is None:
+                return RunResult(1, "", "no such user %s" % user)
+            preexec = _switch_user(uid, gid)
+        try:
+            proc = subprocess.run(  # noqa: S603 - argv list, no shell
+                list(argv),
+                input=input,
+                env=full_env,
+                cwd=self.real(cwd) if cwd else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                universal_newlines=True,
+                timeout=timeout,
+                preexec_fn=preexec,
+            )
+        except FileNotFoundError:
+            return RunResult(127, "", "%s: command not found" % argv[0])
+        except subprocess.TimeoutExpired:
+            return RunResult(124, "", "%s: timed out after %ss" % (argv[0], timeout))
+        return RunResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def _primary_gid(self, user: str) -> int:
+        for line in (self.read_text("/etc/passwd") or "").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
+                return int(fields[3])
+        return -1
+
+    def which(self, program: str) -> Optional[str]:
+        """The target path of a program on the standard PATH, or None."""
+        for directory in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                          "/sbin", "/bin"):
+            candidate = directory + "/" + program
+            if os.access(self.real(candidate), os.X_OK):
+                return candidate
+        return None
+
+
+def _switch_user(uid: int, gid: int):  # type: ignore[no-untyped-def]
+    """A preexec function that drops to uid/gid (subprocess's user= needs 3.9)."""
+
+    def switch() -> None:
+        if gid != -1:
+            os.setgroups([gid])
+            os.setgid(gid)
+        os.setuid(uid)
+
+    return switch
+
+
+def describe_oserror(exc: OSError) -> str:
+    """'Permission denied (EACCES)' style text for an OSError."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or str(exc)
+    return "%s (%s)" % (text, name) if name else text

@@ -1,0 +1,167 @@
+"""The recipe language: one function per registered resource type, plus
+``include_recipe``. Each call validates at once and registers the resource in the
+recipe being compiled; a mistake is a PropertyError naming the recipe line."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable, Dict, List, Tuple, Type
+
+from . import context
+from .errors import ConvergeError, PropertyError
+from .recipe import caller_source, display
+from .resources._base import COMMON_PROPERTIES, REGISTRY, Notification, Resource
+from .resources._validate import boolean, integer
+
+TIMINGS = ("delayed", "immediately")
+
+
+def _source_here(depth: int = 3) -> str:
+    where = caller_source(depth)
+    path, _, line = where.rpartition(":")
+    return "%s:%s" % (display(path), line)
+
+
+def declare(cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
+            source: str) -> Resource:
+    """Build, validate and register one resource."""
+    ctx = context.current()
+    names = [f.name for f in cls.fields()]
+    label = "%s[%s]" % (cls.type_name, args[0] if args else kwargs.get(names[0], "?"))
+    common = {k: kwargs.pop(k) for k in list(kwargs) if k in COMMON_PROPERTIES}
+    for key in kwargs:
+        if key not in names:
+            guess = difflib.get_close_matches(key, names + list(COMMON_PROPERTIES), n=1)
+            hint = " (did you mean '%s'?)" % guess[0] if guess else ""
+            raise PropertyError("unknown property '%s'%s" % (key, hint), source=source,
+                                identity=label)
+    if len(args) > len(names):
+        raise PropertyError("takes at most %d positional values" % len(names), source=source,
+                            identity=label)
+    try:
+        resource = cls(*args, **kwargs)
+        _apply_common(resource, common)
+    except TypeError as exc:
+        raise PropertyError(str(exc).replace("__init__() ", ""), source=source,
+                            identity=label) from None
+    except ConvergeError as exc:
+        exc.source = exc.source or source
+        exc.identity = exc.identity or label
+        raise
+    resource.meta.source = source
+    if ctx.remote:
+        _refuse_relative_paths(resource)
+    return ctx.add(resource)
+
+
+def _refuse_relative_paths(resource: Resource) -> None:
+    value = getattr(resource, "path", None)
+    if isinstance(value, str) and not value.startswith("/"):
+        raise resource.fail(
+            "path '%s' is relative; a recipe pushed to other machines needs absolute "
+            "paths (a relative path is only allowed on a local run)" % value)
+
+
+def _apply_common(resource: Resource, common: Dict[str, Any]) -> None:
+    meta = resource.meta
+    cls = type(resource)
+    action = common.get("action", cls.default_action or cls.actions[0])
+    actions = [action] if isinstance(action, str) else list(action)
+    for a in actions:
+        if a not in cls.actions + cls.notify_only + ("nothing",):
+            raise resource.fail("action '%s' is not one of: %s"
+                                % (a, ", ".join(cls.actions + cls.notify_only + ("nothing",))))
+    meta.action = ",".join(actions)
+    meta.only_if = _guard(resource, "only_if", common.get("only_if"))
+    meta.not_if = _guard(resource, "not_if", common.get("not_if"))
+    timing = "immediately" if boolean(common.get("immediately", False), "immediately") \
+        else "delayed"
+    meta.notifies = _notifications(resource, common.get("notifies"), timing)
+    if common.get("subscribes") is not None:
+        entries = _pairs(resource, "subscribes", common["subscribes"])
+        context.current().subscriptions.append((resource, entries))
+    meta.ignore_failure = boolean(common.get("ignore_failure", False), "ignore_failure")
+    meta.retries = integer(common.get("retries", 0), "retries", 0, 100)
+    try:
+        meta.retry_delay = float(common.get("retry_delay", 2.0))
+    except (TypeError, ValueError):
+        raise resource.fail("retry_delay must be a number of seconds") from None
+    meta.sensitive = boolean(common.get("sensitive", False), "sensitive")
+
+
+def _guard(resource: Resource, name: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if callable(value):
+        return bool(value())
+    if isinstance(value, (list, tuple)) and value and all(isinstance(a, str) for a in value):
+        return list(value)
+    if isinstance(value, str):
+        raise resource.fail(
+            "%s must be an argument list such as ['test', '-f', '/etc/x'] or a callable; "
+            "a string is never run by a shell (write ['sh', '-c', %r] to say so)" % (name, value))
+    raise resource.fail("%s must be an argument list or a callable, not %r" % (name, value))
+
+
+def _pairs(resource: Resource, name: str, value: Any) -> List[Tuple[str, Any]]:
+    """(action, resource) pairs from the forms notifies/subscribes accept."""
+    if isinstance(value, (Notification, tuple)):
+        value = [value]
+    if not isinstance(value, list):
+        raise resource.fail("%s takes svc.restart or [('restart', svc)], not %r" % (name, value))
+    out: List[Tuple[str, Any]] = []
+    for item in value:
+        if isinstance(item, Notification):
+            out.append((item.action, item.target))
+        elif isinstance(item, tuple) and len(item) in (2, 3) and isinstance(item[0], str):
+            target = item[1].identity if isinstance(item[1], Resource) else str(item[1])
+            out.append((item[0], target) if len(item) == 2 else (item[0], target, item[2]))
+        else:
+            raise resource.fail("%s entry %r is not svc.restart or ('restart', svc)"
+                                % (name, item))
+    return out
+
+
+def _notifications(resource: Resource, value: Any, timing: str) -> List[Notification]:
+    if value is None:
+        return []
+    notes = []
+    for entry in _pairs(resource, "notifies", value):
+        when = entry[2] if len(entry) == 3 else timing
+        if when not in TIMINGS:
+            raise resource.fail("notification timing '%s' is not one of: %s"
+                                % (when, ", ".join(TIMINGS)))
+        notes.append(Notification(entry[0], entry[1], when))
+    return notes
+
+
+def make_function(cls: Type[Resource]) -> Callable[..., Resource]:
+    """The DSL function for a resource type: ``file(path, **properties)``."""
+
+    def function(*args: Any, **kwargs: Any) -> Resource:
+        return declare(cls, args, kwargs, _source_here())
+
+    function.__name__ = function.__qualname__ = cls.type_name
+    function.__doc__ = cls.__doc__
+    params = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+              for p in inspect.signature(cls).parameters.values()]
+    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None)
+               for k in COMMON_PROPERTIES]
+    function.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return function
+
+
+def include_recipe(name: str) -> None:
+    """Run another recipe once: a path relative to this recipe, or a cookbook name."""
+    source = _source_here()
+    try:
+        context.current().include_recipe(name)
+    except ConvergeError as exc:
+        exc.source = exc.source or source
+        raise
+
+
+FUNCTIONS: Dict[str, Callable[..., Resource]] = {
+    name: make_function(cls) for name, cls in REGISTRY.items()
+}

@@ -1,0 +1,87 @@
+"""The errors converge raises, and what each one means to a user.
+
+::
+
+    ConvergeError                 anything converge reports without a traceback
+    ├── RecipeError               a recipe cannot be loaded or compiled (exit 1)
+    │   └── PropertyError         a resource property is unknown or invalid
+    ├── InventoryError            an inventory or target list is malformed
+    ├── TransportError            a target could not be reached or talked to
+    │   ├── ConnectError          no connection (refused, unreachable, timed out)
+    │   ├── AuthError             the connection was refused our credentials
+    │   └── HostKeyError          the host key is unknown or has changed
+    └── ResourceError             a resource failed on the target
+
+Every error carries keyword-only context: ``source`` ("recipe.py:7"), ``host`` and
+``identity`` ("file[/etc/motd]"); ``str(error)`` puts them in front of the message,
+compiler-style, so editors can jump to the line.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class ConvergeError(Exception):
+    """Base of every error converge expects and explains."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: Optional[str] = None,
+        host: Optional[str] = None,
+        identity: Optional[str] = None,
+        hint: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.host = host
+        self.identity = identity
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(self.source)
+        if self.host and self.host != "localhost":
+            parts.append(self.host)
+        if self.identity:
+            parts.append(self.identity)
+        text = ": ".join(parts + [self.message])
+        if self.hint:
+            text += "\n  " + self.hint
+        return text
+
+
+class RecipeError(ConvergeError):
+    """A recipe could not be found, parsed or compiled."""
+
+
+class PropertyError(RecipeError):
+    """A resource was declared with an unknown or invalid property."""
+
+
+class InventoryError(ConvergeError):
+    """An inventory file or a target given on the command line is malformed."""
+
+
+class TransportError(ConvergeError):
+    """A target could not be reached, or the conversation with it broke."""
+
+
+class ConnectError(TransportError):
+    """No connection could be made to the target."""
+
+
+class AuthError(TransportError):
+    """The target refused our credentials."""
+
+
+class HostKeyError(TransportError):
+    """The target's host key is unknown, or differs from the recorded one."""
+
+
+class ResourceError(ConvergeError):
+    """A resource failed on the target; the run goes on with the others."""

@@ -1,0 +1,102 @@
+"""The plan: what a compiled recipe asks of one host, as plain data.
+
+The plan is the wire format (it is what travels to a remote agent), what
+``converge plan`` evaluates, and what tests can assert on. Standard library only.
+
+A Step is one resource with one action::
+
+    {"id": "file[/etc/motd]", "type": "file", "action": "create",
+     "props": {"path": "/etc/motd", "content": "...", ...},
+     "source": "recipe.py:7", "only_if": null, "not_if": null,
+     "notifies": [["restart", "service[chronyd]", "delayed"]],
+     "ignore_failure": false, "retries": 0, "retry_delay": 2.0, "sensitive": false}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Dict, List, Optional
+
+from .resources._base import REGISTRY, Notification, Resource
+
+PLAN_VERSION = 1
+
+
+class Step:
+    """One resource of the plan, with its action and run options."""
+
+    __slots__ = ("id", "type", "action", "props", "source", "only_if", "not_if",
+                 "notifies", "ignore_failure", "retries", "retry_delay", "sensitive")
+
+    def __init__(self, **fields: Any) -> None:
+        self.id: str = fields["id"]
+        self.type: str = fields["type"]
+        self.action: str = fields["action"]
+        self.props: Dict[str, Any] = fields.get("props", {})
+        self.source: Optional[str] = fields.get("source")
+        self.only_if: Any = fields.get("only_if")
+        self.not_if: Any = fields.get("not_if")
+        self.notifies: List[List[str]] = [list(n) for n in fields.get("notifies", [])]
+        self.ignore_failure: bool = bool(fields.get("ignore_failure", False))
+        self.retries: int = int(fields.get("retries", 0))
+        self.retry_delay: float = float(fields.get("retry_delay", 2.0))
+        self.sensitive: bool = bool(fields.get("sensitive", False))
+
+    @classmethod
+    def from_resource(cls, resource: Resource) -> "Step":
+        meta = resource.meta
+        return cls(
+            id=resource.identity, type=resource.type_name, action=meta.action,
+            props=resource.to_plan(), source=meta.source,
+            only_if=meta.only_if, not_if=meta.not_if,
+            notifies=[[n.action, n.target, n.timing] for n in meta.notifies],
+            ignore_failure=meta.ignore_failure, retries=meta.retries,
+            retry_delay=meta.retry_delay, sensitive=meta.sensitive,
+        )
+
+    def resource(self, action: Optional[str] = None) -> Resource:
+        """The resource this step converges, rebuilt for the target."""
+        cls = REGISTRY.get(self.type)
+        if cls is None:
+            raise KeyError("unknown resource type %r" % self.type)
+        res = cls.from_plan(self.props, action or self.action)
+        res.meta.source = self.source
+        res.meta.sensitive = self.sensitive
+        res.meta.notifies = [Notification(*n) for n in self.notifies]
+        return res
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Plan:
+    """Ordered steps for one host, and where they came from."""
+
+    def __init__(self, steps: List[Step], recipe: str = "", options: Optional[Dict[str, Any]] = None
+                 ) -> None:
+        self.steps = steps
+        self.recipe = recipe
+        self.options: Dict[str, Any] = options or {}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"version": PLAN_VERSION, "recipe": self.recipe, "options": self.options,
+                "steps": [s.to_dict() for s in self.steps]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Plan":
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError("plan version %r is not %d" % (data.get("version"), PLAN_VERSION))
+        return cls([Step(**s) for s in data["steps"]], data.get("recipe", ""),
+                   data.get("options"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        return cls.from_dict(json.loads(text))
+
+    def digest(self) -> str:
+        """A hash of the plan's content (the journal records it)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()

@@ -1,0 +1,424 @@
+"""Compile: run a recipe file with the DSL bound to a RecipeContext, and turn the
+resources it declares into a Plan for one host.
+
+Attributes come in layers, lowest first: cookbook defaults (attributes.yaml) <
+inventory vars < ``-a key=value`` on the command line. Node facts are gathered
+lazily, the first time a recipe reads ``node``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+from . import context as ctxvar
+from .errors import ConvergeError, PropertyError, RecipeError
+from .plan import Plan, Step
+from .resources._base import Notification, Resource
+
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+
+
+def display(path: Union[str, Path]) -> str:
+    """A path as users wrote it: relative to the current directory when inside it."""
+    text = str(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if rel.startswith("..") else rel
+
+
+class Attrs(dict):  # type: ignore[type-arg]
+    """Attributes: a dict whose keys also read as attributes (``attrs.chrony.servers``)."""
+
+    def __init__(self, data: Optional[Dict[str, Any]] = None, prefix: str = "") -> None:
+        super().__init__()
+        self._prefix = prefix
+        for key, value in (data or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(value, dict) and not isinstance(value, Attrs):
+            value = Attrs(value, self._prefix + str(key) + ".")
+        super().__setitem__(key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            key = self._prefix + name
+            raise AttributeError(
+                "attribute '%s' is not set (give it a default in attributes.yaml, an "
+                "inventory var, or -a %s=VALUE)" % (key, key)
+            ) from None
+
+    def setdefault_deep(self, defaults: Dict[str, Any]) -> None:
+        """Fill in what is not set yet (defaults sit below everything else)."""
+        for key, value in defaults.items():
+            if key not in self:
+                self[key] = value
+            elif isinstance(self[key], Attrs) and isinstance(value, dict):
+                self[key].setdefault_deep(value)
+
+    def set_path(self, dotted: str, value: Any) -> None:
+        """``-a chrony.servers=[a, b]``: set a nested key."""
+        *parents, last = dotted.split(".")
+        node = self
+        for part in parents:
+            if not isinstance(node.get(part), Attrs):
+                node[part] = {}
+            node = node[part]
+        node[last] = value
+
+    def merge(self, other: Dict[str, Any]) -> None:
+        """Deep-merge a higher layer over this one."""
+        for key, value in other.items():
+            if isinstance(value, dict) and isinstance(self.get(key), Attrs):
+                self[key].merge(value)
+            else:
+                self[key] = value
+
+
+class Node:
+    """Facts about the target, gathered on first use."""
+
+    def __init__(self, gather: Callable[[], Dict[str, Any]]) -> None:
+        self._gather = gather
+        self._facts: Optional[Dict[str, Any]] = None
+
+    @property
+    def facts(self) -> Dict[str, Any]:
+        if self._facts is None:
+            self._facts = dict(self._gather())
+        return self._facts
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.facts[name]
+        except KeyError:
+            raise AttributeError(
+                "node has no fact '%s' (facts: %s)" % (name, ", ".join(sorted(self.facts)))
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.facts[name]
+
+    @property
+    def gathered(self) -> bool:
+        return self._facts is not None
+
+
+def local_facts() -> Dict[str, Any]:
+    from .agent.facts import gather
+    from .agent.system import System
+
+    return gather(System())
+
+
+class RecipeContext:
+    """Everything one compilation of a recipe for one host knows."""
+
+    def __init__(
+        self,
+        *,
+        attrs: Optional[Dict[str, Any]] = None,
+        facts: Optional[Callable[[], Dict[str, Any]]] = None,
+        cookbook_path: Sequence[Union[str, Path]] = (),
+        host: str = "localhost",
+        remote: bool = False,
+    ) -> None:
+        self.attrs = Attrs(attrs or {})
+        self.node = Node(facts or local_facts)
+        self.cookbook_path = [Path(p) for p in cookbook_path]
+        self.host = host
+        self.remote = remote
+        self.resources: List[Resource] = []
+        self.by_id: Dict[str, Resource] = {}
+        self.subscriptions: List[tuple] = []  # type: ignore[type-arg]
+        self.files: List[Path] = []  # the stack of recipe files being run
+        self.included: set = set()  # type: ignore[type-arg]
+        self._jinja: Any = None
+
+    # -- resources -------------------------------------------------------------------
+
+    def add(self, resource: Resource) -> Resource:
+        existing = self.by_id.get(resource.identity)
+        if existing is not None:
+            if existing == resource and existing.meta.action == resource.meta.action:
+                return existing
+            raise PropertyError(
+                "declared again with different properties (first declared at %s)"
+                % existing.meta.source,
+                source=resource.meta.source, identity=resource.identity,
+            )
+        self.resources.append(resource)
+        self.by_id[resource.identity] = resource
+        return resource
+
+    # -- files next to the recipe -------------------------------------------------------
+
+    @property
+    def here(self) -> Path:
+        return self.files[-1].parent if self.files else Path.cwd()
+
+    def find(self, name: str, folders: Iterable[str]) -> Path:
+        if os.path.isabs(name):
+            candidates = [Path(name)]
+        else:
+            candidates = [self.here / folder / name for folder in folders]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise PropertyError(
+            "source '%s' not found (looked in: %s)"
+            % (name, ", ".join(display(c) for c in candidates))
+        )
+
+    def load_source(self, name: str) -> Union[str, bytes]:
+        """A file resource's ``source``: the file's bytes, or a rendered template."""
+        path = self.find(name, ("files", "templates", "."))
+        if path.name.endswith(TEMPLATE_SUFFIXES):
+            return self._render(path, {})
+        return path.read_bytes()
+
+    def render_template(self, name: str, variables: Dict[str, Any]) -> str:
+        return self._render(self.find(name, ("templates", ".")), variables)
+
+    def _render(self, path: Path, variables: Dict[str, Any]) -> str:
+        import jinja2
+
+        if self._jinja is None:
+            self._jinja = jinja2.Environment(
+                loader=jinja2.FileSystemLoader("/"),
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                autoescape=False,  # noqa: S701 - configuration files, not HTML
+            )
+        where = display(path)
+        try:
+            template = self._jinja.get_template(str(path.resolve()))
+            return str(template.render(attrs=self.attrs, node=self.node, **variables))
+        except jinja2.TemplateSyntaxError as exc:
+            raise PropertyError("%s:%s: template syntax error: %s"
+                                % (where, exc.lineno, exc.message)) from None
+        except jinja2.UndefinedError as exc:
+            line = _template_line(exc.__traceback__, str(path.resolve()))
+            raise PropertyError("%s:%s: undefined in template: %s"
+                                % (where, line, exc.message)) from None
+
+    # -- recipes ---------------------------------------------------------------------
+
+    def run_file(self, path: Path) -> None:
+        """Execute one recipe file (a path, or a cookbook folder with recipe.py)."""
+        path = resolve_recipe(path)
+        if path.parent.joinpath("attributes.yaml").is_file():
+            self.attrs.setdefault_deep(load_yaml(path.parent / "attributes.yaml"))
+        elif path.parent.name == "recipes" and (path.parent.parent / "attributes.yaml").is_file():
+            self.attrs.setdefault_deep(load_yaml(path.parent.parent / "attributes.yaml"))
+        self.included.add(path.resolve())
+        source = display(path)
+        try:
+            code = compile(path.read_bytes(), source, "exec")
+        except SyntaxError as exc:
+            raise RecipeError("syntax error: %s" % exc.msg,
+                              source="%s:%s" % (source, exc.lineno)) from None
+        namespace = {"__name__": "__converge_recipe__", "__file__": str(path),
+                     "node": self.node, "attrs": self.attrs}
+        self.files.append(path)
+        try:
+            exec(code, namespace)  # noqa: S102 - running the user's recipe is the point
+        except ConvergeError:
+            raise
+        except Exception as exc:
+            raise RecipeError("%s: %s" % (type(exc).__name__, exc),
+                              source=_recipe_line(exc.__traceback__, self)) from None
+        finally:
+            self.files.pop()
+
+    def include_recipe(self, name: str) -> None:
+        """Run another recipe once: a path relative to this one, or a cookbook name
+        (``chrony``, or ``chrony::server`` for cookbooks/chrony/recipes/server.py)."""
+        path = self.locate(name)
+        if path.resolve() in self.included:
+            return
+        self.run_file(path)
+
+    def locate(self, name: str) -> Path:
+        if name.endswith(".py") or "/" in name:
+            candidate = self.here / name
+            if candidate.exists():
+                return candidate
+            raise RecipeError("recipe '%s' not found (looked for %s)" % (name, display(candidate)))
+        cookbook, _, sub = name.partition("::")
+        searched = []
+        for base in self.search_path():
+            folder = base / cookbook
+            searched.append(display(folder))
+            target = folder / "recipes" / (sub + ".py") if sub else folder / "recipe.py"
+            if target.is_file():
+                return target
+        raise RecipeError(
+            "cookbook '%s' not found (looked in: %s)" % (name, ", ".join(searched) or "nowhere"),
+            hint="give --cookbook-path, or set CONVERGE_COOKBOOK_PATH",
+        )
+
+    def search_path(self) -> List[Path]:
+        paths = list(self.cookbook_path)
+        env = os.environ.get("CONVERGE_COOKBOOK_PATH")
+        if env:
+            paths.extend(Path(p) for p in env.split(os.pathsep) if p)
+        paths.append(Path.cwd() / "cookbooks")
+        for recipe in self.files:
+            for parent in recipe.resolve().parents:
+                paths.append(parent / "cookbooks")
+                if parent.name == "cookbooks":
+                    paths.append(parent)
+        unique: List[Path] = []
+        for p in paths:
+            if p not in unique and p.is_dir():
+                unique.append(p)
+        return unique
+
+    # -- the plan ---------------------------------------------------------------------
+
+    def plan(self, recipe: str = "") -> Plan:
+        for resource, entries in self.subscriptions:
+            for action, other in entries:
+                target = self._known(other, resource)
+                target.meta.notifies.append(Notification(action, resource.identity,
+                                                         "delayed"))
+        steps = []
+        for resource in self.resources:
+            for note in resource.meta.notifies:
+                target = self.by_id.get(note.target)
+                if target is None:
+                    raise PropertyError("notifies %s, which no recipe declares" % note.target,
+                                        source=resource.meta.source, identity=resource.identity)
+                valid = type(target).actions + type(target).notify_only
+                if note.action not in valid:
+                    raise PropertyError(
+                        "notifies %s to %s, but its actions are: %s"
+                        % (note.target, note.action, ", ".join(valid)),
+                        source=resource.meta.source, identity=resource.identity)
+            for action in resource.meta.action.split(","):
+                step = Step.from_resource(resource)
+                step.action = action
+                steps.append(step)
+        return Plan(steps, recipe)
+
+    def _known(self, other: Any, resource: Resource) -> Resource:
+        identity = other.identity if isinstance(other, Resource) else str(other)
+        target = self.by_id.get(identity)
+        if target is None:
+            raise PropertyError("subscribes to %s, which no recipe declares" % identity,
+                                source=resource.meta.source, identity=resource.identity)
+        return target
+
+
+def resolve_recipe(path: Union[str, Path]) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        if (path / "recipe.py").is_file():
+            return path / "recipe.py"
+        raise RecipeError("%s is a folder without a recipe.py" % display(path))
+    if not path.is_file():
+        raise RecipeError("recipe file %s not found" % display(path),
+                          hint="check the path; a cookbook is given as its folder")
+    return path
+
+
+def load_yaml(path: Path) -> Dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise RecipeError("invalid YAML: %s" % getattr(exc, "problem", exc),
+                          source="%s:%s" % (display(path), line)) from None
+    if not isinstance(data, dict):
+        raise RecipeError("expected a mapping of attributes", source="%s:1" % display(path))
+    return data
+
+
+def parse_assignments(pairs: Sequence[str]) -> Dict[str, Any]:
+    """``-a key=value`` pairs; values are read as YAML scalars or lists (1, true, [a, b])."""
+    result = Attrs()
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError("-a %s: expected key=value, such as -a chrony.maxpoll=10" % pair)
+        import yaml
+
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        result.set_path(key.strip(), value)
+    return result
+
+
+def compile_recipe(
+    path: Union[str, Path],
+    *,
+    attrs: Optional[Dict[str, Any]] = None,
+    facts: Optional[Callable[[], Dict[str, Any]]] = None,
+    cookbook_path: Sequence[Union[str, Path]] = (),
+    host: str = "localhost",
+    remote: bool = False,
+) -> Plan:
+    """Compile a recipe (file or cookbook folder) into the plan for one host."""
+    ctx = RecipeContext(attrs=attrs, facts=facts, cookbook_path=cookbook_path, host=host,
+                        remote=remote)
+    token = ctxvar.CURRENT.set(ctx)
+    try:
+        ctx.run_file(Path(path))
+        plan = ctx.plan(display(resolve_recipe(path)))
+    except ConvergeError as exc:
+        if exc.host is None:
+            exc.host = host
+        raise
+    finally:
+        ctxvar.CURRENT.reset(token)
+    plan.options["facts_used"] = ctx.node.gathered
+    return plan
+
+
+def _recipe_line(tb: Optional[TracebackType], ctx: RecipeContext) -> Optional[str]:
+    """file:line of the innermost frame of a recipe file in a traceback."""
+    recipes = {display(p) for p in ctx.files} | {str(p) for p in ctx.files}
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in recipes or filename.endswith(".py") and _is_recipe_frame(tb):
+            found = "%s:%s" % (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _is_recipe_frame(tb: TracebackType) -> bool:
+    return tb.tb_frame.f_globals.get("__name__") == "__converge_recipe__"
+
+
+def _template_line(tb: Optional[TracebackType], filename: str) -> Any:
+    line: Any = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def caller_source(depth: int = 2) -> str:
+    """file:line of the recipe line that called a DSL function."""
+    frame = sys._getframe(depth)
+    return "%s:%s" % (frame.f_code.co_filename, frame.f_lineno)

@@ -1,0 +1,275 @@
+"""The resource contract every resource type follows.
+
+A resource type is a class with a docstring (with a recipe example), its properties
+declared once as dataclass fields made with :func:`prop`, and three target-side
+methods::
+
+    class Motd(Resource, type_name="motd"):
+        '''...'''
+        text: str = prop(doc="What /etc/motd says.", identity=True)
+
+        def current(self, system): ...          # read the state
+        def changes(self, current): ...         # pure: a list of Change
+        def apply(self, system, changes): ...   # act
+
+Subclasses become dataclasses and register themselves by ``type_name``; the DSL,
+plan decoding, ``converge resources`` and the reference docs iterate the registry.
+This module is shipped to targets: standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
+
+from ..errors import PropertyError
+
+REGISTRY: Dict[str, Type["Resource"]] = {}
+
+_MISSING = dataclasses.MISSING
+
+
+def prop(
+    default: Any = _MISSING,
+    *,
+    doc: str,
+    identity: bool = False,
+    choices: Optional[Sequence[Any]] = None,
+    factory: Any = _MISSING,
+    wire: bool = True,
+) -> Any:
+    """Declare a property: its default, its documentation and how it is used.
+
+    ``identity`` marks the property that names the resource (``file[/etc/motd]``);
+    ``choices`` limits its values; ``wire=False`` keeps a compile-time-only input
+    (a template's variables) out of the plan.
+    """
+    meta = {"doc": doc, "identity": identity, "choices": choices, "wire": wire}
+    if factory is not _MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class Change:
+    """One difference between the current and the desired state.
+
+    ``text`` is the sentence shown to people (Chef's voice: "set vm.swappiness from
+    60 to 10"); ``diff`` an optional unified diff; ``data`` whatever ``apply`` needs.
+    """
+
+    __slots__ = ("text", "diff", "data")
+
+    def __init__(self, text: str, diff: Optional[str] = None, data: Any = None) -> None:
+        self.text = text
+        self.diff = diff
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "Change(%r)" % self.text
+
+
+class Skipped(Exception):
+    """Raised by current() or changes() when the resource decides not to run
+    (execute with ``creates``); the message is the reason shown in the output."""
+
+
+class Notification:
+    """``service.restart``: an action of a resource, to run when another changes."""
+
+    __slots__ = ("action", "target", "timing")
+
+    def __init__(self, action: str, target: str, timing: str = "delayed") -> None:
+        self.action = action
+        self.target = target
+        self.timing = timing
+
+    def __repr__(self) -> str:
+        return "Notification(%r, %r, %r)" % (self.action, self.target, self.timing)
+
+
+class Meta:
+    """The properties every resource has, whatever its type."""
+
+    __slots__ = (
+        "action", "source", "only_if", "not_if", "notifies", "subscribes",
+        "ignore_failure", "retries", "retry_delay", "sensitive",
+    )
+
+    def __init__(self) -> None:
+        self.action = ""
+        self.source: Optional[str] = None
+        self.only_if: Any = None
+        self.not_if: Any = None
+        self.notifies: List[Notification] = []
+        self.subscribes: List[Notification] = []
+        self.ignore_failure = False
+        self.retries = 0
+        self.retry_delay = 2.0
+        self.sensitive = False
+
+
+# What each common property means; the DSL accepts these on every resource.
+COMMON_PROPERTIES: Dict[str, str] = {
+    "action": "What to do; the type's first action by default. 'nothing' declares a "
+    "resource that only runs when notified.",
+    "only_if": "Run only if this command (an argument list, run on the target) exits "
+    "0, or this callable (evaluated while compiling) returns true.",
+    "not_if": "Skip if this command exits 0, or this callable returns true.",
+    "notifies": "Actions of other resources to run when this one changes: "
+    "svc.restart, or [('restart', svc)]. Delayed to the end of the run by default.",
+    "subscribes": "The reverse of notifies: [('restart', cfg)] runs this resource's "
+    "restart when cfg changes.",
+    "immediately": "Run this resource's notifications right after it, not at the end.",
+    "ignore_failure": "A failure is reported but does not fail the run.",
+    "retries": "How many times to retry a failed resource.",
+    "retry_delay": "Seconds between retries.",
+    "sensitive": "Never show content, diffs or values of this resource in any output.",
+}
+
+
+class Resource:
+    """Base class of every resource type; see the module docstring."""
+
+    type_name: ClassVar[str] = ""
+    actions: ClassVar[Tuple[str, ...]] = ()
+    #: the action sequence used when the recipe names none (service: enable+start)
+    default_action: ClassVar[Optional[str]] = None
+    #: actions that only exist to be notified (restart, reload)
+    notify_only: ClassVar[Tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, type_name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(cls)
+        if not type_name:
+            return
+        if type_name in REGISTRY:
+            raise TypeError("resource type %r is registered twice" % type_name)
+        cls.type_name = type_name
+        REGISTRY[type_name] = cls
+
+    # -- construction (controller) ----------------------------------------------
+
+    def __post_init__(self) -> None:
+        self.meta = Meta()
+        self.warnings: List[str] = []
+        self.normalise()
+
+    def normalise(self) -> None:
+        """Bring properties to one canonical form and validate them.
+
+        Raise :class:`PropertyError` with a message that says what was expected.
+        """
+
+    @classmethod
+    def fields(cls) -> Tuple[dataclasses.Field, ...]:  # type: ignore[type-arg]
+        return dataclasses.fields(cls)  # type: ignore[arg-type]
+
+    @classmethod
+    def identity_field(cls) -> str:
+        for f in cls.fields():
+            if f.metadata.get("identity"):
+                return f.name
+        return cls.fields()[0].name
+
+    @property
+    def name(self) -> str:
+        """The identifying value, as shown between the brackets."""
+        return str(getattr(self, self.identity_field()))
+
+    @property
+    def identity(self) -> str:
+        return "%s[%s]" % (self.type_name, self.name)
+
+    @property
+    def action(self) -> str:
+        return self.meta.action
+
+    def __getattr__(self, attr: str) -> Any:
+        # svc.restart is a Notification; only for the type's actions.
+        actions = type(self).actions
+        if attr in actions or attr in type(self).notify_only:
+            return Notification(attr, self.identity)
+        raise AttributeError("%s has no property or action %r" % (self.type_name, attr))
+
+    def fail(self, message: str) -> PropertyError:
+        """A PropertyError about this resource (raise it)."""
+        return PropertyError(message, identity=self.identity)
+
+    # -- the plan ---------------------------------------------------------------------
+
+    def to_plan(self) -> Dict[str, Any]:
+        """The properties that travel to the target, as plain JSON data."""
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in self.fields()
+            if f.metadata.get("wire", True)
+        }
+
+    @classmethod
+    def from_plan(cls, props: Dict[str, Any], action: str) -> "Resource":
+        """Rebuild a resource on the target from plan data, without revalidating."""
+        obj = cls.__new__(cls)
+        for f in cls.fields():
+            if f.name in props:
+                value = props[f.name]
+            elif f.default is not _MISSING:
+                value = f.default
+            elif f.default_factory is not _MISSING:  # type: ignore[misc]
+                value = f.default_factory()  # type: ignore[misc]
+            else:
+                value = None
+            object.__setattr__(obj, f.name, value)
+        obj.meta = Meta()
+        obj.meta.action = action
+        obj.warnings = []
+        obj.decoded()
+        return obj
+
+    def decoded(self) -> None:
+        """Hook: restore types JSON cannot carry (bytes, tuples) after from_plan."""
+
+    def with_action(self, action: str) -> "Resource":
+        """A copy of this resource that performs another action (notifications)."""
+        clone = type(self).from_plan(self.to_plan(), action)
+        clone.meta.sensitive = self.meta.sensitive
+        clone.meta.source = self.meta.source
+        return clone
+
+    # -- the target ---------------------------------------------------------------------
+
+    def current(self, system: Any) -> Any:
+        """Read the current state from the system."""
+        raise NotImplementedError
+
+    def changes(self, current: Any) -> List[Change]:
+        """Compare current and desired state: what would have to change."""
+        raise NotImplementedError
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        """Make the changes."""
+        raise NotImplementedError
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def unplain(value: Any) -> Any:
+    """Undo :func:`_plain` for bytes (the only type JSON loses that we need)."""
+    if isinstance(value, dict) and set(value) == {"__bytes__"}:
+        return bytes.fromhex(value["__bytes__"])
+    return value
+
+
+def short_hash(data: bytes) -> str:
+    """The 8-character content fingerprint shown in change lines."""
+    return hashlib.sha256(data).hexdigest()[:8]

@@ -1,0 +1,95 @@
+"""directory: a directory, its mode and ownership, or its absence.
+
+Example::
+
+    directory("/srv/app/releases", mode="0750", owner="root", recursive=True)
+    directory("/var/tmp/old-cache", action="delete", recursive=True)
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from typing import Any, Dict, List, Optional
+
+from ..errors import ResourceError
+from . import _validate as v
+from ._base import Change, Resource, prop
+from .file import attribute_changes, makedirs, resolve_account
+
+
+class Directory(Resource, type_name="directory"):
+    """Manage a directory: create it (with its parents when recursive) or delete it."""
+
+    actions = ("create", "delete")
+
+    path: str = prop(doc="Path of the directory.", identity=True)
+    mode: Optional[str] = prop(None, doc="Permissions, such as '0755'. New directories get "
+                               "0755 when unset.")
+    owner: Optional[str] = prop(None, doc="Owning user name or uid.")
+    group: Optional[str] = prop(None, doc="Owning group name or gid.")
+    recursive: bool = prop(False, doc="create: also create missing parents (with default "
+                           "permissions). delete: remove the directory with its contents.")
+
+    def normalise(self) -> None:
+        self.path = v.path(self.path)
+        self.mode = v.mode(self.mode)
+        self.owner = v.account(self.owner, "owner")
+        self.group = v.account(self.group, "group")
+        self.recursive = v.boolean(self.recursive, "recursive")
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        st = system.stat(self.path)
+        state: Dict[str, Any] = {"exists": st is not None}
+        if st is not None:
+            if not stat_mod.S_ISDIR(st.st_mode):
+                raise ResourceError("%s exists and is not a directory" % self.path)
+            state.update(mode="%04o" % stat_mod.S_IMODE(st.st_mode),
+                         owner=system.user_name(st.st_uid), group=system.group_name(st.st_gid),
+                         uid=st.st_uid, gid=st.st_gid)
+        if self.action != "delete":
+            state["want_uid"] = resolve_account(system.uid, self.owner, "owner")
+            state["want_gid"] = resolve_account(system.gid, self.group, "group")
+        return state
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        if self.action == "delete":
+            return [Change("delete directory %s" % self.path)] if current["exists"] else []
+        out = []
+        if not current["exists"]:
+            out.append(Change("create new directory %s" % self.path, data="create"))
+        out.extend(attribute_changes(self, current))
+        return out
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        if self.action == "delete":
+            if self.recursive:
+                system.rmtree(self.path)
+            else:
+                try:
+                    system.rmdir(self.path)
+                except OSError as exc:
+                    raise ResourceError(
+                        "cannot delete %s: %s" % (self.path, exc.strerror),
+                        hint="use recursive=True to delete a directory with its contents",
+                    ) from exc
+            return
+        kinds = {c.data for c in changes}
+        mode = int(self.mode, 8) if self.mode else 0o755
+        state = self.current(system)
+        if "create" in kinds:
+            absolute = os.path.normpath(os.path.join(system.cwd, self.path))
+            parent = os.path.dirname(absolute)
+            if not system.is_dir(parent):
+                if not self.recursive:
+                    raise ResourceError(
+                        "parent directory %s does not exist" % parent,
+                        hint="use recursive=True to create missing parents",
+                    )
+                makedirs(system, parent, 0o755)
+            system.mkdir(self.path, mode)
+        elif "mode" in kinds:
+            system.chmod(self.path, mode)
+        if self.owner is not None or self.group is not None:
+            if "owner" in kinds or "group" in kinds or "create" in kinds:
+                system.chown(self.path, state["want_uid"], state["want_gid"])

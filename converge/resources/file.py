@@ -1,0 +1,223 @@
+"""file: a file's content, mode and ownership.
+
+Example::
+
+    file("/etc/motd", content="Hello Tunnelix\\n", mode="0644", owner="root")
+    file("/etc/app.conf", source="app.conf.j2")        # rendered, next to the recipe
+    file("/etc/legacy.conf", action="delete")
+
+Content is replaced atomically (temp file in the same directory, fsync, rename) and
+only when it differs, so an up-to-date file keeps its mtime. The replaced file is
+kept in the backup directory (``backup`` copies, 0 for none).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat as stat_mod
+import time
+from typing import Any, Dict, List, Optional, Union
+
+from ..errors import ResourceError
+from . import _validate as v
+from ._base import Change, Resource, prop, short_hash, unplain
+
+BACKUP_DIR = "/var/lib/converge/backup"
+DIFF_LIMIT = 512 * 1024
+
+
+class File(Resource, type_name="file"):
+    """Manage a file: its content, mode, owner and group, or its absence."""
+
+    actions = ("create", "create_if_missing", "delete")
+
+    path: str = prop(doc="Path of the file; relative paths are relative to the current "
+                     "directory on a local run.", identity=True)
+    content: Union[str, bytes, None] = prop(None, doc="The whole content, as text or bytes.")
+    source: Optional[str] = prop(
+        None, doc="A file next to the recipe (or in its files/ or templates/ folder) whose "
+        "content to use; a name ending in .j2 is rendered as a jinja2 template.", wire=False)
+    mode: Optional[str] = prop(None, doc="Permissions, such as '0644'. Unmanaged when unset "
+                               "(new files get 0644).")
+    owner: Optional[str] = prop(None, doc="Owning user name or uid. Unmanaged when unset.")
+    group: Optional[str] = prop(None, doc="Owning group name or gid. Unmanaged when unset.")
+    backup: int = prop(5, doc="How many backups of replaced or deleted versions to keep "
+                       "(0 keeps none).")
+
+    def normalise(self) -> None:
+        self.path = v.path(self.path)
+        if self.content is not None and self.source is not None:
+            raise self.fail("give either content or source, not both")
+        if self.content is not None and not isinstance(self.content, (str, bytes)):
+            raise self.fail("content must be str or bytes, not %s" % type(self.content).__name__)
+        if self.source is not None:
+            self.content = self._load_source(self.source)
+        self.mode = v.mode(self.mode)
+        self.owner = v.account(self.owner, "owner")
+        self.group = v.account(self.group, "group")
+        self.backup = v.integer(self.backup, "backup", 0, 1000)
+
+    def _load_source(self, source: str) -> Union[str, bytes]:
+        from ..context import current
+
+        return current().load_source(source)
+
+    def decoded(self) -> None:
+        self.content = unplain(self.content)
+
+    def desired_bytes(self) -> Optional[bytes]:
+        if self.content is None:
+            return None
+        if isinstance(self.content, bytes):
+            return self.content
+        return self.content.encode("utf-8")
+
+    # -- target ----------------------------------------------------------------------
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        st = system.stat(self.path)
+        state: Dict[str, Any] = {"exists": st is not None}
+        if st is not None and stat_mod.S_ISLNK(st.st_mode):
+            target = system.real(self.path)
+            st = os.stat(target) if os.path.exists(target) else st
+        if st is not None:
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise ResourceError("%s is a directory, not a file" % self.path)
+            state.update(
+                mode="%04o" % stat_mod.S_IMODE(st.st_mode),
+                owner=system.user_name(st.st_uid),
+                group=system.group_name(st.st_gid),
+                uid=st.st_uid,
+                gid=st.st_gid,
+            )
+            if self.content is not None or self.action == "delete":
+                state["content"] = system.read_bytes(self.path)
+        if self.action != "delete":
+            state["want_uid"] = resolve_account(system.uid, self.owner, "owner")
+            state["want_gid"] = resolve_account(system.gid, self.group, "group")
+        return state
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        exists = current["exists"]
+        if self.action == "delete":
+            return [Change("delete file %s" % self.path)] if exists else []
+        if self.action == "create_if_missing" and exists:
+            return []
+        out: List[Change] = []
+        if not exists:
+            out.append(Change("create new file %s" % self.path, data="create"))
+        want = self.desired_bytes()
+        have = current.get("content")
+        if want is not None and want != have:
+            out.append(self._content_change(have, want))
+        out.extend(attribute_changes(self, current))
+        return out
+
+    def _content_change(self, have: Optional[bytes], want: bytes) -> Change:
+        if self.meta.sensitive:
+            return Change("update content in file %s (sensitive)" % self.path, data="content")
+        before = "none" if have is None else short_hash(have)
+        text = "update content in file %s from %s to %s" % (self.path, before, short_hash(want))
+        return Change(text, diff=unified_diff(have or b"", want, self.path), data="content")
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        kinds = {c.data for c in changes}
+        if self.action == "delete":
+            keep_backup(system, self.path, self.backup)
+            system.remove(self.path)
+            return
+        current = self.current(system)
+        mode = int(self.mode, 8) if self.mode else None
+        if "create" in kinds or "content" in kinds:
+            parent = os.path.dirname(os.path.normpath(os.path.join(system.cwd, self.path)))
+            if not system.is_dir(parent):
+                raise ResourceError(
+                    "parent directory %s does not exist" % parent,
+                    hint="declare it first: directory(%r, recursive=True)" % parent,
+                )
+            if current["exists"]:
+                keep_backup(system, self.path, self.backup)
+            system.write_atomic(self.path, self.desired_bytes() or b"", mode,
+                                current["want_uid"], current["want_gid"])
+            return
+        if "mode" in kinds and mode is not None:
+            system.chmod(self.path, mode)
+        if "owner" in kinds or "group" in kinds:
+            system.chown(self.path, current["want_uid"], current["want_gid"])
+
+
+def attribute_changes(resource: Any, current: Dict[str, Any]) -> List[Change]:
+    """Mode, owner and group changes, shared by file-like resources."""
+    out = []
+    if resource.mode is not None and current.get("mode") != resource.mode:
+        out.append(Change("change mode from '%s' to '%s'" % (current.get("mode", ""),
+                                                              resource.mode), data="mode"))
+    if resource.owner is not None and current.get("uid") != current["want_uid"]:
+        out.append(Change("change owner from '%s' to '%s'" % (current.get("owner", ""),
+                                                               resource.owner), data="owner"))
+    if resource.group is not None and current.get("gid") != current["want_gid"]:
+        out.append(Change("change group from '%s' to '%s'" % (current.get("group", ""),
+                                                               resource.group), data="group"))
+    return out
+
+
+def resolve_account(lookup: Any, name: Optional[str], what: str) -> int:
+    """The uid/gid of a user or group name; a failure when it does not exist."""
+    if name is None:
+        return -1
+    value = lookup(name)
+    if value is None:
+        raise ResourceError(
+            "%s '%s' does not exist on this machine" % (what, name),
+            hint="create it first (a user or group must exist before files name it)",
+        )
+    return int(value)
+
+
+def unified_diff(before: bytes, after: bytes, path: str) -> Optional[str]:
+    """A unified diff of two contents, or None for binary or very large content."""
+    if len(before) > DIFF_LIMIT or len(after) > DIFF_LIMIT or b"\0" in before + after:
+        return None
+    try:
+        old, new = before.decode("utf-8"), after.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                 fromfile=path, tofile=path + " (new)")
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+    return text or None
+
+
+def keep_backup(system: Any, path: str, count: int) -> None:
+    """Copy the file about to be replaced into the backup directory; keep ``count``."""
+    if count <= 0:
+        return
+    data = system.read_bytes(path)
+    if data is None:
+        return
+    absolute = os.path.normpath(os.path.join(system.cwd, path))
+    directory = backup_root(system) + os.path.dirname(absolute)
+    makedirs(system, directory, 0o700)
+    base = os.path.basename(absolute)
+    name = "%s.%s" % (base, time.strftime("%Y%m%d%H%M%S", time.gmtime()))
+    system.write_atomic(directory + "/" + name, data, 0o600)
+    old = sorted(f for f in system.listdir(directory) if f.startswith(base + ".")
+                 and f[len(base) + 1:].isdigit())
+    for stale in old[:-count]:
+        system.remove(directory + "/" + stale)
+
+
+def backup_root(system: Any) -> str:
+    if system.root != "/" or os.geteuid() == 0:
+        return BACKUP_DIR
+    return os.path.expanduser("~/.local/state/converge/backup")
+
+
+def makedirs(system: Any, path: str, mode: int) -> None:
+    """mkdir -p through the System."""
+    if system.is_dir(path) or path in ("", "/"):
+        return
+    makedirs(system, os.path.dirname(path), mode)
+    system.mkdir(path, mode)
