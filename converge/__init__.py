@@ -7,24 +7,38 @@ A recipe imports its resource functions from here::
     file("/etc/motd", content="Hello from %s\\n" % node.hostname)
 
 ``node`` (facts) and ``attrs`` (attributes) are those of the recipe being
-compiled; they can be imported only while a recipe runs.
+compiled; they can be imported only while a recipe runs. The resource functions
+are loaded on first use, so importing converge (and starting the CLI) stays cheap.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ._version import __version__
-from .dsl import FUNCTIONS, include_recipe
 
-globals().update(FUNCTIONS)
-
-__all__ = sorted(FUNCTIONS) + ["include_recipe", "node", "attrs", "__version__"]
+_HERE = os.path.dirname(__file__)
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("_") or os.path.exists(os.path.join(_HERE, name + ".py")) \
+            or os.path.isdir(os.path.join(_HERE, name)):
+        raise AttributeError(name)  # a submodule: let the import system load it
     if name in ("node", "attrs"):
         from . import context
 
         return getattr(context.current(), name)
+    from . import dsl
+
+    if name == "include_recipe":
+        return dsl.include_recipe
+    if name in dsl.FUNCTIONS:
+        return dsl.FUNCTIONS[name]
     raise AttributeError("module 'converge' has no attribute %r" % name)
+
+
+def __dir__() -> list:  # type: ignore[type-arg]
+    from . import dsl
+
+    return sorted(list(dsl.FUNCTIONS) + ["include_recipe", "node", "attrs", "__version__"])

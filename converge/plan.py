@@ -14,7 +14,6 @@ A Step is one resource with one action::
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
@@ -99,4 +98,6 @@ class Plan:
 
     def digest(self) -> str:
         """A hash of the plan's content (the journal records it)."""
+        import hashlib
+
         return hashlib.sha256(self.to_json().encode()).hexdigest()

@@ -20,7 +20,6 @@ This module is shipped to targets: standard library only, Python 3.8.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 from ..errors import PropertyError
@@ -272,4 +271,6 @@ def unplain(value: Any) -> Any:
 
 def short_hash(data: bytes) -> str:
     """The 8-character content fingerprint shown in change lines."""
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()[:8]

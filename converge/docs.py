@@ -1,0 +1,76 @@
+"""Documentation generated from the resource registry: ``converge resources`` and
+docs/resources.md come from the same declarations the code validates with."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import List, Optional, Type
+
+from .errors import ConvergeError
+from .resources._base import COMMON_PROPERTIES, REGISTRY, Resource
+
+
+def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]
+    if field.default is not dataclasses.MISSING:
+        return repr(field.default)
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return repr(field.default_factory())  # type: ignore[misc]
+    return "(required)"
+
+
+def _actions(cls: Type[Resource]) -> str:
+    default = cls.default_action or cls.actions[0]
+    return ", ".join(cls.actions + cls.notify_only) + " (default: %s)" % default
+
+
+def describe_types(name: Optional[str] = None) -> str:
+    """Plain-text listing of one type or all of them."""
+    if name is not None and name not in REGISTRY:
+        raise ConvergeError("no resource type '%s' (types: %s)" % (name, ", ".join(REGISTRY)))
+    out: List[str] = []
+    for type_name in sorted(REGISTRY) if name is None else [name]:
+        cls = REGISTRY[type_name]
+        summary = inspect.getdoc(cls) or ""
+        out.append("%s: %s" % (type_name, summary.splitlines()[0] if summary else ""))
+        out.append("  actions: %s" % _actions(cls))
+        for f in cls.fields():
+            out.append("  %-14s %s  [default %s]" % (f.name, f.metadata["doc"], _default(f)))
+        out.append("")
+    if name is None:
+        out.append("Every resource also takes: %s" % ", ".join(COMMON_PROPERTIES))
+    else:
+        out.append("Common properties:")
+        out.extend("  %-14s %s" % (k, v) for k, v in COMMON_PROPERTIES.items())
+    return "\n".join(out) + "\n"
+
+
+def reference_markdown() -> str:
+    """docs/resources.md: the resource reference, generated."""
+    out = [
+        "# Resource reference",
+        "",
+        "Generated from the code by `python -m converge.docs > docs/resources.md`; a test",
+        "fails when this page and the code disagree. `converge resources` prints the same.",
+        "",
+        "## Properties every resource takes",
+        "",
+        "| property | meaning |",
+        "|---|---|",
+    ]
+    out += ["| `%s` | %s |" % (k, v) for k, v in COMMON_PROPERTIES.items()]
+    for type_name in sorted(REGISTRY):
+        cls = REGISTRY[type_name]
+        module_doc = inspect.getdoc(inspect.getmodule(cls)) or ""
+        out += ["", "## %s" % type_name, "", module_doc, "",
+                "Actions: %s." % _actions(cls), "",
+                "| property | type | default | meaning |", "|---|---|---|---|"]
+        for f in cls.fields():
+            kind = str(f.type).replace("|", "\\|")
+            out.append("| `%s` | `%s` | `%s` | %s |" % (f.name, kind, _default(f),
+                                                      f.metadata["doc"]))
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

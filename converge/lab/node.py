@@ -1,0 +1,99 @@
+"""A running lab node, and how the host reaches into it without SSH."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from converge.lab.errors import LabError
+
+# Capabilities that act beyond any namespace; no process in a node has them.
+DROPPED_CAPS = {
+    "sys_module": 16, "sys_rawio": 17, "sys_boot": 22, "sys_time": 25,
+    "audit_control": 30, "mac_override": 32, "mac_admin": 33, "syslog": 34,
+    "wake_alarm": 35, "block_suspend": 36,
+}
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NODE_ENV = {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root",
+            "LOGNAME": "root", "SHELL": "/bin/bash"}
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of a live (not zombie) process, or None: guards against pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class Node:
+    """A lab node: its name, address on its /30, and its PID 1 on the host."""
+
+    name: str
+    address: str
+    pid: int
+    start: int
+    host_address: str
+    link: str
+    port: int = 22
+
+    @property
+    def alive(self) -> bool:
+        return process_start(self.pid) == self.start
+
+    def check_alive(self) -> None:
+        """Raise if the node's PID 1 is gone (killed, or exited)."""
+        if not self.alive:
+            raise LabError(
+                f"lab node {self.name} died (its PID 1, {self.pid}, is gone); "
+                f"remove it with `converge lab down {self.name}` and bring up a new one"
+            )
+
+    def run(
+        self,
+        argv: Sequence[str],
+        input: str | bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
+        """Run argv inside the node (its namespaces, its root, its capabilities)."""
+        self.check_alive()
+        if isinstance(input, str) and not text:
+            input = input.encode()
+        drop = ",".join(f"-{cap}" for cap in DROPPED_CAPS)
+        command = [
+            "nsenter", f"--target={self.pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
+            "--", "setpriv", f"--bounding-set={drop}", "--inh-caps=-all", "--",
+            *argv,
+        ]
+        return subprocess.run(
+            command, input=input, capture_output=True, timeout=timeout, text=text,
+            env={**NODE_ENV, **(env or {})}, cwd="/",
+            **({"errors": "replace"} if text else {}),
+        )
+
+    def read_file(self, path: str) -> bytes:
+        """A file's content as the node sees it."""
+        done = self.run(["cat", "--", path], text=False)
+        if done.returncode != 0:
+            raise FileNotFoundError(f"{self.name}:{path}: {done.stderr.decode().strip()}")
+        return done.stdout
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write a file inside the node (parent directories included)."""
+        parent = os.path.dirname(path) or "/"
+        done = self.run(
+            ["sh", "-c", 'mkdir -p "$1" && cat > "$2" && chmod "$3" "$2"', "sh",
+             parent, path, f"{mode:o}"],
+            input=data, text=False,
+        )
+        if done.returncode != 0:
+            raise LabError(f"cannot write {self.name}:{path}: {done.stderr.decode().strip()}")
