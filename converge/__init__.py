@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 _HERE = os.path.dirname(__file__)
 

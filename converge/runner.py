@@ -64,7 +64,7 @@ def run(
                                     remote=remote))
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
-    for transport, plan in zip(transports, plans):
+    for transport, plan in zip(transports, plans, strict=True):
         emit = (lambda e, h=transport.host: on_event(h, e)) if on_event else None
         error = None
         try:

@@ -20,7 +20,8 @@ def mode(value: Any, what: str = "mode") -> Optional[str]:
     if isinstance(value, int):
         if value > 0o7777 or (value > 0o777 and re.fullmatch(r"[0-7]{3,4}", str(value))):
             raise PropertyError(
-                "%s %d is a decimal number; write it as 0o%d or '%04d'" % (what, value, value, value)
+                "%s %d is a decimal number; write it as 0o%d or '%04d'"
+                % (what, value, value, value)
             )
         number = value
     else:
