@@ -119,7 +119,8 @@ def build_layers(spec):
     """A private tmpfs holding each overlay's upper and work directories, seeded."""
     layers = spec["layers"]
     mount("tmpfs", layers, "tmpfs", MS_NOSUID, "mode=700")
-    for name in OVERLAY_DIRS + ("empty",):
+    os.mkdir(os.path.join(layers, "empty"))
+    for name in OVERLAY_DIRS:
         for kind in ("upper", "work"):
             os.makedirs(os.path.join(layers, kind, name))
     for name in OVERLAY_DIRS:
@@ -192,7 +193,9 @@ def mount_proc(spec, snapshot):
         path = os.path.join(proc, sub)
         if os.path.isdir(path):
             bind(path, path, readonly=True, flags=flags)
-    bind(os.path.join(spec["root"], "dev", "null"), os.path.join(proc, "sysrq-trigger"))
+    sysrq = os.path.join(proc, "sysrq-trigger")
+    if os.path.exists(sysrq):
+        bind(os.path.join(spec["root"], "dev", "null"), sysrq)
 
 
 def mount_dev(spec):

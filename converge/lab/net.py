@@ -42,7 +42,9 @@ def parse_pool(text: str) -> ipaddress.IPv4Network:
     try:
         pool = ipaddress.IPv4Network(text, strict=False)
     except ValueError as exc:
-        raise LabError(f"lab network {text!r} is not an IPv4 network such as 10.213.0.0/16") from exc
+        raise LabError(
+            f"lab network {text!r} is not an IPv4 network such as 10.213.0.0/16"
+        ) from exc
     if pool.prefixlen > 30:
         raise LabError(f"lab network {text} is smaller than a /30")
     return pool

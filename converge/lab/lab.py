@@ -1,0 +1,472 @@
+"""Lab: bring throwaway nodes up, find them again from another process, take them down."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import select
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import converge
+from converge.lab import net
+from converge.lab.errors import LabError
+from converge.lab.node import DROPPED_CAPS, NODE_ENV, Node, process_start
+from converge.lab.repo import NODE_PATH as REPO_NODE_PATH
+from converge.lab.repo import SOURCES_LINE, LocalRepo
+
+DEFAULT_DIRECTORY = "/run/converge-lab"
+SSHD = "/usr/sbin/sshd"
+READY_TIMEOUT = 30.0
+DOWN_TIMEOUT = 15.0
+OOM_SCORE_ADJ = 500
+SPAWNER = Path(__file__).with_name("_spawn.py")
+TOOLS = {"ip": "iproute2", "ssh-keygen": "openssh-client", "nsenter": "util-linux",
+         "setpriv": "util-linux"}
+
+SSHD_CONFIG = """\
+# converge lab node: key-only root login, no PAM, host key below
+Port 22
+ListenAddress 0.0.0.0
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+PidFile none
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+POLICY_RC_D = "#!/bin/sh\n# converge lab: package scripts start no daemon in a node\nexit 101\n"
+
+
+class Lab:
+    """The nodes recorded in one lab directory (`/run/converge-lab` by default)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        network: str | None = None,
+        sshd: str = SSHD,
+        platform: str = sys.platform,
+        filesystems: str = "/proc/filesystems",
+    ) -> None:
+        chosen = directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY
+        self.directory = Path(chosen).absolute()
+        self.pool = net.parse_pool(network or os.environ.get("CONVERGE_LAB_NET")
+                                   or net.DEFAULT_POOL)
+        self.sshd = sshd
+        self.platform = platform
+        self.filesystems = filesystems
+        self.repo = LocalRepo(self.directory / "repo")
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def key_path(self) -> Path:
+        """The lab's private SSH key; nodes accept only it."""
+        return self.directory / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.directory / "ssh" / "known_hosts"
+
+    def inventory_path(self) -> Path:
+        """A YAML inventory of the running nodes (written at every up and down)."""
+        path = self.directory / "inventory.yml"
+        if not path.exists() and self.directory.is_dir():
+            self._write_inventory(self.nodes())
+        return path
+
+    # -- public operations ---------------------------------------------------
+
+    def check_host(self) -> None:
+        """Refuse early, saying what to do, when this machine cannot run nodes."""
+        if not self.platform.startswith("linux"):
+            raise LabError(f"the lab needs Linux namespaces; this is {self.platform}")
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (namespaces, mounts, veth links): run it with sudo")
+        if not os.access(self.sshd, os.X_OK):
+            raise LabError(f"sshd not found at {self.sshd}: install openssh-server "
+                           "(apt-get install openssh-server; the lab starts no host sshd)")
+        if not _has_overlayfs(self.filesystems):
+            raise LabError("overlayfs is not available in this kernel: load it with "
+                           "`modprobe overlay` (kernel option CONFIG_OVERLAY_FS)")
+        for tool, package in TOOLS.items():
+            if shutil.which(tool) is None:
+                raise LabError(f"{tool} not found: install {package}")
+        if any(c in str(self.directory) for c in ",:\n"):
+            raise LabError(f"lab directory {self.directory} must not contain ',' or ':'")
+
+    def nodes(self) -> list[Node]:
+        """Every recorded node, alive or not (see Node.alive)."""
+        return [_node(name, info) for name, info in self._state()["nodes"].items()]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes():
+            if node.name == name:
+                return node
+        raise LabError(f"no lab node named {name!r} in {self.directory}")
+
+    def up(self, n: int = 1, mirror: Iterable[str] = ()) -> list[Node]:
+        """Start n nodes; return when every node's sshd answers."""
+        if n < 1:
+            raise LabError(f"cannot bring up {n} nodes; ask for 1 or more")
+        self.check_host()
+        self._prepare()
+        self.repo.mirror(list(mirror))
+        self.repo.ensure()
+        with self._lock():
+            state = self._state()
+            names = _free_names(state["nodes"], n)
+            with net.machine_lock():
+                slots = net.allocate(self.pool, n)
+                nodes = self._start(state, names, slots)
+        try:
+            _wait_for_sshd(nodes, self._log_tail, READY_TIMEOUT)
+        except LabError:
+            self.down([node.name for node in nodes])
+            raise
+        return nodes
+
+    def down(self, names: Iterable[str] | None = None) -> list[str]:
+        """Stop nodes (all when none named) and check nothing of them is left."""
+        with self._lock():
+            state = self._state()
+            chosen = list(state["nodes"]) if names is None else list(names)
+            unknown = [name for name in chosen if name not in state["nodes"]]
+            if unknown:
+                raise LabError(f"no lab node named {', '.join(unknown)} in {self.directory}")
+            nodes = [_node(name, state["nodes"][name]) for name in chosen]
+            leftovers = self._stop(nodes)
+            for node in nodes:
+                shutil.rmtree(self._node_dir(node.name), ignore_errors=True)
+                del state["nodes"][node.name]
+            self._save(state)
+        if leftovers:
+            raise LabError("lab down left things behind: " + "; ".join(leftovers))
+        return chosen
+
+    def ssh_command(self, node: Node, command: Iterable[str] = ()) -> list[str]:
+        """An OpenSSH client command line for the node, host key checking on."""
+        return [
+            "ssh", "-F", "/dev/null", "-i", str(self.key_path),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts_path}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+            "-o", "LogLevel=ERROR", "-p", str(node.port), f"root@{node.address}", *command,
+        ]
+
+    # -- bring-up ------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.directory / "nodes").mkdir(exist_ok=True)
+        if not self.key_path.exists():
+            self.key_path.parent.mkdir(mode=0o700, exist_ok=True)
+            _keygen([self.key_path], comment="converge-lab")
+
+    def _start(self, state: dict, names: list[str], slots: list[net.Slot]) -> list[Node]:
+        for name in names:
+            node_dir = self._node_dir(name)
+            shutil.rmtree(node_dir, ignore_errors=True)
+            for sub in ("root", "layers"):
+                (node_dir / sub).mkdir(parents=True)
+        _keygen([self._node_dir(name) / "ssh_host_ed25519_key" for name in names], comment="")
+        specs = [self._spec(name, slot) for name, slot in zip(names, slots, strict=True)]
+        spawner = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(SPAWNER)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert spawner.stdin and spawner.stdout
+        spawner.stdin.write(json.dumps({"nodes": specs}) + "\n")
+        spawner.stdin.flush()
+        reply = spawner.stdout.readline()
+        if not reply:
+            _, err = spawner.communicate()
+            raise LabError(f"could not start nodes: {err.strip()}")
+        pids = json.loads(reply)["pids"]
+        nodes = []
+        for name, slot in zip(names, slots, strict=True):
+            info = {"address": str(slot.node), "host_address": str(slot.host), "link": slot.link,
+                    "pid": pids[name], "start": process_start(pids[name]) or 0}
+            state["nodes"][name] = info
+            nodes.append(_node(name, info))
+        self._save(state)
+        try:
+            net.create_links([(slot, node.pid) for slot, node in zip(slots, nodes, strict=True)])
+        except LabError:
+            spawner.communicate("abort\n")
+            self._stop(nodes)
+            raise
+        _, err = spawner.communicate("go\n")
+        if spawner.returncode != 0:
+            raise LabError(f"could not start nodes: {err.strip()}")
+        return nodes
+
+    def _spec(self, name: str, slot: net.Slot) -> dict:
+        node_dir = self._node_dir(name)
+        return {
+            "name": name, "root": str(node_dir / "root"), "layers": str(node_dir / "layers"),
+            "log": str(node_dir / "node.log"), "repo": str(self.repo.directory),
+            "repo_target": REPO_NODE_PATH, "address": str(slot.node),
+            "netmask": "255.255.255.252", "sshd": self.sshd, "env": NODE_ENV,
+            "drop_caps": sorted(DROPPED_CAPS.values()), "oom_score_adj": OOM_SCORE_ADJ,
+            "binds": _interpreter_binds(), "seeds": self._seeds(name, slot),
+        }
+
+    def _seeds(self, name: str, slot: net.Slot) -> list[dict]:
+        node_dir = self._node_dir(name)
+        pub = self.key_path.with_suffix(".pub").read_bytes()
+        hosts = (f"127.0.0.1\tlocalhost\n{slot.node}\t{name}\n"
+                 "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        files = [
+            ("/etc/ssh/sshd_config", SSHD_CONFIG.encode(), 0o644),
+            ("/etc/ssh/ssh_host_ed25519_key",
+             (node_dir / "ssh_host_ed25519_key").read_bytes(), 0o600),
+            ("/etc/ssh/ssh_host_ed25519_key.pub",
+             (node_dir / "ssh_host_ed25519_key.pub").read_bytes(), 0o644),
+            ("/etc/hostname", f"{name}\n".encode(), 0o644),
+            ("/etc/hosts", hosts.encode(), 0o644),
+            ("/etc/machine-id", f"{uuid.uuid4().hex}\n".encode(), 0o444),
+            ("/etc/apt/sources.list", SOURCES_LINE.encode(), 0o644),
+            ("/usr/sbin/policy-rc.d", POLICY_RC_D.encode(), 0o755),
+            ("/root/.ssh/authorized_keys", pub, 0o600),
+        ]
+        for skel in (".bashrc", ".profile"):
+            path = Path("/etc/skel") / skel
+            if path.exists():
+                files.append((f"/root/{skel}", path.read_bytes(), 0o644))
+        seeds: list[dict] = [
+            {"path": "/etc/apt/sources.list.d", "opaque": True},
+            {"path": "/root/.ssh", "dir": True, "mode": 0o700},
+        ]
+        seeds += [{"path": path, "data": base64.b64encode(data).decode(), "mode": mode}
+                  for path, data, mode in files]
+        return seeds
+
+    # -- teardown ------------------------------------------------------------
+
+    def _stop(self, nodes: list[Node]) -> list[str]:
+        """Kill each node's PID 1 (its pid namespace goes with it); return what remains."""
+        pidfds = []
+        for node in nodes:
+            fd = _pidfd(node)
+            if fd is not None:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                pidfds.append(fd)
+        deadline = time.monotonic() + DOWN_TIMEOUT
+        for fd in pidfds:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            os.close(fd)
+        _poll(lambda: not any(net.link_exists(node.link) for node in nodes), deadline)
+        leftovers = []
+        for node in nodes:
+            if node.alive:
+                leftovers.append(f"{node.name}: process {node.pid} still running")
+            if net.link_exists(node.link):
+                net.delete_link(node.link)
+                if net.link_exists(node.link):
+                    leftovers.append(f"{node.name}: link {node.link} still present")
+            for point in _host_mounts_under(self._node_dir(node.name)):
+                leftovers.append(f"{node.name}: mount {point} still present")
+        return leftovers
+
+    # -- state ---------------------------------------------------------------
+
+    def _node_dir(self, name: str) -> Path:
+        return self.directory / "nodes" / name
+
+    def _log_tail(self, name: str) -> str:
+        path = self._node_dir(name) / "node.log"
+        try:
+            lines = path.read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(lines[-5:]) or "(empty log)"
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _state(self) -> dict:
+        try:
+            state = json.loads((self.directory / "state.json").read_text())
+        except FileNotFoundError:
+            state = {}
+        state.setdefault("nodes", {})
+        return state
+
+    def _save(self, state: dict) -> None:
+        _atomic_write(self.directory / "state.json", json.dumps(state, indent=2) + "\n")
+        nodes = [_node(name, info) for name, info in state["nodes"].items()]
+        lines = []
+        for node in nodes:
+            pub = self._node_dir(node.name) / "ssh_host_ed25519_key.pub"
+            if pub.exists():
+                keytype, key = pub.read_text().split()[:2]
+                lines.append(f"{node.address} {keytype} {key}\n")
+        self.known_hosts_path.parent.mkdir(mode=0o700, exist_ok=True)
+        _atomic_write(self.known_hosts_path, "".join(lines))
+        self._write_inventory(nodes)
+
+    def _write_inventory(self, nodes: list[Node]) -> None:
+        q = json.dumps
+        lines = [f"# converge lab inventory: the nodes running in {self.directory}",
+                 "hosts:" if nodes else "hosts: {}"]
+        for node in nodes:
+            lines += [f"  {node.name}:", f"    address: {q(node.address)}",
+                      f"    port: {node.port}", "    user: root",
+                      f"    key: {q(str(self.key_path))}",
+                      f"    known_hosts: {q(str(self.known_hosts_path))}"]
+        lines += ["vars:", f"  known_hosts: {q(str(self.known_hosts_path))}"]
+        _atomic_write(self.directory / "inventory.yml", "\n".join(lines) + "\n")
+
+
+def _node(name: str, info: dict) -> Node:
+    return Node(name=name, address=info["address"], pid=info["pid"], start=info["start"],
+                host_address=info["host_address"], link=info["link"])
+
+
+def _free_names(existing: dict, count: int) -> list[str]:
+    names, number = [], 1
+    while len(names) < count:
+        name = f"node{number}"
+        if name not in existing:
+            names.append(name)
+        number += 1
+    return names
+
+
+def _has_overlayfs(filesystems: str) -> bool:
+    try:
+        with open(filesystems) as handle:
+            return any(line.split()[-1:] == ["overlay"] for line in handle)
+    except OSError:
+        return False
+
+
+def _interpreter_binds() -> list[str]:
+    """Host paths a node must see read-only to run this converge with this Python.
+
+    A node's /root is a plain Debian one, so what lives under the host's /root
+    (a pyenv interpreter, a checkout) is bound in; elsewhere the overlays show it.
+    """
+    package_root = Path(converge.__file__).resolve().parent.parent
+    wanted = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    wanted.add(package_root)
+    under_root = sorted(p for p in wanted if Path("/root") in p.parents)
+    binds: list[str] = []
+    for path in under_root:
+        if not any(Path(b) in path.parents for b in binds):
+            binds.append(str(path))
+    return binds
+
+
+def _keygen(paths: list[Path], comment: str) -> None:
+    """Generate ed25519 keys, in parallel."""
+    procs = []
+    for path in paths:
+        for old in (path, path.with_name(path.name + ".pub")):
+            old.unlink(missing_ok=True)
+        procs.append(subprocess.Popen(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise LabError(f"ssh-keygen failed: {err.decode().strip()}")
+
+
+def _pidfd(node: Node) -> int | None:
+    """A pidfd for the node's PID 1 if it is still that process, else None."""
+    try:
+        fd = os.pidfd_open(node.pid)
+    except ProcessLookupError:
+        return None
+    if not node.alive:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _poll(done, deadline: float, interval: float = 0.01) -> bool:
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def _host_mounts_under(path: Path) -> list[str]:
+    prefix = str(path)
+    found = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            point = line.split()[4]
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
+    """Return when every node's sshd has sent its banner; raise if a node dies."""
+    deadline = time.monotonic() + timeout
+    pending = {node.name: node for node in nodes}
+    selector = selectors.DefaultSelector()
+    try:
+        while pending:
+            for name, node in pending.items():
+                if not any(key.data == name for key in selector.get_map().values()):
+                    if not node.alive:
+                        raise LabError(f"lab node {name} died while starting: {log_tail(name)}")
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    sock.connect_ex((node.address, node.port))
+                    selector.register(sock, selectors.EVENT_READ, name)
+            for key, _ in selector.select(timeout=0.02):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    banner = sock.recv(64)
+                except OSError:
+                    banner = b""
+                selector.unregister(sock)
+                sock.close()
+                if banner.startswith(b"SSH-"):
+                    del pending[key.data]
+            if pending and time.monotonic() > deadline:
+                raise LabError(f"lab nodes {', '.join(sorted(pending))} did not answer on "
+                               f"port 22 within {timeout:.0f} s: {log_tail(next(iter(pending)))}")
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        selector.close()
