@@ -140,6 +140,16 @@ class System:
         finally:
             os.close(dfd)
 
+    def write_in_place(self, path: str, data: bytes) -> None:
+        """Write into an existing file without a temp file or rename: for /proc/sys
+        and /proc/PID files, where the kernel checks the write. The kernel's refusal
+        is an OSError with its errno (EINVAL, EACCES, EPERM)."""
+        fd = os.open(self.real(path), os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
     def mkdir(self, path: str, mode: int = 0o755) -> None:
         os.mkdir(self.real(path), mode)
         os.chmod(self.real(path), mode)  # mkdir's mode is filtered by the umask
