@@ -1,0 +1,77 @@
+"""Shared fixtures: recipes compiled and converged under a temporary root."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+from converge.agent.engine import Engine
+from converge.agent.system import System
+from converge.recipe import compile_recipe
+
+import importlib.util
+
+# The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
+pytest_plugins = (["converge.lab.pytest_plugin"]
+                  if importlib.util.find_spec("converge.lab.pytest_plugin") else [])
+
+FACTS = {"hostname": "testhost", "fqdn": "testhost.example", "os": "linux",
+         "platform": "debian", "platform_family": "debian", "platform_version": "12",
+         "init": "sysvinit", "cpu_count": 2, "memory_mb": 1024, "python_version": "3.11"}
+
+
+class Converger:
+    """Compile a recipe text and converge it under a temporary root."""
+
+    def __init__(self, root: Path, workdir: Path) -> None:
+        self.root = root
+        self.workdir = workdir
+        self.system = System(str(root), cwd="/")
+        for folder in ("etc", "var/lib", "tmp"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                         "www-data:x:33:33::/var/www:/bin/sh\n")
+        (root / "etc/group").write_text("root:x:0:\nwww-data:x:33:\n")
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def compile(self, text: str, name: str = "recipe.py", **kwargs: Any):  # type: ignore[no-untyped-def]
+        path = self.write(name, text)
+        kwargs.setdefault("facts", lambda: FACTS)
+        return compile_recipe(path, **kwargs)
+
+    def run(self, text: str, mode: str = "apply", **kwargs: Any) -> List[Dict[str, Any]]:
+        plan = self.compile(text, **kwargs)
+        return Engine(self.system, mode=mode).run(plan)
+
+    def path(self, target: str) -> Path:
+        return self.root / target.lstrip("/")
+
+
+@pytest.fixture
+def converger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Converger:
+    root, work = tmp_path / "root", tmp_path / "work"
+    root.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return Converger(root, work)
+
+
+def statuses(events: List[Dict[str, Any]]) -> List[str]:
+    return [e["status"] for e in events]
+
+
+@pytest.fixture
+def mtimes() -> Callable[[Path], Dict[str, int]]:
+    def snapshot(root: Path) -> Dict[str, int]:
+        return {str(p): os.stat(p, follow_symlinks=False).st_mtime_ns
+                for p in root.rglob("*")}
+    return snapshot

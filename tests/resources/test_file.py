@@ -1,0 +1,145 @@
+"""file: table of starting states → change lines → resulting state; idempotence."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Converger, statuses
+
+TARGET = "/etc/app.conf"
+
+
+@pytest.mark.parametrize(
+    "start, recipe, lines, content, mode",
+    [
+        pytest.param(None, 'file("/etc/app.conf", content="a\\n")',
+                     ["create new file /etc/app.conf",
+                      "update content in file /etc/app.conf from none to 87428fc5"],
+                     b"a\n", "0644", id="create"),
+        pytest.param((b"old\n", 0o600), 'file("/etc/app.conf", content="a\\n", mode="0644")',
+                     ["update content in file /etc/app.conf from 01d09d19 to 87428fc5",
+                      "change mode from '0600' to '0644'"],
+                     b"a\n", "0644", id="content-and-mode"),
+        pytest.param((b"a\n", 0o600), 'file("/etc/app.conf", content="a\\n", mode=0o640)',
+                     ["change mode from '0600' to '0640'"], b"a\n", "0640", id="mode-only"),
+        pytest.param((b"a\n", 0o644), 'file("/etc/app.conf", content="a\\n", mode="644")',
+                     [], b"a\n", "0644", id="already-set"),
+        pytest.param((b"keep\n", 0o600), 'file("/etc/app.conf", content="new\\n", '
+                     'action="create_if_missing", mode="0644")',
+                     [], b"keep\n", "0600", id="create-if-missing-leaves-existing-alone"),
+        pytest.param(None, 'file("/etc/app.conf", content=b"\\x00\\x01", '
+                     'action="create_if_missing")',
+                     ["create new file /etc/app.conf",
+                      "update content in file /etc/app.conf from none to b413f47d"],
+                     b"\x00\x01", "0644", id="create-if-missing-creates-bytes"),
+        pytest.param((b"x", 0o644), 'file("/etc/app.conf", action="delete")',
+                     ["delete file /etc/app.conf"], None, None, id="delete"),
+        pytest.param(None, 'file("/etc/app.conf", action="delete")', [], None, None,
+                     id="delete-absent"),
+    ],
+)
+def test_file_table(converger: Converger, start, recipe, lines, content, mode) -> None:
+    path = converger.path(TARGET)
+    if start is not None:
+        path.write_bytes(start[0])
+        os.chmod(path, start[1])
+    events = converger.run("from converge import file\n" + recipe + "\n")
+    assert events[0]["changes"] == lines
+    assert events[0]["status"] == ("updated" if lines else "up_to_date")
+    if content is None:
+        assert not path.exists()
+    else:
+        assert path.read_bytes() == content
+        assert "%04o" % stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_second_run_is_up_to_date_and_keeps_mtime(converger: Converger, mtimes) -> None:
+    recipe = """
+        from converge import directory, file, template
+        directory("/srv/app/conf", recursive=True, mode="0750")
+        file("/srv/app/conf/a", content="one\\n", mode="0600", owner="www-data", group="33")
+        template("/srv/app/conf/b", source="b.j2", variables={"n": 2})
+        file("/srv/app/conf/c", content=b"\\xff\\x00", action="create_if_missing")
+    """
+    converger.write("templates/b.j2", "n={{ n }} host={{ node.hostname }}\n")
+    first = converger.run(recipe)
+    assert statuses(first) == ["updated"] * 4
+    before = mtimes(converger.root)
+    second = converger.run(recipe)
+    assert statuses(second) == ["up_to_date"] * 4
+    assert mtimes(converger.root) == before
+    assert converger.path("/srv/app/conf/b").read_text() == "n=2 host=testhost\n"
+    st = converger.path("/srv/app/conf/a").stat()
+    assert (st.st_uid, st.st_gid) == (33, 33)
+
+
+def test_plan_mode_changes_nothing(converger: Converger, mtimes) -> None:
+    converger.path(TARGET).write_text("old\n")
+    before = mtimes(converger.root)
+    events = converger.run('from converge import file\nfile("/etc/app.conf", content="new\\n")\n'
+                           'file("/etc/other", content="x")\n', mode="plan")
+    assert statuses(events) == ["updated", "updated"]
+    assert mtimes(converger.root) == before
+    assert converger.path(TARGET).read_text() == "old\n"
+    assert "-old\n+new\n" in events[0]["diffs"][0]
+
+
+def test_owner_missing_fails_that_resource_only(converger: Converger) -> None:
+    events = converger.run('from converge import file\n'
+                           'file("/etc/a", content="a", owner="nosuchuser")\n'
+                           'file("/etc/b", content="b")\n')
+    assert statuses(events) == ["failed", "updated"]
+    assert "owner 'nosuchuser' does not exist on this machine" in events[0]["error"]
+    assert not converger.path("/etc/a").exists()
+    assert converger.path("/etc/b").read_text() == "b"
+
+
+def test_replaced_file_is_backed_up_and_pruned(converger: Converger) -> None:
+    path = converger.path(TARGET)
+    for n in range(4):
+        path.write_text("version %d\n" % n)
+        converger.run('from converge import file\n'
+                      'file("/etc/app.conf", content="final\\n", backup=2)\n')
+        backups = sorted((converger.root / "var/lib/converge/backup/etc").iterdir())
+        # one backup a second at most: same-second runs overwrite
+        assert 1 <= len(backups) <= 2
+        assert all(stat.S_IMODE(b.stat().st_mode) == 0o600 for b in backups)
+    assert backups[-1].read_text() == "version 3\n"
+
+
+def test_atomic_write_leaves_no_temp_file(converger: Converger) -> None:
+    converger.run('from converge import file\nfile("/etc/app.conf", content="x" * 100000)\n')
+    names = os.listdir(converger.path("/etc"))
+    assert [n for n in names if n.startswith(".converge-")] == []
+
+
+def test_missing_parent_directory_fails_clearly(converger: Converger) -> None:
+    events = converger.run('from converge import file\nfile("/nope/x", content="a")\n')
+    assert events[0]["status"] == "failed"
+    assert "parent directory /nope does not exist" in events[0]["error"]
+
+
+def test_sensitive_content_never_in_changes_or_diffs(converger: Converger) -> None:
+    converger.path(TARGET).write_text("old secret\n")
+    events = converger.run('from converge import file\n'
+                           'file("/etc/app.conf", content="s3cret\\n", sensitive=True)\n')
+    assert events[0]["changes"] == ["update content in file /etc/app.conf (sensitive)"]
+    assert events[0]["diffs"] == []
+    assert "s3cret" not in repr(events)
+
+
+def test_relative_path_is_relative_to_cwd(tmp_path: Path, monkeypatch) -> None:
+    from converge.agent.engine import Engine
+    from converge.agent.system import System
+    from converge.recipe import compile_recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.py").write_text('from converge import file\nfile("x.txt", content="hi")\n')
+    plan = compile_recipe(tmp_path / "r.py", facts=dict)
+    assert plan.steps[0].id == "file[x.txt]"
+    Engine(System()).run(plan)
+    assert (tmp_path / "x.txt").read_text() == "hi"
