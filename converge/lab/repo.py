@@ -37,6 +37,15 @@ class LocalRepo:
         if not (self.directory / "Packages").exists():
             self.index()
 
+    def names(self) -> set[str]:
+        """Package names the index holds."""
+        try:
+            text = (self.directory / "Packages").read_text()
+        except FileNotFoundError:
+            return set()
+        return {line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("Package:")}
+
     def debs(self) -> list[Path]:
         return sorted(self.directory.glob("*.deb"))
 

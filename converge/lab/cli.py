@@ -1,0 +1,124 @@
+"""`converge lab …` and `converge test`: plain output, LabError as one line and exit 1."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, List, Optional, TypeVar
+
+import typer
+
+from converge.lab.errors import LabError
+from converge.lab.lab import Lab
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Throwaway sandbox nodes on this machine (namespaces, overlays, a real sshd).",
+)
+
+
+CountArg = typer.Argument(1, help="How many nodes to start.")
+MirrorOpt = typer.Option(
+    [], "--mirror", metavar="PKG", help="Mirror distribution packages (and what they need) "
+    "into the lab repository first; repeat, or separate with commas.")
+NodeArg = typer.Argument(..., help="Node name, e.g. node1.")
+CommandArg = typer.Argument(None, help="Command to run (a shell if none).")
+NodesArg = typer.Argument(None, help="Nodes (all when none).")
+RecipeArg = typer.Argument(..., help="A recipe file, or a cookbook folder.")
+NodeCountOpt = typer.Option(1, "--nodes", "-n", help="How many fresh nodes.")
+KeepOpt = typer.Option(False, "--keep", help="Leave the nodes running afterwards.")
+
+
+def _clear_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LabError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _split(values: List[str]) -> List[str]:
+    return [name for value in values for name in value.replace(",", " ").split()]
+
+
+@app.command()
+@_clear_errors
+def up(
+    n: int = CountArg,
+    mirror: List[str] = MirrorOpt,
+) -> None:
+    """Start N nodes and wait until every node's sshd answers."""
+    for node in Lab().up(n, mirror=_split(mirror)):
+        typer.echo(f"{node.name}\t{node.address}")
+
+
+@app.command("ls")
+@_clear_errors
+def ls() -> None:
+    """List the lab's nodes."""
+    nodes = Lab().nodes()
+    if not nodes:
+        typer.echo("no lab nodes")
+        return
+    typer.echo("NAME\tADDRESS\tPID\tSTATE")
+    for node in nodes:
+        typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}")
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+@_clear_errors
+def ssh(
+    node: str = NodeArg,
+    command: Optional[List[str]] = CommandArg,
+) -> None:
+    """SSH into a node with the lab key, checking its host key."""
+    lab = Lab()
+    target = lab.node(node)
+    target.check_alive()
+    argv = lab.ssh_command(target, command or [])
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@app.command()
+@_clear_errors
+def inventory() -> None:
+    """Print the path of a YAML inventory of the running nodes (for `converge apply -i`)."""
+    typer.echo(str(Lab().inventory_path()))
+
+
+@app.command()
+@_clear_errors
+def down(nodes: Optional[List[str]] = NodesArg) -> None:
+    """Stop nodes and check that nothing of them is left."""
+    removed = Lab().down(nodes or None)
+    typer.echo(f"removed {' '.join(removed)}" if removed else "no lab nodes")
+
+
+@_clear_errors
+def test(
+    recipe: Path = RecipeArg,
+    nodes: int = NodeCountOpt,
+    keep: bool = KeepOpt,
+) -> None:
+    """Prove a recipe idempotent: apply it twice in fresh lab nodes; exit 1 if the
+    second run changes anything."""
+    from converge.lab.idempotence import run_test
+
+    raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep, echo=typer.echo))
+
+
+def register(main: typer.Typer) -> None:
+    """Mount `lab` and `test` on converge's main command line."""
+    main.add_typer(app, name="lab")
+    main.command("test")(test)

@@ -1,0 +1,191 @@
+"""Prove a recipe idempotent in lab nodes: apply, apply again, nothing may change.
+
+Each run is `python3 -m converge apply RECIPE --json FILE` inside the node (the
+host's interpreter and this converge, read-only there). The JSON report says,
+resource by resource, what the second run changed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import sys
+import tarfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from converge.lab.errors import LabError
+from converge.lab.lab import Lab
+from converge.lab.node import Node
+
+WORKDIR = "/tmp/converge-test"
+CHANGED = "updated"
+
+
+@dataclass
+class ApplyRun:
+    """One `converge apply` inside a node: its exit code, output and JSON report."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    report: dict = field(default_factory=dict)
+
+    def resources(self) -> list[dict]:
+        return [res for host in self.report.get("hosts", {}).values()
+                for res in host.get("resources", [])]
+
+    def with_status(self, status: str) -> list[dict]:
+        return [res for res in self.resources() if res.get("status") == status]
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and bool(self.report) and not self.with_status("failed")
+
+
+@dataclass
+class IdempotenceResult:
+    """Both runs of a recipe on one node, and the verdict."""
+
+    node: str
+    recipe: str
+    first: ApplyRun
+    second: ApplyRun
+
+    @property
+    def not_idempotent(self) -> list[dict]:
+        """Resources the second run changed."""
+        return self.second.with_status(CHANGED)
+
+    @property
+    def ok(self) -> bool:
+        return self.first.ok and self.second.ok and not self.not_idempotent
+
+    def verdict(self) -> str:
+        if not self.first.ok:
+            return f"{self.node}: the first run failed"
+        if not self.second.ok:
+            return f"{self.node}: the second run failed"
+        if self.not_idempotent:
+            lines = [f"{self.node}: not idempotent: the second run changed "
+                     f"{len(self.not_idempotent)} resource(s):"]
+            for res in self.not_idempotent:
+                lines.append(f"  - {res['id']}")
+                lines += [f"      {change}" for change in res.get("changes", [])]
+            return "\n".join(lines)
+        return f"{self.node}: idempotent: the second run changed nothing"
+
+    def describe(self) -> str:
+        """Both runs' output, then the verdict."""
+        parts = []
+        for label, run in (("first run", self.first), ("second run", self.second)):
+            parts.append(f"--- {self.node}: {label} (exit {run.returncode}) ---")
+            parts.append(run.stdout.rstrip())
+            if run.stderr.strip():
+                parts.append(run.stderr.rstrip())
+        parts.append(self.verdict())
+        return "\n".join(parts)
+
+
+def recipe_packages(recipe: str | Path) -> list[str]:
+    """Names of the packages the recipe's `package` resources install."""
+    from converge.recipe import compile_recipe
+
+    names: list[str] = []
+    for step in compile_recipe(Path(recipe)).steps:
+        if step.type != "package":
+            continue
+        value = (step.props.get("package_name") or step.props.get("name")
+                 or step.id.split("[", 1)[1].rstrip("]"))
+        for name in [value] if isinstance(value, str) else list(value):
+            names += str(name).replace(",", " ").split()
+    return sorted(set(names))
+
+
+def place_recipe(node: Node, recipe: str | Path) -> str:
+    """The recipe's path inside the node: the host path when the node sees it, else a copy."""
+    path = Path(recipe).absolute()
+    if not path.exists():
+        raise LabError(f"recipe {recipe} not found")
+    if node.run(["test", "-e", str(path)]).returncode == 0:
+        return str(path)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(path, arcname=path.name)
+    target = f"{WORKDIR}/recipe"
+    done = node.run(["sh", "-c", 'mkdir -p "$1" && tar -x -C "$1" -f -', "sh", target],
+                    input=buffer.getvalue(), text=False)
+    if done.returncode != 0:
+        raise LabError(f"cannot copy {recipe} into {node.name}: {done.stderr.decode().strip()}")
+    return f"{target}/{path.name}"
+
+
+def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = (),
+                  timeout: float | None = 600) -> ApplyRun:
+    """Run `converge apply` inside the node and read its JSON report."""
+    argv = [sys.executable, "-m", "converge", "apply", recipe, "--json", report, *args]
+    done = node.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=timeout)
+    try:
+        data = json.loads(node.read_file(report))
+    except (FileNotFoundError, ValueError):
+        data = {}
+    return ApplyRun(done.returncode, done.stdout, done.stderr, data)
+
+
+def check_idempotence(node: Node, recipe: str | Path, args: Sequence[str] = (),
+                      apt_update: bool | None = None) -> IdempotenceResult:
+    """Apply the recipe twice in the node; the result says what the second run changed."""
+    inside = place_recipe(node, recipe)
+    if apt_update is None:
+        apt_update = bool(recipe_packages(recipe))
+    if apt_update:
+        done = node.run(["apt-get", "update", "-qq"], timeout=300)
+        if done.returncode != 0:
+            raise LabError(f"apt-get update failed in {node.name}: {done.stderr.strip()}")
+    first = apply_in_node(node, inside, f"{WORKDIR}/first.json", args)
+    second = apply_in_node(node, inside, f"{WORKDIR}/second.json", args)
+    return IdempotenceResult(node.name, str(recipe), first, second)
+
+
+def assert_idempotent(node: Node, recipe: str | Path,
+                      args: Sequence[str] = ()) -> IdempotenceResult:
+    """check_idempotence, failing with both runs' output unless all is well."""
+    result = check_idempotence(node, recipe, args)
+    if not result.ok:
+        raise AssertionError(result.describe())
+    return result
+
+
+def mirror_for(lab: Lab, packages: Iterable[str]) -> list[str]:
+    """Mirror the packages the lab repository does not hold yet; return their names."""
+    have = lab.repo.names()
+    wanted = [name for name in packages if name not in have]
+    lab.repo.mirror(wanted)
+    return wanted
+
+
+def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | None = None,
+             args: Sequence[str] = (), echo: Callable[[str], None] = print) -> int:
+    """`converge test`: fresh nodes, the recipe's packages mirrored, apply twice; exit code."""
+    lab = lab or Lab()
+    packages = recipe_packages(recipe)
+    if packages:
+        echo(f"mirroring {' '.join(packages)} into the lab repository")
+        mirror_for(lab, packages)
+    started = lab.up(nodes)
+    echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
+    try:
+        results = [check_idempotence(node, recipe, args, apt_update=bool(packages))
+                   for node in started]
+    finally:
+        if keep:
+            names = " ".join(shlex.quote(n.name) for n in started)
+            echo(f"kept: converge lab ssh {started[0].name}; "
+                 f"remove with: converge lab down {names}")
+        else:
+            lab.down([n.name for n in started])
+    for result in results:
+        echo(result.describe())
+    return 0 if all(result.ok for result in results) else 1
