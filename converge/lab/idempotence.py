@@ -138,6 +138,7 @@ def check_idempotence(node: Node, recipe: str | Path, args: Sequence[str] = (),
                       apt_update: bool | None = None) -> IdempotenceResult:
     """Apply the recipe twice in the node; the result says what the second run changed."""
     inside = place_recipe(node, recipe)
+    node.run(["mkdir", "-p", WORKDIR])
     if apt_update is None:
         apt_update = bool(recipe_packages(recipe))
     if apt_update:
