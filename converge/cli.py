@@ -10,9 +10,15 @@ import time
 from pathlib import Path
 from typing import Any, List, Optional
 
-os.environ.setdefault("TYPER_USE_RICH", "0")  # plain help: rich costs 60 ms to import
-
+# Plain help: typer would import rich (60 ms) for every command. Read at import only.
+_saved = os.environ.get("TYPER_USE_RICH")
+os.environ["TYPER_USE_RICH"] = "0"
 import typer  # noqa: E402
+
+if _saved is None:
+    del os.environ["TYPER_USE_RICH"]
+else:
+    os.environ["TYPER_USE_RICH"] = _saved
 
 from ._version import __version__  # noqa: E402
 from .errors import ConvergeError  # noqa: E402

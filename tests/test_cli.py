@@ -1,0 +1,167 @@
+"""The CLI as a user runs it: a subprocess, real files, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "converge", *args], cwd=cwd,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_hello_example_end_to_end(tmp_path: Path) -> None:
+    first = converge("apply", str(REPO / "examples/hello.py"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    sha8 = "b0f7b4e2"  # sha256("Hello Tunnelix")[:8]
+    assert first.stdout.startswith(
+        "* file[file.txt] action create\n"
+        "  - create new file file.txt\n"
+        "  - update content in file file.txt from none to %s\n" % sha8)
+    assert "Converged 1 resource: 1 updated, 0 up to date, 0 failed in " in first.stdout
+    target = tmp_path / "file.txt"
+    assert target.read_text() == "Hello Tunnelix"
+    mtime = target.stat().st_mtime_ns
+    second = converge("apply", str(REPO / "examples/hello.py"), cwd=tmp_path)
+    assert second.returncode == 0
+    assert second.stdout.startswith("* file[file.txt] action create (up to date)\n")
+    assert target.stat().st_mtime_ns == mtime
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(text)
+    return recipe
+
+
+MOTD = 'from converge import file\nfile("/etc/motd", content="new\\n")\n'
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/motd").write_text("old\n")
+    return root
+
+
+def test_plan_shows_diff_and_changes_nothing(tmp_path: Path, root: Path) -> None:
+    proc = converge("plan", "--root", str(root), str(write(tmp_path, MOTD)), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "  - would update content in file /etc/motd from" in proc.stdout
+    assert "    -old\n    +new\n" in proc.stdout
+    assert "Plan for 1 resource: 1 would change" in proc.stdout
+    assert (root / "etc/motd").read_text() == "old\n"
+
+
+def test_check_exit_codes(tmp_path: Path, root: Path) -> None:
+    recipe = str(write(tmp_path, MOTD))
+    assert converge("check", "--root", str(root), recipe, cwd=tmp_path).returncode == 2
+    assert (root / "etc/motd").read_text() == "old\n"
+    assert converge("apply", "--root", str(root), recipe, cwd=tmp_path).returncode == 0
+    assert converge("check", "--root", str(root), recipe, cwd=tmp_path).returncode == 0
+
+
+def test_detailed_exitcode(tmp_path: Path, root: Path) -> None:
+    recipe = str(write(tmp_path, MOTD))
+    args = ("apply", "--detailed-exitcode", "--root", str(root), recipe)
+    assert converge(*args, cwd=tmp_path).returncode == 2
+    assert converge(*args, cwd=tmp_path).returncode == 0
+    failing = str(write(tmp_path, MOTD.replace('"new\\n"', '"x", owner="nobody-here"')))
+    assert converge("apply", "--detailed-exitcode", "--root", str(root), failing,
+                    cwd=tmp_path).returncode == 4
+    both = write(tmp_path, MOTD.replace('"new\\n"', '"y"') +
+                 'file("/etc/b", content="b", owner="nobody-here")\n')
+    assert converge("apply", "--detailed-exitcode", "--root", str(root), str(both),
+                    cwd=tmp_path).returncode == 6
+
+
+def test_failed_resource_does_not_stop_the_run_and_exits_1(tmp_path: Path, root: Path) -> None:
+    recipe = write(tmp_path, 'from converge import file\n'
+                   'file("/etc/a", content="a", owner="nobody-here")\n'
+                   'file("/etc/b", content="b")\n')
+    proc = converge("apply", "--root", str(root), str(recipe), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "* file[/etc/a] action create (failed)\n" in proc.stdout
+    assert "  ! recipe.py:2: owner 'nobody-here' does not exist on this machine" in proc.stdout
+    assert (root / "etc/b").read_text() == "b"
+    assert "1 updated, 0 up to date, 1 failed" in proc.stdout
+
+
+def test_fail_fast_stops_at_first_failure(tmp_path: Path, root: Path) -> None:
+    recipe = write(tmp_path, 'from converge import file\n'
+                   'file("/etc/a", content="a", owner="nobody-here")\n'
+                   'file("/etc/b", content="b")\n')
+    proc = converge("apply", "--fail-fast", "--root", str(root), str(recipe), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert not (root / "etc/b").exists()
+
+
+def test_json_report(tmp_path: Path, root: Path) -> None:
+    out = tmp_path / "report.json"
+    proc = converge("apply", "--json", str(out), "--root", str(root),
+                    str(write(tmp_path, MOTD)), cwd=tmp_path)
+    assert proc.returncode == 0
+    report = json.loads(out.read_text())
+    resource = report["hosts"]["localhost"]["resources"][0]
+    assert {k: resource[k] for k in ("id", "type", "action", "status", "error")} == {
+        "id": "file[/etc/motd]", "type": "file", "action": "create", "status": "updated",
+        "error": None}
+    assert resource["changes"][0].startswith("update content in file /etc/motd from")
+    assert report["hosts"]["localhost"]["summary"]["updated"] == 1
+    assert report["summary"]["updated"] == 1 and report["summary"]["failed"] == 0
+
+
+def test_diff_flag(tmp_path: Path, root: Path) -> None:
+    proc = converge("apply", "--diff", "--root", str(root), str(write(tmp_path, MOTD)),
+                    cwd=tmp_path)
+    assert "    -old\n    +new\n" in proc.stdout
+    sensitive = write(tmp_path, MOTD.replace('"new\\n")', '"secret\\n", sensitive=True)'))
+    proc = converge("apply", "--diff", "--root", str(root), str(sensitive), cwd=tmp_path)
+    assert "secret" not in proc.stdout
+    assert "update content in file /etc/motd (sensitive)" in proc.stdout
+
+
+def test_attributes_from_command_line_and_cookbook(tmp_path: Path) -> None:
+    proc = converge("apply", str(REPO / "cookbooks/hello"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "file.txt").read_text() == "Hello Tunnelix"
+    proc = converge("apply", str(REPO / "cookbooks/hello"), "-a", "hello.content=Hi there",
+                    "-a", "hello.path=other.txt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "other.txt").read_text() == "Hi there"
+
+
+def test_resources_lists_every_type() -> None:
+    proc = converge("resources", cwd=REPO)
+    assert proc.returncode == 0
+    from converge.resources import REGISTRY
+
+    for name, cls in REGISTRY.items():
+        assert "\n%s: " % name in "\n" + proc.stdout
+        for field in cls.fields():
+            assert "  %s " % field.name in proc.stdout
+
+
+def test_version() -> None:
+    from converge import __version__
+
+    assert converge("--version", cwd=REPO).stdout == "converge %s\n" % __version__
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = ("import sys\nsys.argv=['converge','--help']\nfrom converge.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('paramiko','jinja2','rich','yaml')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TYPER_USE_RICH": ""})
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
