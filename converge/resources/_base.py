@@ -160,6 +160,10 @@ class Resource:
         Raise :class:`PropertyError` with a message that says what was expected.
         """
 
+    def check_action(self) -> None:
+        """Validate what depends on the action; called once the recipe has chosen it
+        (the action is set after construction). Raise :meth:`fail` errors."""
+
     @classmethod
     def fields(cls) -> Tuple[dataclasses.Field, ...]:  # type: ignore[type-arg]
         return dataclasses.fields(cls)  # type: ignore[arg-type]
