@@ -22,6 +22,10 @@ _HERE = os.path.dirname(__file__)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":  # from converge import *
+        from . import dsl
+
+        return sorted(dsl.FUNCTIONS) + ["include_recipe", "node", "attrs"]
     if name.startswith("_") or os.path.exists(os.path.join(_HERE, name + ".py")) \
             or os.path.isdir(os.path.join(_HERE, name)):
         raise AttributeError(name)  # a submodule: let the import system load it

@@ -1,0 +1,66 @@
+"""The resource contract, checked over every registered type."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import textwrap
+
+import pytest
+
+from converge.errors import PropertyError
+from converge.plan import Plan
+from converge.resources import REGISTRY
+from tests.conftest import Converger
+
+TYPES = sorted(REGISTRY)
+
+
+def example_lines(cls) -> list:
+    doc = inspect.getdoc(inspect.getmodule(cls)) or ""
+    match = re.search(r"Example::\n\n((?:    .*\n?|\n)+)", doc)
+    assert match, "%s: module docstring needs an 'Example::' block" % cls.type_name
+    block = textwrap.dedent(match.group(1))
+    calls, current = [], ""
+    for line in block.splitlines():
+        current += line + "\n"
+        if current.count("(") == current.count(")") and current.strip():
+            calls.append(current)
+            current = ""
+    return [c for c in calls if c.lstrip().startswith(cls.type_name + "(")]
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_type_is_documented(name: str) -> None:
+    cls = REGISTRY[name]
+    assert inspect.getdoc(cls), name
+    assert example_lines(cls), name
+    for field in cls.fields():
+        assert field.metadata.get("doc"), "%s.%s has no doc" % (name, field.name)
+    assert cls.actions, name
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_examples_compile_and_round_trip(name: str, converger: Converger) -> None:
+    cls = REGISTRY[name]
+    compiled = 0
+    for call in example_lines(cls):
+        for source in re.findall(r"source=[\"']([^\"']+)", call):
+            converger.write("templates/" + source, "rendered\n")
+        try:
+            plan = converger.compile("from converge import *\n" + call)
+        except PropertyError:
+            continue  # examples may name files that only exist next to a real recipe
+        compiled += 1
+        again = Plan.from_json(plan.to_json())
+        assert again.to_dict() == plan.to_dict()
+        for step in again.steps:
+            assert step.resource().identity == step.id
+    assert compiled, "no example of %s compiles on its own" % name
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_unknown_property_refused(name: str, converger: Converger) -> None:
+    call = example_lines(REGISTRY[name])[0].rstrip().rstrip(")") + ", no_such_property=1)"
+    with pytest.raises(PropertyError, match="unknown property 'no_such_property'"):
+        converger.compile("from converge import *\n" + call)

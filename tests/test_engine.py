@@ -1,0 +1,146 @@
+"""The engine: guards, notifications, retries, plan round trip, compile features."""
+
+from __future__ import annotations
+
+import json
+
+from converge.plan import Plan
+from tests.conftest import Converger, statuses
+
+
+def test_guards_skip_with_reason(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        file("/etc/a", content="a", only_if=lambda: False)
+        file("/etc/b", content="b", not_if=["true"])
+        file("/etc/c", content="c", only_if=["true"], not_if=["false"])
+        file("/etc/d", content="d", action="nothing")
+    ''')
+    assert statuses(events) == ["skipped", "skipped", "updated", "skipped"]
+    assert [e.get("skip_reason") for e in events] == ["only_if", "not_if", None,
+                                                      "action nothing"]
+    assert not converger.path("/etc/a").exists() and converger.path("/etc/c").exists()
+
+
+def test_delayed_notifications_run_once_at_the_end(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        target = file("/etc/notified", content="n", action="nothing")
+        file("/etc/one", content="1", notifies=target.create)
+        file("/etc/two", content="2", notifies=[("create", target)])
+        file("/etc/three", content="3")
+    ''')
+    assert [(e["id"], e["status"]) for e in events] == [
+        ("file[/etc/notified]", "skipped"), ("file[/etc/one]", "updated"),
+        ("file[/etc/two]", "updated"), ("file[/etc/three]", "updated"),
+        ("file[/etc/notified]", "updated")]
+    assert events[-1]["notified_by"] == "file[/etc/one]"
+
+
+def test_immediate_notification_runs_right_after(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        target = file("/etc/notified", content="n", action="nothing")
+        file("/etc/one", content="1", notifies=target.create, immediately=True)
+        file("/etc/two", content="2")
+    ''')
+    assert [e["id"] for e in events] == ["file[/etc/notified]", "file[/etc/one]",
+                                         "file[/etc/notified]", "file[/etc/two]"]
+
+
+def test_only_changed_resources_notify_and_failures_skip_notifications(
+        converger: Converger) -> None:
+    converger.path("/etc/same").write_text("same")
+    events = converger.run('''
+        from converge import file
+        target = file("/etc/notified", content="n", action="nothing")
+        file("/etc/same", content="same", notifies=target.create)
+        file("/etc/bad", content="x", owner="nobody-here", notifies=target.create)
+    ''')
+    assert statuses(events) == ["skipped", "up_to_date", "failed"]
+    assert not converger.path("/etc/notified").exists()
+
+
+def test_subscribes_is_notifies_reversed(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        cfg = file("/etc/cfg", content="c")
+        file("/etc/reloaded", content="r", action="nothing", subscribes=[("create", cfg)])
+    ''')
+    assert events[-1]["id"] == "file[/etc/reloaded]" and events[-1]["status"] == "updated"
+
+
+def test_plan_mode_reports_would_be_notifications(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        target = file("/etc/notified", content="n", action="nothing")
+        file("/etc/one", content="1", notifies=target.create)
+    ''', mode="plan")
+    assert events[-1]["notified_by"] == "file[/etc/one]"
+    assert not converger.path("/etc/notified").exists()
+
+
+def test_ignore_failure_and_retries(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        file("/etc/bad", content="x", owner="nobody-here", ignore_failure=True,
+             retries=2, retry_delay=0)
+    ''')
+    assert events[0]["status"] == "failed" and events[0]["ignored"] is True
+
+
+def test_plan_json_round_trip(converger: Converger) -> None:
+    plan = converger.compile('''
+        from converge import file, directory
+        d = directory("/srv/x", mode="0700")
+        file("/srv/x/bin", content=b"\\x00\\xff", notifies=d.create, only_if=["true"])
+    ''')
+    again = Plan.from_json(plan.to_json())
+    assert again.to_dict() == plan.to_dict()
+    assert json.loads(plan.to_json())["steps"][1]["notifies"] == [
+        ["create", "directory[/srv/x]", "delayed"]]
+    resource = again.steps[1].resource()
+    assert resource.content == b"\x00\xff"
+
+
+def test_include_recipe_runs_once_and_cookbook_defaults_layer(converger: Converger) -> None:
+    converger.write("cookbooks/motd/recipe.py",
+                    'from converge import attrs, file\n'
+                    'file("/etc/motd", content=attrs.motd.text + attrs.motd.suffix)\n')
+    converger.write("cookbooks/motd/attributes.yaml", "motd:\n  text: hi\n  suffix: '!'\n")
+    converger.write("other.py", 'from converge import file\nfile("/etc/other", content="o")\n')
+    plan = converger.compile('''
+        from converge import include_recipe
+        include_recipe("motd")
+        include_recipe("motd")
+        include_recipe("other.py")
+    ''', attrs={"motd": {"text": "hello"}})
+    assert [s.id for s in plan.steps] == ["file[/etc/motd]", "file[/etc/other]"]
+    assert plan.steps[0].props["content"] == "hello!"
+
+
+def test_node_facts_are_gathered_only_when_read(converger: Converger) -> None:
+    calls = []
+
+    def facts():
+        calls.append(1)
+        return {"hostname": "web1", "platform_family": "debian"}
+
+    plan = converger.compile('from converge import file\nfile("/etc/a", content="a")\n',
+                             facts=facts)
+    assert calls == [] and plan.options["facts_used"] is False
+    plan = converger.compile('from converge import file, node\n'
+                             'file("/etc/a", content=node.hostname)\n'
+                             'file("/etc/b", content=node.platform_family)\n', facts=facts)
+    assert calls == [1] and plan.steps[0].props["content"] == "web1"
+
+
+def test_local_facts_have_every_documented_key() -> None:
+    from converge.agent.facts import gather
+    from converge.agent.system import System
+
+    facts = gather(System())
+    for key in ("hostname", "fqdn", "os", "platform", "platform_family", "platform_version",
+                "init", "cpu_count", "memory_mb", "python_version"):
+        assert key in facts
+    assert facts["cpu_count"] >= 1 and facts["memory_mb"] > 0
