@@ -1,0 +1,196 @@
+"""sysctl: a fake /proc/sys and /etc/sysctl.d under a temporary root."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from converge.errors import PropertyError
+from tests.conftest import Converger, statuses
+
+PANIC = "/etc/sysctl.d/99-converge-vm.panic_on_oom.conf"
+HEAD = "# Managed by converge: sysctl[vm.panic_on_oom]\n"
+
+
+@pytest.fixture
+def proc(converger: Converger) -> Converger:
+    """A /proc/sys with a few parameters, as the kernel shows them."""
+    values = {"vm/panic_on_oom": "0\n", "vm/swappiness": "60\n",
+              "net/ipv4/ip_local_port_range": "32768\t60999\n",
+              "net/ipv4/ip_forward": "0\n", "fs/file-nr": "1024\t0\t9223372036854775807\n",
+              "net/ipv4/conf/eth0.100/rp_filter": "0\n"}
+    for key, value in values.items():
+        path = converger.path("/proc/sys/" + key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+    os.chmod(converger.path("/proc/sys/fs/file-nr"), 0o444)
+    converger.path("/etc/sysctl.d").mkdir()
+    return converger
+
+
+def runtime(c: Converger, key: str) -> str:
+    return c.path("/proc/sys/" + key).read_text()
+
+
+@pytest.mark.parametrize(
+    "files, recipe, lines, result",
+    [
+        pytest.param({}, 'sysctl("vm.panic_on_oom", 1)',
+                     ["set vm.panic_on_oom from 0 to 1",
+                      "persist vm.panic_on_oom = 1 in " + PANIC],
+                     {PANIC: HEAD + "vm.panic_on_oom = 1\n"}, id="set-and-persist"),
+        pytest.param({PANIC: HEAD + "vm.panic_on_oom = 0\n"}, 'sysctl("vm.panic_on_oom", "1")',
+                     ["set vm.panic_on_oom from 0 to 1",
+                      "persist vm.panic_on_oom = 1 in " + PANIC],
+                     {PANIC: HEAD + "vm.panic_on_oom = 1\n"}, id="string-value-same-as-int"),
+        pytest.param({}, 'sysctl("vm.panic_on_oom", 1, persist=False)',
+                     ["set vm.panic_on_oom from 0 to 1"], {PANIC: None}, id="runtime-only"),
+        pytest.param({}, 'sysctl("vm.panic_on_oom", 0)',
+                     ["persist vm.panic_on_oom = 0 in " + PANIC],
+                     {PANIC: HEAD + "vm.panic_on_oom = 0\n"}, id="runtime-ok-persist-missing"),
+        pytest.param({}, 'sysctl("net.ipv4.ip_local_port_range", [32768, 60999], persist=False)',
+                     [], {}, id="multi-value-compares-by-fields"),
+        pytest.param({}, 'sysctl("net.ipv4.ip_local_port_range", "1024   65000", '
+                     'conf_file="60-net.conf")',
+                     ["set net.ipv4.ip_local_port_range from 32768 60999 to 1024 65000",
+                      "persist net.ipv4.ip_local_port_range = 1024 65000 in "
+                      "/etc/sysctl.d/60-net.conf"],
+                     {"/etc/sysctl.d/60-net.conf": "net.ipv4.ip_local_port_range = 1024 65000\n"},
+                     id="multi-value-set"),
+        pytest.param({"/etc/sysctl.d/60-shared.conf": "# mine\nvm.swappiness=30\n"
+                      "net.ipv4.ip_forward = 0\nnet.ipv4.ip_forward = 0\nkernel.x = 1"},
+                     'sysctl("net.ipv4.ip_forward", 1, conf_file="60-shared.conf", '
+                     'comment="router")',
+                     ["set net.ipv4.ip_forward from 0 to 1",
+                      "persist net.ipv4.ip_forward = 1 in /etc/sysctl.d/60-shared.conf"],
+                     {"/etc/sysctl.d/60-shared.conf": "# mine\nvm.swappiness=30\n# router\n"
+                      "net.ipv4.ip_forward = 1\nkernel.x = 1\n"}, id="shared-file-one-line"),
+        pytest.param({"/etc/sysctl.conf": "vm.swappiness = 10\n"},
+                     'sysctl("vm.swappiness", 10, conf_file="/etc/sysctl.conf")',
+                     ["set vm.swappiness from 60 to 10"],
+                     {"/etc/sysctl.conf": "vm.swappiness = 10\n"}, id="absolute-conf-file"),
+        pytest.param({}, 'sysctl("net/ipv4/conf/eth0.100/rp_filter", 1, persist=False)',
+                     ["set net.ipv4.conf.eth0/100.rp_filter from 0 to 1"], {},
+                     id="slash-notation"),
+        pytest.param({PANIC: HEAD + "vm.panic_on_oom = 1\n"},
+                     'sysctl("vm.panic_on_oom", action="remove")',
+                     ["remove vm.panic_on_oom from %s (the runtime value 0 is left as is)" % PANIC],
+                     {PANIC: None}, id="remove-owned-file"),
+        pytest.param({"/etc/sysctl.d/60-shared.conf": "vm.swappiness = 1\nvm.panic_on_oom = 1\n"},
+                     'sysctl("vm.panic_on_oom", action="remove", conf_file="60-shared.conf")',
+                     ["remove vm.panic_on_oom from /etc/sysctl.d/60-shared.conf "
+                      "(the runtime value 0 is left as is)"],
+                     {"/etc/sysctl.d/60-shared.conf": "vm.swappiness = 1\n"},
+                     id="remove-from-shared-file"),
+        pytest.param({}, 'sysctl("vm.panic_on_oom", action="remove")', [], {},
+                     id="remove-nothing-persisted"),
+    ],
+)
+def test_sysctl_table(proc: Converger, files, recipe, lines, result) -> None:
+    for path, text in files.items():
+        proc.path(path).write_text(text)
+    events = proc.run("from converge import sysctl\n" + recipe + "\n")
+    assert events[0]["error"] is None
+    assert events[0]["changes"] == lines
+    for path, text in result.items():
+        assert (proc.path(path).read_text() if proc.path(path).exists() else None) == text
+    second = proc.run("from converge import sysctl\n" + recipe + "\n")
+    assert statuses(second) == ["up_to_date"]
+
+
+def test_runtime_value_written(proc: Converger) -> None:
+    proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n'
+             'sysctl("net.ipv4.ip_local_port_range", (1024, 65000), persist=False)\n')
+    assert runtime(proc, "vm/panic_on_oom") == "1\n"
+    assert runtime(proc, "net/ipv4/ip_local_port_range") == "1024 65000\n"
+    assert oct(proc.path(PANIC).stat().st_mode & 0o777) == "0o644"
+
+
+def test_second_run_up_to_date_keeps_mtimes(proc: Converger, mtimes) -> None:
+    recipe = ('from converge import sysctl\nsysctl("vm.panic_on_oom", 1, comment="kdump")\n'
+              'sysctl("vm.swappiness", 10, conf_file="60-mem.conf")\n'
+              'sysctl("net.ipv4.ip_forward", 1, conf_file="60-mem.conf")\n')
+    assert statuses(proc.run(recipe)) == ["updated"] * 3
+    before = mtimes(proc.root)
+    assert statuses(proc.run(recipe)) == ["up_to_date"] * 3
+    assert mtimes(proc.root) == before
+    assert proc.path("/etc/sysctl.d/60-mem.conf").read_text() == \
+        "vm.swappiness = 10\nnet.ipv4.ip_forward = 1\n"
+    assert proc.path(PANIC).read_text() == HEAD + "# kdump\nvm.panic_on_oom = 1\n"
+
+
+def test_plan_mode_changes_nothing(proc: Converger, mtimes) -> None:
+    before = mtimes(proc.root)
+    events = proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n', mode="plan")
+    assert events[0]["changes"] == ["set vm.panic_on_oom from 0 to 1",
+                                    "persist vm.panic_on_oom = 1 in " + PANIC]
+    assert mtimes(proc.root) == before
+
+
+def test_later_file_in_load_order_is_a_warning(proc: Converger) -> None:
+    proc.path("/etc/sysctl.d/99-zz-local.conf").write_text("vm.panic_on_oom = 0\n")
+    proc.path("/etc/sysctl.d/10-early.conf").write_text("vm.panic_on_oom = 2\n")
+    proc.path("/usr/lib/sysctl.d").mkdir(parents=True)
+    proc.path("/usr/lib/sysctl.d/99-zzz.conf").write_text("vm.* = 2\n")
+    events = proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n')
+    assert events[0]["status"] == "updated"
+    assert events[0]["warnings"] == [
+        "/etc/sysctl.d/99-zz-local.conf sets vm.panic_on_oom = 0 and is read after "
+        "%s at boot, so it wins there" % PANIC,
+        "/usr/lib/sysctl.d/99-zzz.conf sets vm.panic_on_oom = 2 and is read after "
+        "%s at boot, so it wins there" % PANIC,
+    ]
+
+
+def test_conf_file_outside_boot_directories_is_a_warning(proc: Converger) -> None:
+    proc.path("/opt").mkdir()
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("vm.panic_on_oom", 1, conf_file="/opt/k.conf")\n')
+    assert events[0]["warnings"] == [
+        "/opt/k.conf is not read at boot (systemd-sysctl reads *.conf files in /etc/sysctl.d, "
+        "/run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d)"]
+
+
+@pytest.mark.parametrize("recipe, error", [
+    pytest.param('sysctl("net.ipv4.ip_forwrd", 1)',
+                 "no such kernel parameter net.ipv4.ip_forwrd\ndid you mean net.ipv4.ip_forward?",
+                 id="unknown-key"),
+    pytest.param('sysctl("fs.file-nr", "1 2 3")',
+                 "kernel parameter fs.file-nr is read-only (it is 1024 0 9223372036854775807, "
+                 "not 1 2 3)", id="read-only"),
+])
+def test_target_errors_persist_nothing(proc: Converger, recipe, error) -> None:
+    events = proc.run("from converge import sysctl\n" + recipe + "\n"
+                      'sysctl("vm.swappiness", 60)\n')
+    assert statuses(events) == ["failed", "updated"]
+    assert events[0]["error"] == error
+    assert os.listdir(proc.path("/etc/sysctl.d")) == ["99-converge-vm.swappiness.conf"]
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ('sysctl("vm..panic", 1)', "sysctl[vm..panic]: key 'vm..panic' is not a kernel "
+     "parameter name such as 'vm.panic_on_oom'"),
+    ('sysctl("vm.panic on oom", 1)', "sysctl[vm.panic on oom]: key 'vm.panic on oom' is not a "
+     "kernel parameter name such as 'vm.panic_on_oom'"),
+    ('sysctl("vm.panic_on_oom")', "sysctl[vm.panic_on_oom]: value is required to apply "
+     "vm.panic_on_oom (or use action='remove')"),
+    ('sysctl("vm.panic_on_oom", True)', "sysctl[vm.panic_on_oom]: value True is ambiguous for a "
+     "kernel parameter; write 1 or 0"),
+    ('sysctl("vm.panic_on_oom", 1.5)', "sysctl[vm.panic_on_oom]: value 1.5 is not a number, a "
+     "text or a list of fields"),
+    ('sysctl("vm.panic_on_oom", "1\\n2")', "sysctl[vm.panic_on_oom]: value '1\\n2' contains a "
+     "newline or NUL character"),
+    ('sysctl("vm.panic_on_oom", [])', "sysctl[vm.panic_on_oom]: value is an empty list; give at "
+     "least one field"),
+    ('sysctl("vm.panic_on_oom", 1, conf_file="local")', "sysctl[vm.panic_on_oom]: conf_file "
+     "'local' must end in .conf (only *.conf files in /etc/sysctl.d are read at boot)"),
+    ('sysctl("vm.panic_on_oom", 1, conf_file="etc/x.conf")', "sysctl[vm.panic_on_oom]: "
+     "conf_file 'etc/x.conf' must be an absolute path or a file name under /etc/sysctl.d"),
+    ('sysctl("vm.panic_on_oom", 1, persist="yes")', "sysctl[vm.panic_on_oom]: persist must be "
+     "True or False, not 'yes'"),
+])
+def test_bad_input_refused_at_compile_time(proc: Converger, recipe, message) -> None:
+    with pytest.raises(PropertyError) as info:
+        proc.compile("from converge import sysctl\n" + recipe + "\n")
+    assert str(info.value) == "recipe.py:2: " + message
