@@ -10,7 +10,7 @@ dev=0
 
 # System packages the lab and the end-to-end tests use. Installing them must not
 # start any daemon on this machine: a temporary policy-rc.d forbids it.
-APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin"
+APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo"
 
 if [ "$dev" = 1 ]; then
     missing=""
@@ -28,7 +28,21 @@ if [ "$dev" = 1 ]; then
         apt-get install -y -qq --no-install-recommends $missing
         [ "$made_policy" = 1 ] && rm -f "$policy"
     fi
-    python3 -m pip install -q -e '.[dev]'
+fi
+
+# pip itself, where the distribution ships Python without it.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip
+fi
+# Debian 12 marks its Python "externally managed" (PEP 668): say we mean it.
+pip_flags="-q"
+if python3 -c 'import sys, sysconfig, os; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+    pip_flags="$pip_flags --break-system-packages"
+fi
+# compat mode: a plain path entry, no import hook to slow down every start-up
+if [ "$dev" = 1 ]; then
+    python3 -m pip install $pip_flags -e '.[dev]' --config-settings editable_mode=compat
 else
-    python3 -m pip install -q -e .
+    python3 -m pip install $pip_flags -e . --config-settings editable_mode=compat
 fi
