@@ -140,6 +140,10 @@ class Resource:
     def __init_subclass__(cls, type_name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         dataclasses.dataclass(cls)
+        if "name" in cls.__dataclass_fields__ and "name" not in cls.__dict__:  # type: ignore
+            # A property called ``name`` (cron, oom_protect) must shadow the computed
+            # ``name`` below: a plain class attribute lets each instance store its own.
+            cls.name = None  # type: ignore[assignment]
         if not type_name:
             return
         if type_name in REGISTRY:

@@ -1,0 +1,56 @@
+"""Editing crontab text: the entry a ``# converge: NAME`` marker heads, kept among
+lines converge does not manage. Pure functions; standard library, Python 3.8."""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+MARKER = "# converge: "
+_ENV = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+def _same(a: str, b: str) -> bool:
+    return a.split() == b.split()
+
+
+def find(lines: List[str], name: str, job: Optional[str]) -> Tuple[int, int, bool]:
+    """(start, end, marked) of the entry's lines, or (-1, -1, False).
+
+    A marked entry is its marker, the environment lines under it and one job line
+    (possibly commented out). Without a marker, an unmarked line identical to
+    ``job`` is the entry (to be adopted), unless another marker claims it.
+    """
+    for i, line in enumerate(lines):
+        if line.rstrip() == MARKER + name:
+            end = i + 1
+            while end < len(lines) and _ENV.match(lines[end]):
+                end += 1
+            if end < len(lines) and not lines[end].startswith(MARKER) and lines[end].strip():
+                end += 1
+            return i, end, True
+    if job is not None:
+        for i, line in enumerate(lines):
+            claimed = i > 0 and lines[i - 1].startswith(MARKER)
+            if not claimed and (_same(line, job) or _same(line, "# " + job)):
+                return i, i + 1, False
+    return -1, -1, False
+
+
+def edit(text: Optional[str], name: str, block: Optional[List[str]], job: Optional[str]
+         ) -> str:
+    """The text with the entry replaced by ``block`` (appended when new, removed when
+    ``block`` is None). Stable: edit(edit(t)) == edit(t)."""
+    lines = (text or "").splitlines()
+    start, end, _ = find(lines, name, job)
+    if start == -1:
+        out = lines + (block or [])
+    else:
+        out = lines[:start] + (block or []) + lines[end:]
+    return "\n".join(out) + "\n" if out else ""
+
+
+def has_jobs(text: str) -> bool:
+    """Whether any line is a job (not blank, a comment or an environment setting)."""
+    return any(line.strip() and not line.lstrip().startswith("#") and not _ENV.match(line)
+               for line in text.splitlines())

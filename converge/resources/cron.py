@@ -1,0 +1,187 @@
+"""cron: a scheduled job, in /etc/cron.d or in a user's crontab.
+
+Example::
+
+    cron("sysstat-collect", minute="*/10", user="root",
+         command="/usr/lib/sysstat/sa1 1 1", cron_file="sysstat")
+    cron("backup", hour=2, minute=30, weekday="1-5", user="backup",
+         command="/usr/local/bin/backup --quiet", environment={"MAILTO": "ops@example.com"})
+    cron("warm-cache", special="@reboot", command="/usr/local/bin/warm")
+    cron("old-job", action="delete")
+
+With ``cron_file`` the entry lives in /etc/cron.d/<cron_file> (with the user
+column; several entries may share one file; mode 0644). Otherwise it lives in the
+user's crontab, read with ``crontab -u USER -l`` and written with ``crontab -u
+USER -``, and every line converge does not manage is kept as it was.
+
+Each entry is headed by a marker line, ``# converge: NAME``, so changing the
+command or the schedule updates the entry in place instead of adding a second
+one. A line identical to the entry that is already there without a marker is
+adopted (the marker is added above it), never duplicated. Environment lines go
+directly under the marker, above the job line. Mind that cron applies an
+environment line to *every later line* of the same crontab or cron.d file, not
+just to this entry: put entries that need different environments in different
+``cron_file``\\ s. ``disabled=True`` keeps the job line commented out.
+Deleting the last entry of a ``cron_file`` removes the file.
+
+Fields are checked at compile time as cron reads them: numbers in range, lists,
+ranges, steps, month and weekday names (``minute '61' is out of range 0-59``). A
+``%`` in the command must be written ``\\%``: cron turns a bare ``%`` into a
+newline. Idempotent: an entry that is already as declared is not rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Union
+
+from ..errors import PropertyError, ResourceError
+from . import _cron_fields as cf
+from . import _crontab as ct
+from . import _validate as v
+from ._base import Change, Resource, prop
+from .file import makedirs, unified_diff
+
+CRON_D = "/etc/cron.d"
+#: Where a user's crontab lives on a System rooted elsewhere than / (tests,
+#: ``--root``): crontab(1) always edits the live machine's spool, so it is not used.
+SPOOL = "/var/spool/cron/crontabs"
+
+
+class Cron(Resource, type_name="cron"):
+    """Manage a cron job in /etc/cron.d or a user's crontab, marked as converge's."""
+
+    actions = ("create", "delete")
+
+    name: str = prop(doc="Names the entry: its '# converge: NAME' marker line.", identity=True)
+    command: Optional[str] = prop(None, doc="The command line cron runs (a literal % written "
+                                  "as \\%). Required for create.")
+    minute: Union[str, int, list] = prop("*", doc="Minute, 0-59: a number, range, list or "
+                                         "step ('*/10').")
+    hour: Union[str, int, list] = prop("*", doc="Hour, 0-23.")
+    day: Union[str, int, list] = prop("*", doc="Day of the month, 1-31.")
+    month: Union[str, int, list] = prop("*", doc="Month, 1-12 or a name (jan).")
+    weekday: Union[str, int, list] = prop("*", doc="Day of the week, 0-7 (0 and 7 are "
+                                          "Sunday) or a name (mon).")
+    special: Optional[str] = prop(None, doc="Instead of the five fields: @reboot, @hourly, "
+                                  "@daily, @weekly, @monthly or @yearly.")
+    user: str = prop("root", doc="The user the job runs as.")
+    environment: Dict[str, str] = prop(factory=dict, doc="Variables set on lines above the "
+                                       "job, such as {'MAILTO': 'root'}; cron applies them to "
+                                       "every later line of the same file.")
+    cron_file: Optional[str] = prop(None, doc="A file name under /etc/cron.d; the user's "
+                                    "crontab when unset.")
+    disabled: bool = prop(False, doc="Keep the entry, commented out.")
+
+    def normalise(self) -> None:
+        try:
+            self.name = cf.entry_name(self.name)
+            if self.command is not None:
+                self.command = cf.command(self.command)
+            for name in cf.FIELDS:
+                setattr(self, name, cf.field(name, getattr(self, name)))
+            self.special = cf.special(self.special)
+            self.environment = cf.environment(self.environment)
+            self.cron_file = cf.file_name(self.cron_file)
+            self.user = v.account(self.user, "user") or "root"
+            self.disabled = v.boolean(self.disabled, "disabled")
+        except PropertyError as exc:
+            raise self.fail(exc.message) from None
+        if self.special and any(getattr(self, n) != "*" for n in cf.FIELDS):
+            raise self.fail("give either special or the minute/hour/day/month/weekday "
+                            "fields, not both")
+
+    def check_action(self) -> None:
+        if self.command is None and "create" in self.action.split(","):
+            raise self.fail("command is required to create a cron entry")
+
+    @property
+    def where(self) -> str:
+        return "%s/%s" % (CRON_D, self.cron_file) if self.cron_file else \
+            "the crontab of %s" % self.user
+
+    def job(self) -> Optional[str]:
+        """The job line, uncommented."""
+        if self.command is None:
+            return None
+        when = self.special or " ".join(getattr(self, n) for n in cf.FIELDS)
+        who = " " + self.user if self.cron_file else ""
+        return "%s%s %s" % (when, who, self.command)
+
+    def block(self) -> List[str]:
+        env = ["%s=%s" % item for item in sorted(self.environment.items())]
+        job = self.job() or ""
+        return [ct.MARKER + self.name] + env + [("# " + job) if self.disabled else job]
+
+    # -- target ----------------------------------------------------------------------
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        if self.cron_file:
+            st = system.stat(self.where)
+            return {"text": system.read_text(self.where),
+                    "mode": None if st is None else "%04o" % (st.st_mode & 0o7777)}
+        if system.root != "/":
+            return {"text": system.read_text("%s/%s" % (SPOOL, self.user))}
+        if system.uid(self.user) is None:
+            raise ResourceError("user '%s' does not exist on this machine" % self.user)
+        done = system.run(["crontab", "-u", self.user, "-l"])
+        if done.ok:
+            return {"text": done.stdout}
+        if "no crontab" in done.stderr:
+            return {"text": None}
+        raise ResourceError("cannot read the crontab of %s: %s" % (self.user, done.output()))
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        text = current["text"]
+        lines = (text or "").splitlines()
+        start, _, marked = ct.find(lines, self.name, self.job())
+        out: List[Change] = []
+        if self.action == "delete":
+            if start == -1:
+                return []
+            new = ct.edit(text, self.name, None, self.job())
+            if self.cron_file and not ct.has_jobs(new):
+                return [Change("delete %s (its last entry, %s, is gone)" % (self.where, self.name),
+                               data=None)]
+            return [self._change("delete cron entry %s from %s", text, new)]
+        new = ct.edit(text, self.name, self.block(), self.job())
+        if new != text:
+            if start == -1:
+                out.append(self._change("add cron entry %s to %s", text, new))
+            elif not marked:
+                out.append(self._change("adopt the existing cron entry %s in %s (add its marker)",
+                                        text, new))
+            else:
+                out.append(self._change("update cron entry %s in %s", text, new))
+        if self.cron_file and current.get("mode") not in (None, "0644") and not out:
+            out.append(Change("change mode of %s from '%s' to '0644'" % (self.where,
+                                                                           current["mode"]),
+                              data=new))
+        return out
+
+    def _change(self, sentence: str, old: Optional[str], new: str) -> Change:
+        diff = None if self.meta.sensitive else unified_diff(
+            (old or "").encode(), new.encode(), self.where if self.cron_file else
+            "crontab(%s)" % self.user)
+        return Change(sentence % (self.name, self.where), diff=diff, data=new)
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        new = changes[-1].data
+        if self.cron_file:
+            if new is None:
+                system.remove(self.where)
+            else:
+                makedirs(system, CRON_D, 0o755)
+                system.write_atomic(self.where, new.encode("utf-8"), 0o644)
+            return
+        if system.root != "/" and new:
+            makedirs(system, SPOOL, 0o755)
+            system.write_atomic("%s/%s" % (SPOOL, self.user), new.encode("utf-8"), 0o600)
+            return
+        if system.root != "/" and not new:
+            system.remove("%s/%s" % (SPOOL, self.user))
+            return
+        argv = ["crontab", "-u", self.user] + (["-"] if new else ["-r"])
+        done = system.run(argv, input=new)
+        if not done.ok:
+            raise ResourceError("crontab refused the new crontab of %s: %s"
+                                % (self.user, done.output()))
