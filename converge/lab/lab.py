@@ -445,13 +445,14 @@ def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
     try:
         while pending:
             for name, node in pending.items():
+                if not node.alive or not net.link_exists(node.link):
+                    raise LabError(f"lab node {name} died while starting: {log_tail(name)}")
                 if not any(key.data == name for key in selector.get_map().values()):
-                    if not node.alive:
-                        raise LabError(f"lab node {name} died while starting: {log_tail(name)}")
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    sock.setblocking(False)
-                    sock.connect_ex((node.address, node.port))
-                    selector.register(sock, selectors.EVENT_READ, name)
+                    try:
+                        selector.register(_probe(node), selectors.EVENT_READ, name)
+                    except OSError as exc:  # the link went with its node
+                        raise LabError(f"lab node {name} died while starting: "
+                                       f"{log_tail(name)}") from exc
             for key, _ in selector.select(timeout=0.02):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
@@ -470,3 +471,12 @@ def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
         for key in list(selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         selector.close()
+
+
+def _probe(node: Node) -> socket.socket:
+    """Start connecting to the node's sshd, over its own link only (never a default route)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, node.link.encode())
+    sock.setblocking(False)
+    sock.connect_ex((node.address, node.port))
+    return sock

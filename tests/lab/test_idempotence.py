@@ -1,0 +1,78 @@
+"""`converge test` and assert_idempotent: apply twice, the second run changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from converge.lab import Lab, Node
+from converge.lab.idempotence import IdempotenceResult, check_idempotence
+
+pytestmark = pytest.mark.lab
+
+GOOD = """\
+from converge import file
+file("/etc/motd", content="Hello Tunnelix\\n", mode="0644")
+"""
+BAD = """\
+import time
+from converge import file
+file("/etc/stamp", content="%d\\n" % time.time_ns())
+"""
+
+
+def recipe(tmp_path: Path, text: str, name: str = "recipe.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_idempotent_recipe(lab_node: Node, tmp_path: Path,
+                           assert_idempotent: Callable[..., IdempotenceResult]) -> None:
+    result = assert_idempotent(lab_node, recipe(tmp_path, GOOD))
+    assert [r["id"] for r in result.first.with_status("updated")] == ["file[/etc/motd]"]
+    assert [r["status"] for r in result.second.resources()] == ["up_to_date"]
+    assert lab_node.read_file("/etc/motd") == b"Hello Tunnelix\n"
+    assert Path("/etc/motd").read_bytes() != b"Hello Tunnelix\n"
+
+
+def test_not_idempotent_recipe_names_the_resource(
+        lab_node: Node, tmp_path: Path,
+        assert_idempotent: Callable[..., IdempotenceResult]) -> None:
+    with pytest.raises(AssertionError) as failure:
+        assert_idempotent(lab_node, recipe(tmp_path, BAD))
+    message = str(failure.value)
+    assert "not idempotent: the second run changed 1 resource(s)" in message
+    assert "  - file[/etc/stamp]" in message
+    assert "first run (exit 0)" in message and "second run (exit 0)" in message
+    assert not Path("/etc/stamp").exists()
+
+
+def test_recipe_copied_when_node_cannot_see_it(lab_node: Node, lab: Lab) -> None:
+    hidden = lab.directory / "recipes"  # a directory the node sees? copied either way
+    hidden.mkdir(exist_ok=True)
+    result = check_idempotence(lab_node, recipe(hidden, GOOD, "motd.py"))
+    assert result.ok, result.describe()
+
+
+def test_converge_test_command(lab: Lab, tmp_path: Path) -> None:
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory)}
+    before = {n.name for n in lab.nodes()}
+    good = subprocess.run([sys.executable, "-m", "converge", "test", str(recipe(tmp_path, GOOD))],
+                          capture_output=True, text=True, env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "idempotent: the second run changed nothing" in good.stdout
+    assert "file[/etc/motd] action create (up to date)" in good.stdout
+    bad = subprocess.run([sys.executable, "-m", "converge", "test", "--nodes", "2",
+                          str(recipe(tmp_path, BAD, "bad.py"))],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1
+    assert bad.stdout.count("not idempotent") == 2
+    assert bad.stdout.count("--- node") == 4
+    assert {n.name for n in lab.nodes()} == before

@@ -1,0 +1,143 @@
+"""A node cannot change the host: files, kernel knobs, network knobs, packages."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from converge.lab import LocalRepo, Node
+from converge.lab.node import DROPPED_CAPS
+
+pytestmark = pytest.mark.lab
+
+
+def ok(node: Node, *argv: str) -> str:
+    done = node.run(list(argv))
+    assert done.returncode == 0, f"{argv}: {done.stderr}"
+    return done.stdout
+
+
+def host_sysctl(key: str) -> str:
+    return Path("/proc/sys", *key.split(".")).read_text().strip()
+
+
+def test_file_written_in_node_is_absent_on_host(lab_node: Node) -> None:
+    ok(lab_node, "sh", "-c", "echo probe > /etc/converge-probe")
+    assert lab_node.read_file("/etc/converge-probe") == b"probe\n"
+    assert not Path("/etc/converge-probe").exists()
+
+
+@pytest.mark.parametrize("directory", ["/usr", "/var/lib", "/root", "/tmp", "/opt"])
+def test_writes_under_overlays_stay_in_node(lab_node: Node, directory: str) -> None:
+    probe = f"{directory}/converge-probe-{lab_node.name}"
+    ok(lab_node, "touch", probe)
+    assert not Path(probe).exists()
+
+
+def test_rest_of_root_is_read_only(lab_node: Node) -> None:
+    done = lab_node.run(["touch", "/converge-probe"])
+    assert done.returncode != 0
+    assert "Read-only file system" in done.stderr
+    assert not Path("/converge-probe").exists()
+
+
+@pytest.mark.parametrize("key", ["vm.swappiness", "vm.panic_on_oom", "kernel.panic"])
+def test_kernel_wide_sysctl_changes_only_in_node(lab_node: Node, key: str) -> None:
+    before = host_sysctl(key)
+    wanted = "1" if before != "1" else "2"
+    ok(lab_node, "sysctl", "-w", f"{key}={wanted}")
+    assert ok(lab_node, "sysctl", "-n", key).strip() == wanted
+    assert host_sysctl(key) == before
+
+
+def test_net_sysctl_is_real_in_node_and_leaves_host(lab_node: Node) -> None:
+    key = "net.ipv4.ip_forward"
+    before = host_sysctl(key)
+    wanted = "0" if before == "1" else "1"
+    ok(lab_node, "sysctl", "-w", f"{key}={wanted}")
+    assert ok(lab_node, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == wanted
+    assert host_sysctl(key) == before
+
+
+def test_package_installed_in_node_is_absent_on_host(lab_node: Node,
+                                                      local_repo: LocalRepo) -> None:
+    local_repo.build_deb(
+        "converge-probe", "1.0-1",
+        files={"/usr/share/converge-probe/marker": b"from the lab\n"},
+        scripts={"postinst": "#!/bin/sh\nset -e\ntouch /var/lib/converge-probe-postinst\n"},
+    )
+    ok(lab_node, "apt-get", "update", "-qq")
+    ok(lab_node, "apt-get", "install", "-y", "-qq", "converge-probe")
+    assert "install ok installed" in ok(lab_node, "dpkg-query", "-W", "-f=${Status}",
+                                        "converge-probe")
+    assert lab_node.read_file("/usr/share/converge-probe/marker") == b"from the lab\n"
+    host = subprocess.run(["dpkg-query", "-W", "converge-probe"], capture_output=True)
+    assert host.returncode != 0
+    assert not Path("/usr/share/converge-probe").exists()
+    assert not Path("/var/lib/converge-probe-postinst").exists()
+
+
+def test_apt_sources_are_only_the_lab_repository(lab_node: Node) -> None:
+    sources = ok(lab_node, "sh", "-c", "cat /etc/apt/sources.list; ls /etc/apt/sources.list.d")
+    assert sources.strip() == "deb [trusted=yes] file:/run/converge-lab/repo ./"
+
+
+def test_package_scripts_may_not_start_daemons(lab_node: Node) -> None:
+    assert lab_node.run(["/usr/sbin/policy-rc.d"]).returncode == 101
+
+
+def test_node_has_its_own_hostname(lab_node: Node) -> None:
+    host = subprocess.run(["hostname"], capture_output=True, text=True).stdout
+    ok(lab_node, "hostname", "renamed-in-node")
+    assert ok(lab_node, "hostname").strip() == "renamed-in-node"
+    assert subprocess.run(["hostname"], capture_output=True, text=True).stdout == host
+
+
+def test_node_starts_with_its_name_as_hostname(lab_node: Node) -> None:
+    assert ok(lab_node, "hostname").strip() == lab_node.name
+
+
+def test_node_has_its_own_processes(lab_node: Node) -> None:
+    pids = ok(lab_node, "ps", "-e", "-o", "pid=,args=")
+    first = pids.strip().splitlines()[0].split(None, 1)
+    assert first[0] == "1" and "sshd" in first[1]
+    assert len(pids.strip().splitlines()) < 5
+
+
+def capability_bounds(status: str) -> int:
+    return int(re.search(r"^CapBnd:\s*([0-9a-f]+)", status, re.M).group(1), 16)  # type: ignore[union-attr]
+
+
+def test_capabilities_that_reach_the_host_are_dropped(lab_node: Node) -> None:
+    sshd = capability_bounds(Path(f"/proc/{lab_node.pid}/status").read_text())
+    command = capability_bounds(ok(lab_node, "cat", "/proc/self/status"))
+    for bounds in (sshd, command):
+        for name, bit in DROPPED_CAPS.items():
+            assert not bounds & (1 << bit), f"{name} still in the bounding set"
+        assert bounds & (1 << 21), "CAP_SYS_ADMIN should stay (mounts inside the node)"
+
+
+def test_sshd_starts_with_oom_score_adj_500_and_can_be_lowered(lab_node: Node) -> None:
+    assert Path(f"/proc/{lab_node.pid}/oom_score_adj").read_text().strip() == "500"
+    ok(lab_node, "sh", "-c", "echo 0 > /proc/1/oom_score_adj")
+    assert Path(f"/proc/{lab_node.pid}/oom_score_adj").read_text().strip() == "0"
+
+
+def test_node_network_is_its_link_and_nothing_else(lab_node: Node) -> None:
+    routes = ok(lab_node, "ip", "-4", "route")
+    assert "default" not in routes
+    addresses = ok(lab_node, "ip", "-4", "-o", "addr")
+    assert f"{lab_node.address}/30" in addresses and "127.0.0.1/8" in addresses
+    assert lab_node.run(["ping", "-c1", "-W1", lab_node.host_address]).returncode in (0, 127)
+
+
+def test_host_interpreter_is_usable_read_only(lab_node: Node) -> None:
+    import sys
+
+    done = lab_node.run([sys.executable, "-c", "import converge, sys; print(sys.version)"])
+    assert done.returncode == 0, done.stderr
+    denied = lab_node.run(["touch", f"{sys.prefix}/converge-probe"])
+    assert denied.returncode != 0
