@@ -21,6 +21,8 @@ def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]
 
 def _actions(cls: Type[Resource]) -> str:
     default = cls.default_action or cls.actions[0]
+    if not isinstance(default, str):
+        default = " then ".join(default)
     return ", ".join(cls.actions + cls.notify_only) + " (default: %s)" % default
 
 

@@ -4,6 +4,13 @@ For each step: guards → current state → changes → apply (or, in plan mode,
 report) → event. Delayed notifications run once each at the end. A failed resource
 does not stop the others (unless ``fail_fast``); the resources it would have
 notified are not run. The engine prints nothing: events go to ``emit``.
+
+Batching: a resource type may define a classmethod ``prepare(system, resources,
+mode)``. Before converging a run of consecutive unguarded steps of that type, the
+engine builds their resources and calls it once, so the type can read the state
+of all of them in one call and, in apply mode, act on them in one transaction
+(package: one ``apt-get install`` for twenty packages). Each step then still
+converges and reports on its own, with the resource ``prepare`` saw.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConvergeError
 from ..plan import Plan, Step
-from ..resources._base import Resource, Skipped
+from ..resources._base import REGISTRY, Resource, Skipped
 from .system import System, describe_oserror
 
 Event = Dict[str, Any]
@@ -46,8 +53,11 @@ class Engine:
         steps = {s.id: s for s in plan.steps}
         events: List[Event] = []
         delayed: List[Tuple[str, str, str]] = []
-        for step in plan.steps:
-            event = self._step(step)
+        prepared: Dict[int, Resource] = {}
+        for index, step in enumerate(plan.steps):
+            if index not in prepared:
+                prepared = self._prepare(plan.steps, index)
+            event = self._step(step, resource=prepared.pop(index, None))
             self._record(events, event)
             if event["status"] == "updated":
                 for action, target, timing in step.notifies:
@@ -66,7 +76,26 @@ class Engine:
         events.append(event)
         self.emit(event)
 
-    def _step(self, step: Step, action: Optional[str] = None) -> Event:
+    def _prepare(self, steps: List[Step], start: int) -> Dict[int, Resource]:
+        """The batching hook (see the module docstring): the resources of the run
+        of steps from ``start``, by index, after their type's ``prepare``."""
+        prepare = getattr(REGISTRY.get(steps[start].type), "prepare", None)
+        run: Dict[int, Resource] = {}
+        index = start
+        while (prepare is not None and index < len(steps)
+               and steps[index].type == steps[start].type and _batchable(steps[index])):
+            run[index] = steps[index].resource()
+            index += 1
+        if not run:
+            return {}
+        try:
+            prepare(self.system, list(run.values()), self.mode)
+        except Exception:  # noqa: BLE001 - fresh resources then read and act alone
+            return {}
+        return run
+
+    def _step(self, step: Step, action: Optional[str] = None,
+              resource: Optional[Resource] = None) -> Event:
         action = action or step.action
         event: Event = {
             "id": step.id, "type": step.type, "action": action, "status": "up_to_date",
@@ -78,7 +107,7 @@ class Engine:
             if skip:
                 event["status"], event["skip_reason"] = "skipped", skip
             else:
-                self._converge(step.resource(action), event)
+                self._converge(resource or step.resource(action), event)
         except Skipped as exc:
             event["status"], event["skip_reason"] = "skipped", str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed resource must not stop the run
@@ -144,6 +173,11 @@ class Engine:
         if self.debug:
             text += "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return text
+
+
+def _batchable(step: Step) -> bool:
+    """Guards are evaluated step by step, so a guarded step is never batched."""
+    return step.only_if is None and step.not_if is None and step.action != "nothing"
 
 
 def summarize(events: List[Event]) -> Dict[str, int]:

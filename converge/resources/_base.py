@@ -20,7 +20,7 @@ This module is shipped to targets: standard library only, Python 3.8.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import PropertyError
 
@@ -132,8 +132,9 @@ class Resource:
 
     type_name: ClassVar[str] = ""
     actions: ClassVar[Tuple[str, ...]] = ()
-    #: the action sequence used when the recipe names none (service: enable+start)
-    default_action: ClassVar[Optional[str]] = None
+    #: the action, or sequence of actions, used when the recipe names none
+    #: (service: ("enable", "start"), one plan step each)
+    default_action: ClassVar[Union[str, Tuple[str, ...], None]] = None
     #: actions that only exist to be notified (restart, reload)
     notify_only: ClassVar[Tuple[str, ...]] = ()
 

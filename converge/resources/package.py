@@ -1,0 +1,232 @@
+"""package: install, upgrade, remove or purge packages with the machine's own manager.
+
+Example::
+
+    package("dstat")
+    package(["sysstat", "chrony"])                       # one resource: package[sysstat,chrony]
+    package("curl", version="7.88.1-10+deb12u5")
+    package("telnet", action="purge")
+
+The backend is the target's own package manager (apt on Debian and Ubuntu, dnf or
+yum on the RHEL family, apk on Alpine), or the one named by ``provider``. State
+comes from dpkg-query, rpm or apk's database; installs are noninteractive and keep
+changed configuration files. Consecutive package resources with the same action
+run as one transaction (one ``apt-get install`` for twenty packages), each still
+reported as its own resource; when that transaction fails, each package is tried
+alone, so only the one that cannot be installed fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ..errors import ResourceError
+from . import _pkg_backends as backends
+from ._base import Change, Resource, prop
+
+
+class Package(Resource, type_name="package"):
+    """Install, upgrade, remove or purge one package or a list of packages."""
+
+    actions = ("install", "upgrade", "remove", "purge")
+
+    package_name: Union[str, List[str]] = prop(
+        doc="A package name, or a list of names handled as one resource.", identity=True)
+    version: Optional[str] = prop(None, doc="The exact version to install (one package only); "
+                                  "unset: whatever the repositories offer.")
+    provider: Optional[str] = prop(None, doc="Force a backend: apt, dnf, yum or apk. Unset: "
+                                   "the target's own package manager.",
+                                   choices=backends.PROVIDERS)
+
+    def normalise(self) -> None:
+        names = self.package_name
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, (list, tuple)) or not names:
+            raise self.fail("package_name must be a name or a non-empty list of names, not %r"
+                            % (self.package_name,))
+        if self.provider is not None and self.provider not in backends.PROVIDERS:
+            raise self.fail("provider '%s' is not one of: %s"
+                            % (self.provider, ", ".join(backends.PROVIDERS)))
+        grammar = backends.DEB_NAME if self.provider == "apt" else backends.ANY_NAME
+        unique: List[str] = []
+        for name in names:
+            if not isinstance(name, str) or not grammar.match(name) or len(name) > 200:
+                raise self.fail("'%s' is not a valid package name (letters, digits and "
+                                "'+', '-', '.', '_', starting with a letter or digit)" % (name,))
+            if name not in unique:
+                unique.append(name)
+        self.package_name = unique[0] if len(unique) == 1 else unique
+        if self.version is not None:
+            self.version = str(self.version)
+            if len(unique) > 1:
+                raise self.fail("version pins one package; declare each pinned package "
+                                "as its own resource")
+            if not backends.VERSION.match(self.version) or len(self.version) > 200:
+                raise self.fail("version '%s' is not a package version such as "
+                                "'1.2.3-1' or '2:1.0-3'" % self.version)
+
+    def decoded(self) -> None:
+        if isinstance(self.package_name, list) and len(self.package_name) == 1:
+            self.package_name = self.package_name[0]
+
+    @property
+    def names(self) -> List[str]:
+        names = self.package_name
+        return [names] if isinstance(names, str) else list(names)
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.names)
+
+    # -- target ----------------------------------------------------------------------
+
+    def _backend(self, system: Any) -> backends.Backend:
+        backend = self.__dict__.get("_backend_obj")
+        if backend is None:
+            backend = backends.choose(system, self.provider)
+            self.__dict__["_backend_obj"] = backend
+        return backend
+
+    def _wants_candidates(self) -> bool:
+        return self.action in ("install", "upgrade")
+
+    @classmethod
+    def prepare(cls, system: Any, resources: Sequence["Package"], mode: str) -> None:
+        """Engine hook for a run of consecutive package steps: read the state of
+        every package with one query per backend, and in apply mode run each run
+        of same-action changes as one transaction. A resource whose batch
+        succeeded has nothing left to do in ``apply``; after a failed batch, each
+        re-reads its state and acts alone, so only the broken one fails."""
+        by_backend: Dict[str, List[Package]] = {}
+        for res in resources:
+            try:
+                by_backend.setdefault(res._backend(system).name, []).append(res)
+            except ResourceError:
+                continue  # the resource reports this itself
+        for members in by_backend.values():
+            names = [n for res in members for n in res.names]
+            states = members[0]._backend(system).state(
+                system, sorted(set(names)), any(r._wants_candidates() for r in members))
+            for res in members:
+                res.__dict__["_prefetched"] = {n: states[n] for n in res.names}
+        if mode != "apply":
+            return
+        batch: List[Tuple[Package, List[Change]]] = []
+        key: Optional[Tuple[str, str]] = None
+        for res in resources:
+            state = res.__dict__.get("_prefetched")
+            if state is None:
+                continue
+            try:
+                changes = res.changes(state)
+            except ResourceError:
+                continue
+            if not changes:
+                continue
+            this = (res._backend(system).name, res.action)
+            if this != key:
+                _transaction(system, batch)
+                batch, key = [], this
+            batch.append((res, changes))
+        _transaction(system, batch)
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        state = self.__dict__.pop("_prefetched", None)
+        if state is None:
+            state = self._backend(system).state(system, self.names, self._wants_candidates())
+        return state
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        out: List[Change] = []
+        for name in self.names:
+            change = self._change(name, current[name])
+            if change is not None:
+                out.append(change)
+        return out
+
+    def _change(self, name: str, state: Dict[str, Any]) -> Optional[Change]:
+        have, action = state["installed"], self.action
+        if action in ("remove", "purge"):
+            present = have or state.get("broken")
+            if present:
+                return Change("%s package %s (%s)" % (action, name, present),
+                              data=(action, name, None))
+            if action == "purge" and state["config_files"]:
+                return Change("purge configuration files of package %s" % name,
+                              data=(action, name, None))
+            return None
+        self._check_available(name, state)
+        want = self.version or state["candidate"]
+        if have is None:
+            text = "install package %s" % name + (" (%s)" % want if want else "")
+            if state.get("broken"):
+                text += ", which is only partly installed"
+            return Change(text, data=("install", name, self.version))
+        if self.version and not _same_version(have, self.version, state):
+            return Change("change package %s from %s to %s" % (name, have, self.version),
+                          data=("install", name, self.version))
+        if action == "upgrade" and state["candidate"] and state["candidate"] != have:
+            return Change("upgrade package %s from %s to %s" % (name, have, state["candidate"]),
+                          data=("upgrade", name, None))
+        return None
+
+    def _check_available(self, name: str, state: Dict[str, Any]) -> None:
+        available = state["available"]
+        if available is None:  # this backend cannot tell before trying
+            return
+        if self.version is None and state["candidate"] is None and state["installed"] is None:
+            raise ResourceError(
+                "package %s is not available from any configured repository" % name,
+                hint="check the name; if it is right, run apt-get update")
+        if self.version is not None and not any(_same_version(v, self.version, state)
+                                                for v in available):
+            raise ResourceError(
+                "version %s of package %s is not available (available: %s)"
+                % (self.version, name, ", ".join(available) or "none"),
+                hint="pick one of the available versions, or check the repositories")
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        outcome = self.__dict__.pop("_batch", None)
+        if outcome == "done":
+            return
+        backend = self._backend(system)
+        if outcome == "failed":  # the shared transaction failed: re-read, then act alone
+            changes = self.changes(backend.state(system, self.names, self._wants_candidates()))
+            if not changes:
+                return
+        failed = _act(system, backend, changes)
+        if failed is not None:
+            action, names, result = failed
+            raise backend.explain(action, names, result)
+
+
+def _transaction(system: Any, batch: List[Tuple[Package, List[Change]]]) -> None:
+    """One package-manager call for several resources; a lone one acts in apply."""
+    if len(batch) < 2:
+        return
+    backend = batch[0][0]._backend(system)
+    try:
+        ok = _act(system, backend, [c for _, changes in batch for c in changes]) is None
+    except ResourceError:
+        ok = False  # each resource tries alone and reports why
+    for res, _ in batch:
+        res.__dict__["_batch"] = "done" if ok else "failed"
+
+
+def _act(system: Any, backend: Any, changes: List[Change]) -> Optional[Tuple[str, List[str], Any]]:
+    """One backend call per kind of change (install, upgrade, remove, purge), in
+    order; the first failure as (action, names, result), or None."""
+    kinds: Dict[str, List[Tuple[str, Optional[str]]]] = {}
+    for change in changes:
+        kinds.setdefault(change.data[0], []).append((change.data[1], change.data[2]))
+    for action, specs in kinds.items():
+        result = backend.act(system, action, specs)
+        if not result.ok:
+            return action, [name for name, _ in specs], result
+    return None
+
+
+def _same_version(have: str, want: str, state: Dict[str, Any]) -> bool:
+    """'1.2-3.el9' satisfies a pin of '1.2' on rpm and apk; apt pins are exact."""
+    return have == want or (not state["exact_pins"] and have.startswith(want + "-"))
