@@ -1,0 +1,405 @@
+"""Push a plan to a host over SSH (paramiko), the agent bundle riding along.
+
+One connection per host, ``TCP_NODELAY`` on its socket. Each request (facts, or
+a run) is one exec channel running the loader with the target's ``python3``;
+the plan goes over stdin, events come back as JSON lines as they happen (see
+converge/transport/bundle.py for the trip, docs/ssh.md for the round trips).
+
+Host keys are checked against known_hosts (the inventory's, the OpenSSH
+config's UserKnownHostsFile, or ~/.ssh/known_hosts); an unknown host is refused
+unless ``accept_new`` (which records it), a changed key always. OpenSSH client
+config is honoured through paramiko's SSHConfig: HostName, User, Port,
+IdentityFile, ProxyCommand, ProxyJump, UserKnownHostsFile. Every paramiko and
+socket error becomes a converge error here, chained.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import paramiko
+
+from ..agent.engine import Event
+from ..errors import AuthError, ConnectError, HostKeyError, TransportError
+from ..inventory import Host
+from ..plan import Plan
+from . import bundle
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+DEFAULT_SSH_CONFIG = "~/.ssh/config"
+MIN_PYTHON = (3, 8)
+_known_hosts_lock = threading.Lock()
+
+
+@dataclass
+class Settings:
+    """Where and how to connect, after the OpenSSH config is applied."""
+
+    hostname: str
+    port: int = 22
+    user: str = ""
+    keys: List[str] = field(default_factory=list)
+    known_hosts: str = ""
+    proxy_command: Optional[str] = None
+    proxy_jump: List[str] = field(default_factory=list)
+
+
+def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None,
+            config_path: Optional[str] = None) -> Settings:
+    """Combine the inventory (wins), the command line and the OpenSSH config."""
+    config = _ssh_config(os.path.expanduser(host.ssh_config or config_path
+                                            or DEFAULT_SSH_CONFIG))
+    found: Dict[str, Any] = config.lookup(host.hostname) if config else {}
+    keys = [host.key] if host.key else [key] if key else []
+    if not keys:
+        keys = [os.path.expanduser(k) for k in found.get("identityfile", [])
+                if os.path.exists(os.path.expanduser(k))]
+    known = host.known_hosts or (found.get("userknownhostsfile") or "").split(" ")[0] \
+        or DEFAULT_KNOWN_HOSTS
+    command = found.get("proxycommand")
+    jump = found.get("proxyjump")
+    return Settings(
+        hostname=found.get("hostname", host.hostname),
+        port=int(host.port or found.get("port") or 22),
+        user=host.user or user or found.get("user") or getpass.getuser(),
+        keys=keys, known_hosts=os.path.expanduser(known),
+        proxy_command=None if not command or command.lower() == "none" else command,
+        proxy_jump=[] if not jump or jump.lower() == "none" else jump.split(","),
+    )
+
+
+@lru_cache(maxsize=8)
+def _ssh_config(path: str) -> Optional[paramiko.SSHConfig]:
+    if not os.path.isfile(path):
+        return None
+    return paramiko.SSHConfig.from_path(path)
+
+
+@lru_cache(maxsize=32)
+def _load_key(path: str) -> paramiko.PKey:
+    return paramiko.PKey.from_path(path)
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Unknown host: refuse, saying how to accept; or record it (accept-new)."""
+
+    def __init__(self, name: str, known_hosts: str, accept_new: bool) -> None:
+        self.name = name
+        self.known_hosts = known_hosts
+        self.accept_new = accept_new
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        if not self.accept_new:
+            raise HostKeyError(
+                "unknown host key (%s %s) for %s, not in %s"
+                % (key.get_name(), key.fingerprint, hostname, self.known_hosts),
+                host=self.name,
+                hint="if this is the host you expect, run again with --accept-new to "
+                     "record its key (as ssh's StrictHostKeyChecking=accept-new)")
+        line = "%s %s %s\n" % (hostname, key.get_name(), key.get_base64())
+        with _known_hosts_lock:
+            folder = os.path.dirname(self.known_hosts)
+            if folder:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            with open(self.known_hosts, "a") as fh:
+                fh.write(line)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class SSHTransport:
+    """A host reached over SSH: ``facts()`` and ``run(plan)`` as the local transport."""
+
+    def __init__(self, host: Host, *, user: Optional[str] = None, key: Optional[str] = None,
+                 become: Optional[bool] = None, become_password: Optional[str] = None,
+                 accept_new: bool = False, ssh_config: Optional[str] = None,
+                 timeout: float = 10.0, debug: bool = False) -> None:
+        self.target = host
+        self.host = host.name
+        self.settings = resolve(host, user=user, key=key, config_path=ssh_config)
+        self.become = host.become if become is None else (become or host.become)
+        self.become_password = become_password
+        self.accept_new = accept_new
+        self.timeout = timeout
+        self.debug = debug
+        self.python = ""  # the target's Python version, after the first request
+        self.maxrss_kb = 0  # the agent's peak memory in the last run
+        self.commands = 0  # exec channels opened (round trips are in docs/ssh.md)
+        self._client: Optional[paramiko.SSHClient] = None
+        self._hops: List[paramiko.SSHClient] = []
+        self._facts: Optional[Dict[str, Any]] = None
+
+    # -- the transport interface ------------------------------------------------
+
+    def facts(self) -> Dict[str, Any]:
+        """The target's facts: one command, gathered once per run."""
+        if self._facts is None:
+            reply = self._request({"op": "facts"})
+            self._facts = dict(reply["facts"])
+        return self._facts
+
+    def run(self, plan: Plan, *, mode: str = "apply", fail_fast: bool = False,
+            emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
+        events: List[Event] = []
+
+        def collect(event: Event) -> None:
+            events.append(event)
+            if emit:
+                emit(event)
+
+        reply = self._request({"op": "run", "mode": mode, "fail_fast": fail_fast,
+                               "debug": self.debug, "plan": plan.to_dict()}, collect,
+                              expected=len(plan.steps))
+        self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
+        return events
+
+    def close(self) -> None:
+        for client in [self._client] + self._hops[::-1]:
+            if client is not None:
+                client.close()
+        self._client, self._hops = None, []
+
+    # -- connecting -----------------------------------------------------------------
+
+    def connect(self) -> paramiko.SSHClient:
+        if self._client is None:
+            via = None
+            for hop in self.settings.proxy_jump:
+                target = Host(name=hop, ssh_config=self.target.ssh_config)
+                user, _, rest = hop.rpartition("@")
+                target.address, _, port = rest.partition(":")
+                target.user, target.port = user or None, int(port) if port else None
+                hop_settings = resolve(target)
+                hop_settings.proxy_jump, hop_settings.proxy_command = [], None
+                via = self._open(hop_settings, via, "jump host " + hop)
+                self._hops.append(via)
+            self._client = self._open(self.settings, via, "")
+        return self._client
+
+    def _open(self, s: Settings, via: Optional[paramiko.SSHClient], what: str
+              ) -> paramiko.SSHClient:
+        where = "%s@%s:%d%s" % (s.user, s.hostname, s.port, " (%s)" % what if what else "")
+        sock: Any
+        try:
+            if s.proxy_command:
+                sock = paramiko.ProxyCommand(s.proxy_command)
+            elif via is not None:
+                transport = via.get_transport()
+                assert transport is not None
+                sock = transport.open_channel("direct-tcpip", (s.hostname, s.port),
+                                              ("127.0.0.1", 0), timeout=self.timeout)
+            else:
+                sock = socket.create_connection((s.hostname, s.port), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
+                               host=self.host) from exc
+        client = paramiko.SSHClient()
+        known = s.known_hosts
+        try:
+            if os.path.exists(known):
+                client.get_host_keys().load(known)
+        except (OSError, paramiko.SSHException) as exc:
+            sock.close()
+            raise HostKeyError("cannot read known hosts %s: %s" % (known, exc),
+                               host=self.host) from exc
+        client.set_missing_host_key_policy(_HostKeyPolicy(self.host, known, self.accept_new))
+        try:
+            pkeys = [_load_key(k) for k in s.keys]
+        except (OSError, paramiko.SSHException) as exc:
+            sock.close()
+            raise AuthError("cannot load key %s: %s" % (s.keys[0], exc), host=self.host,
+                            hint="keys with a passphrase are used through ssh-agent") from exc
+        try:
+            client.connect(s.hostname, port=s.port, username=s.user,
+                           pkey=pkeys[0] if pkeys else None, sock=sock,
+                           timeout=self.timeout, banner_timeout=self.timeout,
+                           auth_timeout=self.timeout, allow_agent=True,
+                           look_for_keys=not pkeys)
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                "HOST KEY CHANGED for %s: %s sent %s %s, but %s records %s. Someone may be "
+                "intercepting the connection; refusing to connect"
+                % (where, s.hostname, exc.key.get_name(), exc.key.fingerprint, known,
+                   exc.expected_key.fingerprint), host=self.host,
+                hint="if the host was really reinstalled, remove its old key with "
+                     "`ssh-keygen -R %s -f %s` and run again with --accept-new"
+                     % (s.hostname, known)) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise AuthError("%s refused our credentials: %s" % (where, exc), host=self.host,
+                            hint="check the user and key (inventory user/key, --user, "
+                                 "IdentityFile) or load the key into ssh-agent") from exc
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
+                               host=self.host) from exc
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    # -- one request ----------------------------------------------------------------
+
+    def _command(self, digest: str) -> Tuple[str, Optional[str]]:
+        argv = ["python3", "-I", "-S", "-c", bundle.loader_source(digest)]
+        prompt = None
+        if self.become and self.settings.user != "root":
+            if self.become_password is not None:
+                prompt = "[converge-become-%s]" % secrets.token_hex(4)
+                argv = ["sudo", "-S", "-p", prompt, "--"] + argv
+            else:
+                argv = ["sudo", "-n", "--"] + argv
+        return " ".join(shlex.quote(a) for a in argv), prompt
+
+    def _request(self, request: Dict[str, Any], on_event: Optional[Callable[[Event], None]]
+                 = None, expected: int = 0) -> Dict[str, Any]:
+        client = self.connect()
+        data, digest = bundle.build()
+        command, prompt = self._command(digest)
+        line = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        seen = 0
+        try:
+            transport = client.get_transport()
+            if transport is None or not transport.is_active():
+                raise TransportError("the connection to %s has closed" % self.host,
+                                     host=self.host)
+            chan = transport.open_session(timeout=self.timeout)
+            self.commands += 1
+            chan.exec_command(command)
+            stderr = b""
+            if prompt is None:
+                chan.sendall(line)  # pipelined: the loader reads it after its handshake
+            else:
+                stderr = self._sudo_password(chan, prompt.encode())
+            out = chan.makefile("rb", -1)
+            noise = []
+            while True:
+                raw = out.readline()
+                if not raw:
+                    raise self._did_not_start(chan, stderr, noise)
+                text = raw.decode("utf-8", "replace").strip()
+                if text.startswith(bundle.HANDSHAKE + " "):
+                    break
+                noise.append(text)
+            try:
+                _, need, python = bundle.parse_handshake(text)
+            except ValueError as exc:
+                raise TransportError(str(exc), host=self.host) from exc
+            self.python = python
+            if tuple(int(p) for p in python.split(".")[:2]) < MIN_PYTHON:
+                chan.close()
+                raise TransportError(
+                    "python3 on the target is %s; converge needs %d.%d or newer"
+                    % ((python,) + MIN_PYTHON), host=self.host)
+            if prompt is not None:
+                chan.sendall(line)
+            if need:
+                chan.sendall(b"%d\n" % len(data) + data)
+            for raw in iter(out.readline, b""):
+                message = json.loads(raw)
+                if "event" in message:
+                    seen += 1
+                    if on_event:
+                        on_event(message["event"])
+                elif "error" in message:
+                    raise TransportError("agent: %s" % message["error"], host=self.host)
+                else:
+                    chan.close()
+                    return dict(message)
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            err = chan.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
+            raise TransportError(
+                "connection lost mid-run, after %d of %s resources%s"
+                % (seen, expected or "?", (" (agent exit %d: %s)" % (status, err[-300:]))
+                   if status > 0 else ""),
+                host=self.host, hint="run again: converge is idempotent; resources not "
+                                     "reported may or may not have been applied")
+        except (OSError, EOFError, paramiko.SSHException, ValueError) as exc:
+            raise TransportError("connection lost mid-run, after %d of %s resources: %s"
+                                 % (seen, expected or "?", _reason(exc)),
+                                 host=self.host) from exc
+
+    def _sudo_password(self, chan: paramiko.Channel, prompt: bytes) -> bytes:
+        """Answer sudo's prompt (only when it asks); return what it wrote to stderr."""
+        assert self.become_password is not None
+        fd = chan.fileno()
+        err = b""
+        answered = False
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if chan.recv_ready():
+                return err
+            if chan.recv_stderr_ready():
+                err += chan.recv_stderr(4096)
+                if prompt in err:
+                    if answered:
+                        chan.close()
+                        error = AuthError("sudo refused the become password for %s"
+                                          % self.settings.user, host=self.host)
+                        error.unreachable = False  # type: ignore[attr-defined]
+                        raise error
+                    chan.sendall(self.become_password.encode() + b"\n")
+                    answered = True
+                    err = err.split(prompt)[-1]
+                continue
+            if chan.exit_status_ready():
+                return err
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError("sudo did not answer within %.0fs" % self.timeout,
+                                     host=self.host)
+            select.select([fd], [], [], remaining)
+
+    def _did_not_start(self, chan: paramiko.Channel, stderr: bytes, noise: List[str]
+                       ) -> Exception:
+        """Why the loader never said hello: no python3, sudo wanting a password…"""
+        status = chan.recv_exit_status()
+        err = (stderr + chan.makefile_stderr("rb").read()).decode("utf-8", "replace").strip()
+        detail = "; ".join(x for x in (err, " ".join(noise)) if x)[-400:]
+        error: Exception
+        if "password is required" in err or "a terminal is required" in err:
+            error = AuthError("sudo needs a password for %s to become root"
+                              % self.settings.user, host=self.host,
+                              hint="run with --ask-become-pass, or allow passwordless sudo")
+            error.unreachable = False  # type: ignore[attr-defined]
+        elif "sudo" in err and ("not in the sudoers" in err or "not allowed" in err):
+            error = AuthError("%s may not use sudo here: %s" % (self.settings.user, err),
+                              host=self.host)
+            error.unreachable = False  # type: ignore[attr-defined]
+        elif status == 127 and "sudo" in err and "python3" not in err:
+            error = TransportError("sudo is not installed on the target (needed by become)",
+                                   host=self.host)
+        elif status == 127 or "python3" in err:
+            error = TransportError(
+                "python3 not found on the target (exit %d: %s)" % (status, detail),
+                host=self.host,
+                hint="converge runs its agent with the target's own python3 (3.8 or newer, "
+                     "standard library only): install it, e.g. apt-get install python3, or "
+                     "put it on the PATH of %s" % self.settings.user)
+        else:
+            error = TransportError("the agent did not start (exit %d): %s"
+                                   % (status, detail or "no output"), host=self.host)
+        return error
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
