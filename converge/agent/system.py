@@ -12,7 +12,7 @@ import os
 import stat as stat_mod
 import subprocess
 import tempfile
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 
 class RunResult(NamedTuple):
@@ -286,6 +286,69 @@ class System:
         except subprocess.TimeoutExpired:
             return RunResult(124, "", "%s: timed out after %ss" % (argv[0], timeout))
         return RunResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def run_long(
+        self,
+        argv: Sequence[str],
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+        timeout: Optional[float] = None,
+        user: Optional[str] = None,
+        live: bool = False,
+    ) -> RunResult:
+        """Run a user's command (execute): like :meth:`run`, but in its own process
+        group, so a timeout kills the command with everything it started, and with
+        ``live`` each line of output is also written to standard error as it comes
+        (the terminal on a local run). Standard input is /dev/null."""
+        import signal
+        import sys
+        import threading
+
+        full_env = dict(os.environ)
+        full_env["LC_ALL"] = "C"
+        full_env.update(env or {})
+        preexec = None
+        if user is not None:
+            uid = self.uid(user)
+            if uid is None:
+                return RunResult(1, "", "no such user %s" % user)
+            preexec = _switch_user(uid, self._primary_gid(user))
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                list(argv), env=full_env, cwd=self.real(cwd) if cwd else None,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                universal_newlines=True, errors="replace", preexec_fn=preexec,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            return RunResult(127, "", "%s: command not found" % argv[0])
+        out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+
+        def pump(name: str, stream: Any) -> None:
+            for line in iter(stream.readline, ""):
+                out[name].append(line)
+                if live:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+            stream.close()
+
+        readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)), daemon=True)
+                   for n in ("stdout", "stderr")]
+        for reader in readers:
+            reader.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            code = 124
+            out["stderr"].append("%s: timed out after %ss, killed\n" % (argv[0], timeout))
+        for reader in readers:
+            reader.join(timeout=5)
+        return RunResult(code, "".join(out["stdout"]), "".join(out["stderr"]))
 
     def _primary_gid(self, user: str) -> int:
         for line in (self.read_text("/etc/passwd") or "").splitlines():
