@@ -66,24 +66,94 @@ DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for errors.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed resource.")
 
 
+HostOpt = typer.Option([], "--host", "-H", metavar="[USER@]HOST[:PORT]",
+                       help="Push to this host over SSH (repeatable).")
+InventoryOpt = typer.Option(None, "--inventory", "-i", metavar="FILE",
+                            help="Push to the hosts of this YAML inventory over SSH.")
+LimitOpt = typer.Option([], "--limit", "-l", metavar="PATTERN", help="Only hosts matching "
+                        "a host name, group or glob ('!pattern' excludes; repeatable).")
+ForksOpt = typer.Option(20, "--forks", "-f", min=1, help="Hosts converged at once.")
+BecomeOpt = typer.Option(False, "--become", "-b", help="Run the agent as root with sudo.")
+BecomePassOpt = typer.Option(False, "--ask-become-pass", "-K",
+                             help="Prompt for the sudo password (sent over the connection).")
+AcceptNewOpt = typer.Option(False, "--accept-new", help="Record the keys of hosts not yet in "
+                            "known_hosts (a changed key is always refused).")
+UserOpt = typer.Option(None, "--user", "-u", help="SSH user for hosts that name none.")
+KeyOpt = typer.Option(None, "--key", metavar="FILE", help="SSH private key for hosts that "
+                      "name none.")
+
+
+class Targets:
+    """The command line's SSH options (all empty: converge this machine)."""
+
+    def __init__(self, hosts: List[str], inventory: Optional[Path], limit: List[str],
+                 forks: int, become: bool, ask_become_pass: bool, accept_new: bool,
+                 user: Optional[str], key: Optional[str]) -> None:
+        self.hosts, self.inventory, self.limit, self.forks = hosts, inventory, limit, forks
+        self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
+        self.user, self.key = user, key
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.hosts or self.inventory)
+
+
 def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
               cookbook_path: List[Path], root: str, debug: bool, fail_fast: bool,
-              quiet: bool = False) -> Any:
+              quiet: bool = False, targets: Optional[Targets] = None) -> Any:
     from .recipe import parse_assignments
     from .report import Console, summary_line, write_json
     from .runner import run
-    from .transport.local import LocalTransport
 
     started = time.monotonic()
     console = Console(diff=diff, plan=(mode == "plan"), quiet=quiet)
-    transport = LocalTransport(root=root, debug=debug)
-    outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
-                  cookbook_path=cookbook_path, fail_fast=fail_fast,
-                  on_event=lambda host, event: console.event(event, host))
-    counts = outcome.report["hosts"][transport.host]["summary"]
-    typer.echo(summary_line(counts, time.monotonic() - started, plan=(mode == "plan")))
+    if targets is not None and targets.remote:
+        if root != "/":
+            raise typer.BadParameter("--root is for local runs, not with -H or -i")
+        outcome = _push(recipe, mode, parse_assignments(attr), cookbook_path, debug,
+                        fail_fast, console, targets)
+    else:
+        from .transport.local import LocalTransport
+
+        transport = LocalTransport(root=root, debug=debug)
+        outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
+                      cookbook_path=cookbook_path, fail_fast=fail_fast,
+                      on_event=lambda host, event: console.event(event, host))
+        counts = outcome.report["hosts"][transport.host]["summary"]
+        typer.echo(summary_line(counts, time.monotonic() - started, plan=(mode == "plan")))
     if json_file:
         write_json(outcome.report, json_file)
+    return outcome
+
+
+def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
+          fail_fast: bool, console: Any, targets: Targets) -> Any:
+    """Converge the inventory's or -H hosts over SSH."""
+    from .inventory import host_vars
+    from .inventory import targets as select_targets
+    from .report import FleetConsole
+    from .runner import run
+    from .transport.ssh import SSHTransport
+
+    hosts, _ = select_targets(targets.hosts, str(targets.inventory) if targets.inventory
+                              else None, targets.limit)
+    password = None
+    if targets.ask_become_pass:
+        import getpass
+
+        password = getpass.getpass("become (sudo) password: ")
+    transports = [SSHTransport(h, user=targets.user, key=targets.key,
+                               become=targets.become or targets.ask_become_pass or None,
+                               become_password=password, accept_new=targets.accept_new,
+                               debug=debug) for h in hosts]
+    fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
+    try:
+        outcome = run(recipe, transports, mode=mode, attrs=attrs, host_vars=host_vars(hosts),
+                      cookbook_path=cookbook_path, fail_fast=fail_fast, remote=True,
+                      forks=targets.forks, on_event=fleet.event, on_host=fleet.host_done)
+    finally:
+        fleet.stop()
+    fleet.finish(outcome.report, plan=(mode == "plan"))
     return outcome
 
 
@@ -97,13 +167,23 @@ def apply(
     root: str = RootOpt,
     debug: bool = DebugOpt,
     fail_fast: bool = FailFastOpt,
+    hosts: List[str] = HostOpt,
+    inventory: Optional[Path] = InventoryOpt,
+    limit: List[str] = LimitOpt,
+    forks: int = ForksOpt,
+    become: bool = BecomeOpt,
+    ask_become_pass: bool = BecomePassOpt,
+    accept_new: bool = AcceptNewOpt,
+    user: Optional[str] = UserOpt,
+    key: Optional[str] = KeyOpt,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode",
         help="Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures (as Puppet)."),
 ) -> None:
     """Converge the machine to the recipe: change what differs, report every resource."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
-                        fail_fast)
+                        fail_fast, targets=Targets(
+        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
     if detailed_exitcode:
         code = (EXIT_CHANGED if outcome.changed else 0) | (EXIT_FAILED if outcome.failed else 0)
         raise typer.Exit(code)
@@ -119,10 +199,20 @@ def plan(
     cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
     debug: bool = DebugOpt,
+    hosts: List[str] = HostOpt,
+    inventory: Optional[Path] = InventoryOpt,
+    limit: List[str] = LimitOpt,
+    forks: int = ForksOpt,
+    become: bool = BecomeOpt,
+    ask_become_pass: bool = BecomePassOpt,
+    accept_new: bool = AcceptNewOpt,
+    user: Optional[str] = UserOpt,
+    key: Optional[str] = KeyOpt,
 ) -> None:
     """Show what apply would change, with diffs; change nothing."""
     outcome = _converge(recipe, "plan", attr, json_file, not no_diff, cookbook_path, root,
-                        debug, False)
+                        debug, False, targets=Targets(
+        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
 
 
@@ -135,10 +225,20 @@ def check(
     cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
     debug: bool = DebugOpt,
+    hosts: List[str] = HostOpt,
+    inventory: Optional[Path] = InventoryOpt,
+    limit: List[str] = LimitOpt,
+    forks: int = ForksOpt,
+    become: bool = BecomeOpt,
+    ask_become_pass: bool = BecomePassOpt,
+    accept_new: bool = AcceptNewOpt,
+    user: Optional[str] = UserOpt,
+    key: Optional[str] = KeyOpt,
 ) -> None:
     """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
-                        False, quiet=True)
+                        False, quiet=True, targets=Targets(
+        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
     if outcome.failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGED if outcome.changed else EXIT_OK)

@@ -10,6 +10,7 @@ from typing import IO, Any, Dict, List, Optional
 from .agent.engine import Event, summarize
 
 RED, GREEN, YELLOW, DIM, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", "\033[0m"
+BOLD = "\033[1m"
 
 
 class Console:
@@ -120,11 +121,13 @@ def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, A
 
 def json_report(hosts: Dict[str, Dict[str, Any]], seconds: float, mode: str) -> Dict[str, Any]:
     """The whole report: one entry per host and the totals."""
-    total = {"hosts": len(hosts), "failed_hosts": 0, "updated": 0, "up_to_date": 0,
-             "skipped": 0, "failed": 0, "total": 0, "ignored": 0}
+    total = {"hosts": len(hosts), "failed_hosts": 0, "unreachable_hosts": 0, "updated": 0,
+             "up_to_date": 0, "skipped": 0, "failed": 0, "total": 0, "ignored": 0}
     for entry in hosts.values():
         if entry.get("error") or entry["summary"]["failed"]:
             total["failed_hosts"] += 1
+        if entry.get("unreachable"):
+            total["unreachable_hosts"] += 1
         for key in ("updated", "up_to_date", "skipped", "failed", "total", "ignored"):
             total[key] += entry["summary"].get(key, 0)
     total["seconds"] = round(seconds, 3)
@@ -138,3 +141,123 @@ def write_json(report: Dict[str, Any], path: str) -> None:
     else:
         with open(path, "w") as fh:
             fh.write(text)
+
+
+# -- fleets ------------------------------------------------------------------------
+
+
+def recap_counts(entry: Dict[str, Any]) -> Dict[str, int]:
+    """One host's recap: ok (up to date or skipped), changed, failed, unreachable."""
+    summary = entry["summary"]
+    unreachable = 1 if entry.get("unreachable") else 0
+    failed = summary["failed"] + (1 if entry.get("error") and not unreachable else 0)
+    return {"ok": summary["up_to_date"] + summary["skipped"] + summary.get("ignored", 0),
+            "changed": summary["updated"], "failed": failed, "unreachable": unreachable}
+
+
+def recap_lines(report: Dict[str, Any]) -> List[str]:
+    """``node1  ok=28 changed=2 failed=0 unreachable=0``, one line per host."""
+    hosts = report["hosts"]
+    width = max([len(h) for h in hosts] + [4])
+    lines = []
+    for host, entry in hosts.items():
+        counts = recap_counts(entry)
+        lines.append("%s  %s" % (host.ljust(width), " ".join(
+            "%s=%d" % (k, v) for k, v in counts.items())))
+    return lines
+
+
+def fleet_line(report: Dict[str, Any], plan: bool = False) -> str:
+    """The closing line of a run over several hosts."""
+    s = report["summary"]
+    ok_hosts = s["hosts"] - s["failed_hosts"]
+    verb = "would change" if plan else "updated"
+    return ("%d %s: %d ok, %d failed (%d unreachable); resources: %d %s, %d up to date, "
+            "%d failed in %.2fs" % (s["hosts"], "host" if s["hosts"] == 1 else "hosts",
+                                    ok_hosts, s["failed_hosts"], s["unreachable_hosts"],
+                                    s["updated"], verb, s["up_to_date"], s["failed"],
+                                    s["seconds"]))
+
+
+class FleetConsole:
+    """Output for a run over SSH: each host's lines grouped under its name as it
+    finishes, a recap per host at the end; on a terminal, a live progress bar
+    (rich, imported only here and only then) above the lines."""
+
+    def __init__(self, console: Console, total: int, *, progress: Optional[bool] = None,
+                 live: bool = False) -> None:
+        self.console = console
+        self.total = total
+        self.live = live  # one host: print its lines as they come
+        self.pending: Dict[str, List[str]] = {}
+        self.done = self.changed = self.failed = 0
+        self._progress: Any = None
+        self._task: Any = None
+        use_bar = self.console.stream.isatty() if progress is None else progress
+        if use_bar and not live:
+            from rich.console import Console as RichConsole
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            rich_console = RichConsole(file=self.console.stream)
+            self._progress = Progress(
+                TextColumn("hosts"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("changed {task.fields[changed]}  failed {task.fields[failed]}"),
+                TimeElapsedColumn(), console=rich_console, transient=True)
+            self._task = self._progress.add_task("hosts", total=total, changed=0, failed=0)
+            self._progress.start()
+
+    def _write(self, lines: List[str]) -> None:
+        if self._progress is not None:
+            from rich.text import Text
+
+            for line in lines:
+                self._progress.console.print(Text.from_ansi(line), soft_wrap=True)
+        else:
+            self.console.stream.write("".join(line + "\n" for line in lines))
+            self.console.stream.flush()
+
+    def event(self, host: str, event: Event) -> None:
+        lines = ["  " + line for line in self.console.lines(event)]
+        if self.live:
+            if host not in self.pending:
+                self.pending[host] = []
+                self._write([self.console._paint(BOLD, host)])
+            self._write(lines)
+        else:
+            self.pending.setdefault(host, []).extend(lines)
+
+    def host_done(self, host: str, entry: Dict[str, Any]) -> None:
+        counts = recap_counts(entry)
+        self.done += 1
+        self.changed += 1 if counts["changed"] else 0
+        self.failed += 1 if counts["failed"] or counts["unreachable"] else 0
+        lines = [] if self.live and host in self.pending else \
+            [self.console._paint(BOLD, host)] + self.pending.get(host, [])
+        self.pending.pop(host, None)
+        if entry.get("error"):
+            tag = "unreachable" if entry.get("unreachable") else "failed"
+            message = entry["error"].splitlines()
+            if message[0].startswith(host + ": "):
+                message[0] = message[0][len(host) + 2:]
+            lines.append(self.console._paint(RED, "  ! %s: %s" % (tag, message[0])))
+            lines.extend("    " + line for line in message[1:])
+        self._write(lines)
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, changed=self.changed,
+                                  failed=self.failed)
+
+    def stop(self) -> None:
+        """Take the progress bar down (also when the run raised)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def finish(self, report: Dict[str, Any], plan: bool = False) -> None:
+        self.stop()
+        self._write(["", "RECAP"] + recap_lines(report) + [fleet_line(report, plan)])

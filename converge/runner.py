@@ -1,20 +1,32 @@
 """One converge run across its targets: compile the recipe for each host, send the
 plan through the host's transport, collect events into the report.
 
+Hosts run in parallel, at most ``forks`` at a time. One host failing (unreachable,
+credentials refused, no python3, the agent breaking, the connection dropping)
+never stops the others: it is recorded in its report entry (``error``, and
+``unreachable`` when no connection could be made). A compile error, though,
+stops everything before any host is changed.
+
 The CLI is a thin layer over :func:`run`; tests call it directly with fake or
 local transports.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .agent.engine import Event
-from .errors import ConvergeError
+from .errors import AuthError, ConnectError, ConvergeError, HostKeyError, TransportError
+from .plan import Plan
 from .recipe import Attrs, compile_recipe
 from .report import host_report, json_report
+
+DEFAULT_FORKS = 20
 
 
 class Outcome:
@@ -37,6 +49,12 @@ class Outcome:
         return self.summary["failed"] > 0 or self.summary["failed_hosts"] > 0
 
 
+def unreachable(exc: BaseException) -> bool:
+    """No connection could be made (as opposed to failing once connected)."""
+    default = isinstance(exc, (ConnectError, AuthError, HostKeyError))
+    return bool(getattr(exc, "unreachable", default))
+
+
 def run(
     recipe: Union[str, Path],
     transports: Sequence[Any],
@@ -48,29 +66,135 @@ def run(
     fail_fast: bool = False,
     on_event: Optional[Callable[[str, Event], None]] = None,
     remote: bool = False,
+    forks: int = DEFAULT_FORKS,
+    on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
 ) -> Outcome:
-    """Compile and converge ``recipe`` on every transport's host, one after another.
+    """Compile and converge ``recipe`` on every transport's host, ``forks`` at a time.
 
     A compile error for any host is raised before anything runs anywhere (the
     recipe is compiled for every host first), so bad input changes nothing.
+    ``on_event(host, event)`` and ``on_host(host, report_entry)`` are called from
+    one thread at a time.
     """
+    if forks < 1:
+        raise ValueError("forks must be 1 or more")
     started = time.monotonic()
-    plans = []
-    for transport in transports:
-        layered = Attrs(dict((host_vars or {}).get(transport.host, {})))
-        layered.merge(attrs or {})
-        plans.append(compile_recipe(recipe, attrs=layered, facts=transport.facts,
-                                    cookbook_path=cookbook_path, host=transport.host,
-                                    remote=remote))
+    lock = threading.Lock()
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
-    for transport, plan in zip(transports, plans, strict=True):
-        emit = (lambda e, h=transport.host: on_event(h, e)) if on_event else None
-        error = None
+
+    def finish(transport: Any, events: List[Event], error: Optional[BaseException]) -> None:
+        entry = host_report(events, None if error is None else str(error))
+        if error is not None and unreachable(error):
+            entry["unreachable"] = True
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+        with lock:
+            hosts[transport.host] = entry
+            all_events[transport.host] = events
+            if on_host:
+                on_host(transport.host, entry)
+
+    try:
+        plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
+                                       cookbook_path, remote, forks)
+    except BaseException:
+        for transport in transports:
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+        raise
+    for transport, exc in failures:
+        finish(transport, [], exc)
+
+    def converge(transport: Any) -> None:
+        def emit(event: Event) -> None:
+            if on_event:
+                with lock:
+                    on_event(transport.host, event)
+
+        events: List[Event] = []
+        error: Optional[BaseException] = None
         try:
-            events = transport.run(plan, mode=mode, fail_fast=fail_fast, emit=emit)
+            events = transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,
+                                   emit=emit)
         except ConvergeError as exc:
-            events, error = [], str(exc)
-        hosts[transport.host] = host_report(events, error)
-        all_events[transport.host] = events
-    return Outcome(json_report(hosts, time.monotonic() - started, mode), all_events)
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the fleet
+            if len(transports) == 1:
+                raise
+            error = TransportError("internal error: %s: %s" % (type(exc).__name__, exc),
+                                   host=transport.host)
+        finish(transport, events, error)
+
+    todo = [t for t in transports if t.host in plans]
+    if len(todo) <= 1 or forks == 1:
+        for transport in todo:
+            converge(transport)
+    else:
+        with ThreadPoolExecutor(max_workers=min(forks, len(todo)),
+                                thread_name_prefix="converge-host") as pool:
+            for future in [pool.submit(converge, t) for t in todo]:
+                future.result()
+    ordered = {t.host: hosts[t.host] for t in transports}
+    return Outcome(json_report(ordered, time.monotonic() - started, mode), all_events)
+
+
+def _compile_all(
+    recipe: Union[str, Path], transports: Sequence[Any], attrs: Optional[Dict[str, Any]],
+    host_vars: Dict[str, Dict[str, Any]], cookbook_path: Sequence[Union[str, Path]],
+    remote: bool, forks: int,
+) -> Tuple[Dict[str, Plan], List[Tuple[Any, TransportError]]]:
+    """The plan of every host. A recipe that reads no facts is compiled once per
+    distinct set of host vars; one that does is compiled on ``forks`` threads, since
+    facts come from the hosts. A host whose facts cannot be gathered is a failure
+    of that host; any other compile error is raised."""
+    cache: Dict[str, Plan] = {}
+    cache_lock = threading.Lock()
+
+    def compile_one(transport: Any) -> Plan:
+        own = dict(host_vars.get(transport.host, {}))
+        key = json.dumps(own, sort_keys=True, default=repr)
+        with cache_lock:
+            if key in cache:
+                return cache[key]
+        layered = Attrs(own)
+        layered.merge(attrs or {})
+        plan = compile_recipe(recipe, attrs=layered, facts=transport.facts,
+                              cookbook_path=cookbook_path, host=transport.host, remote=remote)
+        if not plan.options.get("facts_used"):
+            with cache_lock:
+                cache.setdefault(key, plan)
+        return plan
+
+    plans: Dict[str, Plan] = {}
+    failures: List[Tuple[Any, TransportError]] = []
+    errors: List[Optional[ConvergeError]] = [None] * len(transports)
+
+    def attempt(index: int) -> None:
+        transport = transports[index]
+        try:
+            plans[transport.host] = compile_one(transport)
+        except TransportError as exc:
+            failures.append((transport, exc))
+        except ConvergeError as exc:
+            errors[index] = exc
+
+    if transports:
+        attempt(0)
+        if errors[0] is not None:
+            raise errors[0]
+        first = plans.get(transports[0].host)
+        rest = range(1, len(transports))
+        if first is not None and not first.options.get("facts_used") or forks == 1:
+            for index in rest:
+                attempt(index)
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, min(forks, len(transports))),
+                                    thread_name_prefix="converge-compile") as pool:
+                list(pool.map(attempt, rest))
+    for error in errors:
+        if error is not None:
+            raise error
+    return plans, failures
