@@ -169,6 +169,18 @@ class System:
     def rename(self, src: str, dst: str) -> None:
         os.rename(self.real(src), self.real(dst))
 
+    def symlink(self, target: str, path: str) -> None:
+        """Create the link ``path`` pointing at ``target`` (kept as given: a target
+        path, as the machine will resolve it)."""
+        os.symlink(target, self.real(path))
+
+    def readlink(self, path: str) -> Optional[str]:
+        """Where a symbolic link points, or None when ``path`` is not a link."""
+        try:
+            return os.readlink(self.real(path))
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return None
+
     def rmtree(self, path: str) -> None:
         import shutil
 

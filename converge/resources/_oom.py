@@ -1,0 +1,140 @@
+"""Processes and their OOM-killer adjustment, for ``oom_protect``: matching command
+lines as ``pgrep -f`` does, the agent's own ancestry (never touched), the legacy
+``oom_adj`` scale, and the cron line that re-applies a setting every minute.
+Standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional, Set
+
+# What a cron entry runs every minute (through /bin/sh) to re-apply a setting: fixed
+# code, with the score (an integer) and the pattern (as hex, so no character of it
+# can mean anything to sh or cron) as its only arguments.
+REAPPLY = """\
+import os, re, sys
+score, regex, me = int(sys.argv[1]), re.compile(bytes.fromhex(sys.argv[2]).decode()), os.getpid()
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or int(pid) == me:
+        continue
+    try:
+        with open("/proc/" + pid + "/cmdline", "rb") as fh:
+            line = fh.read().replace(b"\\0", b" ").decode(errors="replace").strip()
+        if not line or not regex.search(line):
+            continue
+        if os.path.exists("/proc/" + pid + "/oom_score_adj"):
+            with open("/proc/" + pid + "/oom_score_adj", "w") as fh:
+                fh.write(str(score))
+        else:
+            with open("/proc/" + pid + "/oom_adj", "w") as fh:
+                fh.write(str(max(-17, min(15, round(score * 17 / 1000)))))
+    except OSError:
+        pass
+"""
+
+
+def reapply_argument() -> str:
+    """REAPPLY as one line for ``python3 -c``: exec("...") with escaped newlines.
+    It holds no ' (it sits between sh single quotes) and no % (cron's newline)."""
+    text = REAPPLY.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    assert "'" not in text and "%" not in text
+    return 'exec("%s")' % text
+
+
+def cmdline(system: Any, pid: int) -> Optional[str]:
+    """The command line as pgrep -f sees it (NULs as spaces), or None for kernel
+    threads and processes that are gone."""
+    data = _read(system, "/proc/%d/cmdline" % pid)
+    if not data:
+        return None
+    return data.replace("\0", " ").strip() or None
+
+
+def _read(system: Any, path: str) -> Optional[str]:
+    try:
+        return system.read_text(path)
+    except OSError:  # ESRCH, EACCES: the process is gone or not ours to read
+        return None
+
+
+def pids(system: Any) -> List[int]:
+    return sorted(int(d) for d in system.listdir("/proc") if d.isdigit())
+
+
+def protected(system: Any) -> Set[int]:
+    """This agent and every ancestor (shell, sudo, timeout, sshd session): never
+    adjusted, whatever matches."""
+    out: Set[int] = set()
+    pid = os.getpid()
+    while pid > 0 and pid not in out:
+        out.add(pid)
+        status = _read(system, "/proc/%d/status" % pid) or ""
+        match = re.search(r"^PPid:\s*(\d+)", status, re.M)
+        pid = int(match.group(1)) if match else 0
+    return out
+
+
+def matching(system: Any, pattern: str) -> List[int]:
+    regex = re.compile(pattern)
+    mine = protected(system)
+    found = []
+    for pid in pids(system):
+        line = cmdline(system, pid)
+        if line is not None and pid not in mine and regex.search(line):
+            found.append(pid)
+    return found
+
+
+def in_unit(system: Any, unit: str) -> List[int]:
+    """The processes of a systemd unit, from /proc/PID/cgroup."""
+    mine = protected(system)
+    found = []
+    for pid in pids(system):
+        text = _read(system, "/proc/%d/cgroup" % pid) or ""
+        for line in text.splitlines():
+            path = line.split(":", 2)[-1]
+            if ("/" + unit + "/") in (path + "/") and pid not in mine:
+                found.append(pid)
+                break
+    return found
+
+
+def from_pidfile(system: Any, name: str) -> List[int]:
+    """The pid a sysvinit service recorded, if it still runs."""
+    for path in ("/run/%s.pid" % name, "/var/run/%s.pid" % name, "/run/%s/%s.pid" % (name, name)):
+        text = (_read(system, path) or "").strip()
+        if text.isdigit() and system.exists("/proc/" + text):
+            return [int(text)]
+    return []
+
+
+def score(system: Any, pid: int) -> Optional[Dict[str, Any]]:
+    """{'file', 'value', 'score'}: the adjustment as oom_score_adj (-1000..1000),
+    read from oom_score_adj or, on old kernels, the legacy oom_adj (-17..15)."""
+    for name in ("oom_score_adj", "oom_adj"):
+        path = "/proc/%d/%s" % (pid, name)
+        text = (_read(system, path) or "").strip()
+        if text.lstrip("-").isdigit():
+            value = int(text)
+            legacy = name == "oom_adj"
+            return {"file": path, "value": value, "legacy": legacy,
+                    "score": legacy_to_score(value) if legacy else value}
+    return None
+
+
+def score_to_legacy(value: int) -> int:
+    """oom_score_adj to oom_adj, as the kernel scales it (-1000 is -17, OOM_DISABLE)."""
+    return max(-17, min(15, int(round(value * 17 / 1000.0))))
+
+
+def legacy_to_score(value: int) -> int:
+    return 1000 if value == 15 else int(value * 1000 / 17)
+
+
+def cron_line(python: str, score_adj: int, pattern: str) -> str:
+    """The /etc/cron.d line that re-applies ``score_adj`` every minute. Every part
+    is a validated value or fixed text: the pattern travels as hex."""
+    return "* * * * * root %s -c '%s' %d %s\n" % (
+        python, reapply_argument(), score_adj, pattern.encode("utf-8").hex())

@@ -1,0 +1,208 @@
+"""oom_protect: shield processes from the OOM killer (or offer them to it).
+
+Example::
+
+    oom_protect("sshd", pattern="^/usr/sbin/sshd|sshd: /usr/sbin/sshd")
+    oom_protect("chrony", service="chrony", score_adj=-500)
+    oom_protect("batch", pids=[4242], score_adj=500, persist=False)
+
+The seed's ``pgrep -f /usr/sbin/sshd | while read PID; do echo -17 >
+/proc/$PID/oom_adj; done``, done properly: sets /proc/PID/oom_score_adj
+(-1000..1000; -1000 means never killed) of every process whose full command line
+matches ``pattern`` (a regular expression, as ``pgrep -f`` matches), of the given
+``pids``, or of a service's processes (its systemd cgroup, or a sysvinit pid
+file). The converge agent and its ancestors (the shell, sudo or sshd session that
+started it) are never touched. Old kernels without oom_score_adj get the legacy
+oom_adj, scaled to -17..15. No matching process is a warning, not a failure.
+
+``persist`` keeps the setting across restarts: for a service, a systemd drop-in
+with ``OOMScoreAdjust=`` (applied at the service's next start); for a pattern, an
+/etc/cron.d entry that re-applies it every minute, as the seed does (pids are
+never persisted). Mind OpenSSH: each login session gets the oom_score_adj its
+listener started with, so ``OOMScoreAdjust=-1000`` on the ssh service makes every
+session, and all a user starts from it, immune to the OOM killer; protect the
+listener with ``pattern`` instead. Lowering a score below 0 needs CAP_SYS_RESOURCE,
+which root lacks in many containers: the resource then fails and says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import Any, Dict, List, Optional
+
+from ..errors import ResourceError
+from . import _init_systems as init_sys
+from . import _oom
+from . import _validate as v
+from ._base import Change, Resource, prop
+from .file import makedirs
+
+_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SSH_SERVICES = ("ssh", "sshd", "ssh.service", "sshd.service", "openssh", "openssh-server")
+
+
+class OomProtect(Resource, type_name="oom_protect"):
+    """Set the OOM-killer adjustment (oom_score_adj) of matching processes."""
+
+    actions = ("apply",)
+
+    name: str = prop(doc="Names this protection (letters, digits, '_', '-'); the cron "
+                     "file is /etc/cron.d/converge-oom-NAME.", identity=True)
+    pattern: Optional[str] = prop(None, doc="Regular expression searched in each full "
+                                  "command line, as pgrep -f does.")
+    pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).")
+    service: Optional[str] = prop(None, doc="A service whose processes to adjust (systemd "
+                                  "unit or init script name).")
+    score_adj: int = prop(-1000, doc="oom_score_adj, -1000 (never killed) to 1000 (killed "
+                          "first).")
+    persist: bool = prop(True, doc="Keep it across restarts: a systemd drop-in for a "
+                         "service, an /etc/cron.d entry for a pattern.")
+
+    def normalise(self) -> None:
+        if not isinstance(self.name, str) or not _LABEL.match(self.name):
+            raise self.fail("name '%s' may only hold letters, digits, '_' and '-' (it names "
+                            "the file /etc/cron.d/converge-oom-NAME)" % (self.name,))
+        given = [p for p in ("pattern", "pids", "service") if getattr(self, p) is not None]
+        if len(given) != 1:
+            raise self.fail("give exactly one of pattern, pids or service%s"
+                            % (" (got %s)" % " and ".join(given) if given else ""))
+        if self.pattern is not None:
+            if not isinstance(self.pattern, str) or not self.pattern or \
+                    "\n" in self.pattern or "\0" in self.pattern:
+                raise self.fail("pattern must be a one-line, non-empty regular expression")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise self.fail("pattern '%s' is not a valid regular expression: %s"
+                                % (self.pattern, exc)) from None
+        if self.pids is not None:
+            pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
+            self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
+        if self.service is not None and (not isinstance(self.service, str)
+                                         or not init_sys.NAME.match(self.service)):
+            raise self.fail("'%s' is not a valid service name" % (self.service,))
+        self.score_adj = v.integer(self.score_adj, "score_adj", -1000, 1000)
+        self.persist = v.boolean(self.persist, "persist")
+
+    # -- target ----------------------------------------------------------------------
+
+    def _targets(self, system: Any) -> List[int]:
+        if self.pattern is not None:
+            found = _oom.matching(system, self.pattern)
+            what = "no process matches pattern '%s'" % self.pattern
+        elif self.pids is not None:
+            found = [p for p in self.pids if system.exists("/proc/%d" % p)]
+            gone = [str(p) for p in self.pids if p not in found]
+            what = "no process with pid %s" % ", ".join(gone)
+            if gone and found:
+                self.warnings.append(what + " (gone?)")
+        elif init_sys.systemd_running(system):
+            found = _oom.in_unit(system, init_sys.unit_name(str(self.service)))
+            what = "service %s has no running process" % self.service
+        else:
+            found = _oom.from_pidfile(system, init_sys.script_name(str(self.service)))
+            what = "service %s has no running process (no live pid in /run/%s.pid)" % (
+                self.service, init_sys.script_name(str(self.service)))
+        if not found:
+            self.warnings.append(what + "; nothing to adjust now")
+        return found
+
+    def _persistence(self, system: Any) -> Optional[Dict[str, Any]]:
+        """The file that keeps the setting, its wanted content (None: absent)."""
+        if self.pids is not None:
+            return None
+        if self.service is not None:
+            unit = init_sys.unit_name(self.service)
+            if not init_sys.systemd_running(system) and init_sys.unit_file(system, unit) is None:
+                if self.persist:
+                    self.warnings.append("service %s has no systemd unit, so its setting is not "
+                                         "persisted; use pattern= to re-apply it from cron"
+                                         % self.service)
+                return None
+            if self.persist and self.score_adj < 0 and self.service in SSH_SERVICES:
+                self.warnings.append(
+                    "OpenSSH gives every login session the oom_score_adj its listener started "
+                    "with: OOMScoreAdjust=%d on %s makes each session, and everything started "
+                    "from it, shielded from the OOM killer too; protect the listener with "
+                    "pattern= instead" % (self.score_adj, unit))
+            return {"path": "/etc/systemd/system/%s.d/converge-oom-protect.conf" % unit,
+                    "want": ("# converge: %s\n[Service]\nOOMScoreAdjust=%d\n"
+                             % (self.identity, self.score_adj)) if self.persist else None,
+                    "what": "systemd drop-in", "reload": True}
+        python = system.which("python3") or "/usr/bin/python3"
+        return {"path": "/etc/cron.d/converge-oom-" + self.name,
+                "want": ("# converge: %s: oom_score_adj %d for processes matching %s\n%s"
+                         % (self.identity, self.score_adj, self.pattern,
+                            _oom.cron_line(python, self.score_adj, str(self.pattern))))
+                if self.persist else None,
+                "what": "cron entry", "reload": False}
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        processes = {}
+        for pid in self._targets(system):
+            info = _oom.score(system, pid)
+            if info is not None:
+                info["cmdline"] = _oom.cmdline(system, pid) or "?"
+                processes[pid] = info
+        keep = self._persistence(system)
+        if keep is not None:
+            keep["have"] = system.read_text(keep["path"])
+        return {"processes": processes, "persist": keep}
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        out = []
+        for pid, info in sorted(current["processes"].items()):
+            want = _oom.score_to_legacy(self.score_adj) if info["legacy"] else self.score_adj
+            if info["value"] != want:
+                shown = info["cmdline"] if len(info["cmdline"]) <= 60 else \
+                    info["cmdline"][:57] + "..."
+                out.append(Change("set %s of pid %d (%s) from %d to %d" % (
+                    info["file"].rsplit("/", 1)[1], pid, shown, info["value"], want),
+                    data=("pid", pid, info["file"], want, shown)))
+        keep = current["persist"]
+        if keep is not None and keep["want"] != keep["have"]:
+            if keep["want"] is None:
+                text = "remove %s %s (persist is off)" % (keep["what"], keep["path"])
+            else:
+                text = "%s %s %s to apply oom_score_adj %d%s" % (
+                    "create" if keep["have"] is None else "update", keep["what"], keep["path"],
+                    self.score_adj, "" if keep["reload"] else " every minute")
+            out.append(Change(text, data=("persist", keep)))
+        return out
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        refused = []
+        for change in changes:
+            if change.data[0] != "pid":
+                continue
+            _, pid, path, want, shown = change.data
+            try:
+                system.write_in_place(path, str(want).encode())
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM):
+                    refused.append("pid %d (%s)" % (pid, shown))
+                elif exc.errno not in (errno.ESRCH, errno.ENOENT):
+                    raise  # ESRCH, ENOENT: the process ended meanwhile
+        if refused:
+            raise ResourceError(
+                "the kernel refused oom_score_adj %d for %s (Permission denied, EACCES): "
+                "setting it below a process's oom_score_adj_min (normally 0) needs "
+                "CAP_SYS_RESOURCE, and this agent runs without it, as in many containers and "
+                "some VMs; nothing was persisted" % (self.score_adj, ", ".join(refused)),
+                hint="run converge where root has CAP_SYS_RESOURCE (a container needs "
+                "--cap-add SYS_RESOURCE), or use a score_adj of 0 or more")
+        for change in changes:
+            if change.data[0] == "persist":
+                self._persist(system, change.data[1])
+
+    def _persist(self, system: Any, keep: Dict[str, Any]) -> None:
+        if keep["want"] is None:
+            system.remove(keep["path"])
+        else:
+            makedirs(system, keep["path"].rsplit("/", 1)[0], 0o755)
+            system.write_atomic(keep["path"], keep["want"].encode("utf-8"), 0o644)
+        if keep["reload"] and init_sys.systemd_running(system):
+            result = system.run(["systemctl", "daemon-reload"], timeout=120)
+            if not result.ok:
+                raise ResourceError("systemctl daemon-reload failed: %s" % result.output())
