@@ -62,6 +62,8 @@ class Step:
         res = cls.from_plan(self.props, action or self.action)
         res.meta.source = self.source
         res.meta.sensitive = self.sensitive
+        res.meta.retries = self.retries
+        res.meta.retry_delay = self.retry_delay
         res.meta.notifies = [Notification(*n) for n in self.notifies]
         return res
 

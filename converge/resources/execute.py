@@ -1,0 +1,178 @@
+"""execute: run a command.
+
+Example::
+
+    execute(["update-grub"], only_if=["test", "-d", "/boot/grub"])
+    execute(["tar", "-xzf", "/tmp/app.tgz", "-C", "/opt"], creates="/opt/app/bin/app")
+    execute("pg_dumpall > /var/backups/all.sql", shell=True, user="postgres",
+            timeout=600, returns=[0, 1])
+    execute(["systemctl", "daemon-reload"], action="nothing")    # run when notified
+
+The command is an argument list, run without a shell; a string is run by /bin/sh
+only with ``shell=True``, said explicitly. The run counts as a change (the resource
+is reported updated: ``- execute update-grub``); its output is captured and shown
+when it fails (an exit code not in ``returns``, or the ``timeout``, which kills the
+command and everything it started). ``live=True`` also streams the output to the
+agent's standard error as it comes (the terminal on a local run).
+
+Not idempotent by itself: like Chef's execute, it runs on every converge unless
+guarded. Say when it has nothing to do: ``creates`` (a path the command makes; if it
+exists the run is ``(skipped due to creates)``), ``only_if`` / ``not_if`` (a command
+or a callable: ``(skipped due to only_if)``), or ``action="nothing"`` with a
+notification from the resource whose change should trigger it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any, Dict, List, Optional, Union
+
+from ..errors import PropertyError, ResourceError
+from . import _validate as v
+from ._base import Change, Resource, Skipped, prop
+
+
+class Execute(Resource, type_name="execute"):
+    """Run a command (an argument list, or a string with shell=True)."""
+
+    actions = ("run",)
+
+    command: Union[List[str], str] = prop(doc="An argument list such as ['update-grub'], or "
+                                          "a shell string with shell=True.", identity=True)
+    shell: bool = prop(False, doc="Run the command string with /bin/sh -c.")
+    creates: Optional[str] = prop(None, doc="A path the command creates: when it exists, the "
+                                  "command does not run (skipped due to creates).")
+    cwd: Optional[str] = prop(None, doc="The working directory (must exist).")
+    environment: Dict[str, str] = prop(factory=dict, doc="Variables added to the command's "
+                                       "environment (LC_ALL=C is set unless given here).")
+    user: Optional[str] = prop(None, doc="Run as this user (HOME, USER and LOGNAME follow).")
+    returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.")
+    timeout: Optional[float] = prop(None, doc="Seconds before the command (and everything it "
+                                    "started) is killed and the resource fails.")
+    live: bool = prop(False, doc="Also stream the output as it comes, to the agent's "
+                      "standard error.")
+
+    def normalise(self) -> None:
+        try:
+            self._normalise()
+        except PropertyError as exc:
+            if exc.identity:
+                raise
+            raise self.fail(exc.message) from None
+
+    def _normalise(self) -> None:
+        self.shell = v.boolean(self.shell, "shell")
+        if isinstance(self.command, str):
+            if not self.shell:
+                raise self.fail(
+                    "command is a string, and strings are never run by a shell unless asked: "
+                    "give an argument list such as %r, or shell=True" % (self.command.split(),))
+            if not self.command.strip() or "\0" in self.command:
+                raise self.fail("command must be a non-empty string without NUL characters")
+        elif isinstance(self.command, (list, tuple)) and self.command:
+            if self.shell:
+                raise self.fail("shell=True takes the command as one string, not a list")
+            if not all(isinstance(a, (str, int)) and not isinstance(a, bool)
+                       for a in self.command):
+                raise self.fail("command arguments must be strings, not %r" % (self.command,))
+            self.command = [str(a) for a in self.command]
+            if any("\0" in a for a in self.command):
+                raise self.fail("command arguments must not contain NUL characters")
+        else:
+            raise self.fail("command must be an argument list such as ['update-grub'], "
+                            "not %r" % (self.command,))
+        if self.creates is not None:
+            self.creates = v.path(self.creates, "creates")
+        if self.cwd is not None:
+            self.cwd = v.path(self.cwd, "cwd")
+        self.environment = _environment(self, self.environment)
+        self.user = v.account(self.user, "user")
+        codes = [self.returns] if isinstance(self.returns, int) else self.returns
+        if not isinstance(codes, (list, tuple)) or not codes:
+            raise self.fail("returns must be an exit code or a list of them, such as [0, 1]")
+        self.returns = [v.integer(c, "returns", 0, 255) for c in codes]
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) \
+                    or self.timeout <= 0:
+                raise self.fail("timeout must be a positive number of seconds, not %r"
+                                % (self.timeout,))
+            self.timeout = float(self.timeout)
+        self.live = v.boolean(self.live, "live")
+
+    @property
+    def name(self) -> str:
+        if isinstance(self.command, str):
+            return self.command
+        return " ".join(shlex.quote(a) for a in self.command)
+
+    def argv(self) -> List[str]:
+        return ["/bin/sh", "-c", self.command] if self.shell else list(self.command)
+
+    # -- target ----------------------------------------------------------------------
+
+    def current(self, system: Any) -> Dict[str, Any]:
+        if self.creates is not None:
+            creates = self.creates
+            if self.cwd and not creates.startswith("/"):
+                creates = os.path.join(self.cwd, creates)
+            if system.exists(creates):
+                raise Skipped("creates")
+        if self.cwd is not None and not system.is_dir(self.cwd):
+            raise ResourceError("cwd %s is not a directory" % self.cwd)
+        return {}
+
+    def changes(self, current: Dict[str, Any]) -> List[Change]:
+        return [Change("execute %s" % ("(sensitive)" if self.meta.sensitive else self.name))]
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        env = dict(self.environment)
+        if self.user is not None:
+            home = _home(system, self.user)
+            base = {"USER": self.user, "LOGNAME": self.user}
+            if home:
+                base["HOME"] = home
+            env = dict(base, **env)
+        done = system.run_long(self.argv(), env=env, cwd=self.cwd, timeout=self.timeout,
+                               user=self.user, live=self.live)
+        if done.returncode in self.returns:
+            return
+        expected = " or ".join(str(c) for c in self.returns)
+        if self.meta.sensitive:
+            raise ResourceError("the command exited %d, not %s (output not shown: sensitive)"
+                                % (done.returncode, expected))
+        output = done.output()
+        raise ResourceError("the command exited %d, not %s" % (done.returncode, expected)
+                            + ("; its output:\n" + _tail(output) if output else
+                               " (and printed nothing)"))
+
+
+def _environment(resource: Resource, value: Any) -> Dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise resource.fail("environment must be a dict such as {'HOME': '/root'}")
+    out = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise resource.fail("environment name %r is not a variable name" % (key,))
+        if val is None or "\0" in str(val):
+            raise resource.fail("environment %s must be a string without NUL characters" % key)
+        out[key] = str(val)
+    return out
+
+
+def _home(system: Any, user: str) -> Optional[str]:
+    for entry in (system.read_text("/etc/passwd") or "").splitlines():
+        fields = entry.split(":")
+        if len(fields) >= 6 and (fields[0] == user or fields[2] == user):
+            return fields[5]
+    return None
+
+
+def _tail(output: str, lines: int = 40) -> str:
+    """The last lines of the output: the end is where the error usually is."""
+    parts = output.splitlines()
+    if len(parts) <= lines:
+        return output
+    return "[... %d lines before ...]\n" % (len(parts) - lines) + "\n".join(parts[-lines:])
