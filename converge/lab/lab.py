@@ -441,26 +441,27 @@ def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
     """Return when every node's sshd has sent its banner; raise if a node dies."""
     deadline = time.monotonic() + timeout
     pending = {node.name: node for node in nodes}
+    probes: dict[str, socket.socket] = {}
+    retry_at: dict[str, float] = {}
     selector = selectors.DefaultSelector()
     try:
         while pending:
+            now = time.monotonic()
             for name, node in pending.items():
-                if not node.alive or not net.link_exists(node.link):
+                if name not in probes and retry_at.get(name, 0) <= now and net.link_up(node.link):
+                    probes[name] = _probe(node, log_tail)
+                    selector.register(probes[name], selectors.EVENT_READ, name)
+            for name, node in pending.items():
+                if name not in probes and not node.alive:
                     raise LabError(f"lab node {name} died while starting: {log_tail(name)}")
-                if not any(key.data == name for key in selector.get_map().values()):
-                    try:
-                        selector.register(_probe(node), selectors.EVENT_READ, name)
-                    except OSError as exc:  # the link went with its node
-                        raise LabError(f"lab node {name} died while starting: "
-                                       f"{log_tail(name)}") from exc
-            for key, _ in selector.select(timeout=0.02):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+            for key, _ in selector.select(timeout=0.01):
+                sock = probes.pop(key.data)
+                selector.unregister(sock)
+                retry_at[key.data] = time.monotonic() + 0.01
                 try:
                     banner = sock.recv(64)
                 except OSError:
                     banner = b""
-                selector.unregister(sock)
                 sock.close()
                 if banner.startswith(b"SSH-"):
                     del pending[key.data]
@@ -468,15 +469,22 @@ def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
                 raise LabError(f"lab nodes {', '.join(sorted(pending))} did not answer on "
                                f"port 22 within {timeout:.0f} s: {log_tail(next(iter(pending)))}")
     finally:
-        for key in list(selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+        for sock in probes.values():
+            sock.close()
         selector.close()
 
 
-def _probe(node: Node) -> socket.socket:
+def _probe(node: Node, log_tail) -> socket.socket:
     """Start connecting to the node's sshd, over its own link only (never a default route)."""
+    if not node.alive or not net.link_exists(node.link):
+        raise LabError(f"lab node {node.name} died while starting: {log_tail(node.name)}")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, node.link.encode())
-    sock.setblocking(False)
-    sock.connect_ex((node.address, node.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, node.link.encode())
+        sock.setblocking(False)
+        sock.connect_ex((node.address, node.port))
+    except OSError as exc:  # the link went with its node
+        sock.close()
+        raise LabError(f"lab node {node.name} died while starting: "
+                       f"{log_tail(node.name)}") from exc
     return sock

@@ -129,5 +129,15 @@ def link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
+def link_up(name: str) -> bool:
+    """Both ends of the node's link are up: its address is set, probes will not be lost
+    (a SYN sent earlier waits a whole second for ARP to retry)."""
+    try:
+        with open(f"/sys/class/net/{name}/operstate") as state:
+            return state.read().strip() == "up"
+    except FileNotFoundError:
+        return False
+
+
 def delete_link(name: str) -> None:
     subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
