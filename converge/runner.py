@@ -109,12 +109,15 @@ def run(
         finish(transport, [], exc)
 
     def converge(transport: Any) -> None:
+        received: List[Event] = []  # what arrived before a failure, for the report
+
         def emit(event: Event) -> None:
+            received.append(event)
             if on_event:
                 with lock:
                     on_event(transport.host, event)
 
-        events: List[Event] = []
+        events: List[Event] = received
         error: Optional[BaseException] = None
         try:
             events = transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,

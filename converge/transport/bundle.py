@@ -84,11 +84,12 @@ def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes
     return main(request, stdout)
 
 
-def loader_source(digest: str) -> str:
-    """The text handed to ``python3 -c``: the loader and a call to it."""
+def loader_source(digest: str, base: Optional[str] = None) -> str:
+    """The text handed to ``python3 -c``: the loader and a call to it (``base``: a
+    cache folder other than the default, for tests)."""
     source = inspect.getsource(loader)
-    return "%s\nimport sys\nsys.exit(loader(%r, sys.stdin.buffer, sys.stdout.buffer))\n" % (
-        source, digest)
+    return "%s\nimport sys\nsys.exit(loader(%r, sys.stdin.buffer, sys.stdout.buffer, %r))\n" % (
+        source, digest, base)
 
 
 def _files() -> list:  # type: ignore[type-arg]

@@ -1,0 +1,179 @@
+"""Parallel runs over many hosts with a fake transport: isolation, recap, output."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+from converge.errors import ConnectError, RecipeError, TransportError
+from converge.plan import Plan
+from converge.report import Console, FleetConsole, recap_lines
+from converge.runner import run
+
+RECIPE = "from converge import file\nfile('/etc/motd', content='hi %s\\n' % attrs.who)\n"
+FACTS_RECIPE = "from converge import file\nfile('/etc/motd', content=node.hostname)\n"
+
+
+class FakeTransport:
+    """Answers run() with canned events; can fail in facts() or run(), or wait."""
+
+    def __init__(self, host: str, *, status: str = "up_to_date", fail: Optional[Exception]
+                 = None, facts_fail: Optional[Exception] = None, after: int = 0,
+                 barrier: Optional[threading.Barrier] = None) -> None:
+        self.host = host
+        self.status = status
+        self.fail = fail
+        self.facts_fail = facts_fail
+        self.after = after
+        self.barrier = barrier
+        self.ran: List[Plan] = []
+        self.facts_calls = 0
+        self.closed = False
+
+    def facts(self) -> Dict[str, Any]:
+        self.facts_calls += 1
+        if self.facts_fail:
+            raise self.facts_fail
+        return {"hostname": self.host}
+
+    def run(self, plan: Plan, *, mode: str = "apply", fail_fast: bool = False,
+            emit: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+        self.ran.append(plan)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)  # every host is in flight at once
+        events = []
+        for step in plan.steps[: self.after if self.fail else None]:
+            event = {"id": step.id, "type": step.type, "action": step.action,
+                     "status": self.status, "changes": ["did it"] if self.status == "updated"
+                     else [], "diffs": [], "error": None, "warnings": []}
+            events.append(event)
+            if emit:
+                emit(event)
+        if self.fail:
+            raise self.fail
+        return events
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.py"
+    path.write_text(RECIPE)
+    return path
+
+
+def test_hosts_run_in_parallel_up_to_forks(recipe: Path) -> None:
+    barrier = threading.Barrier(10)
+    fleet = [FakeTransport("n%d" % i, barrier=barrier) for i in range(10)]
+    outcome = run(recipe, fleet, attrs={"who": "x"}, remote=True, forks=10)
+    assert not outcome.failed
+    assert all(t.closed and len(t.ran) == 1 for t in fleet)
+    assert list(outcome.report["hosts"]) == ["n%d" % i for i in range(10)]
+
+
+def test_one_host_failing_never_stops_the_others(recipe: Path) -> None:
+    fleet = [
+        FakeTransport("ok1", status="updated"),
+        FakeTransport("down", fail=ConnectError("connection refused", host="down")),
+        FakeTransport("dropped", fail=TransportError("connection lost mid-run"), after=1),
+        FakeTransport("buggy", fail=RuntimeError("boom")),
+        FakeTransport("ok2"),
+    ]
+    seen: List[str] = []
+    outcome = run(recipe, fleet, attrs={"who": "x"}, remote=True, forks=2,
+                  on_host=lambda host, entry: seen.append(host))
+    hosts = outcome.report["hosts"]
+    assert sorted(seen) == sorted(t.host for t in fleet)
+    assert hosts["ok1"]["summary"]["updated"] == 1 and "error" not in hosts["ok1"]
+    assert hosts["down"]["unreachable"] is True
+    assert "connection lost" in hosts["dropped"]["error"]
+    assert hosts["dropped"]["summary"]["total"] == 1 and "unreachable" not in hosts["dropped"]
+    assert "internal error: RuntimeError: boom" in hosts["buggy"]["error"]
+    assert outcome.failed
+    summary = outcome.report["summary"]
+    assert (summary["failed_hosts"], summary["unreachable_hosts"]) == (3, 1)
+    assert recap_lines(outcome.report) == [
+        "ok1      ok=0 changed=1 failed=0 unreachable=0",
+        "down     ok=0 changed=0 failed=0 unreachable=1",
+        "dropped  ok=1 changed=0 failed=1 unreachable=0",
+        "buggy    ok=0 changed=0 failed=1 unreachable=0",
+        "ok2      ok=1 changed=0 failed=0 unreachable=0",
+    ]
+
+
+def test_compile_error_stops_everything_before_any_host(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.py"
+    path.write_text("from converge import file\nfile('/etc/motd', mode='999')\n")
+    fleet = [FakeTransport("a"), FakeTransport("b")]
+    with pytest.raises(RecipeError, match="recipe.py:2"):
+        run(path, fleet, remote=True)
+    assert all(not t.ran and t.closed for t in fleet)
+
+
+def test_host_var_errors_in_one_host_stop_everything(recipe: Path) -> None:
+    fleet = [FakeTransport("a"), FakeTransport("b")]
+    with pytest.raises(RecipeError, match="attribute 'who' is not set"):
+        run(recipe, fleet, host_vars={"a": {"who": "a"}}, remote=True)
+    assert not any(t.ran for t in fleet)
+
+
+def test_facts_only_when_read_and_once_per_host(tmp_path: Path, recipe: Path) -> None:
+    fleet = [FakeTransport("a"), FakeTransport("b")]
+    run(recipe, fleet, host_vars={"a": {"who": "a"}, "b": {"who": "b"}}, remote=True)
+    assert [t.facts_calls for t in fleet] == [0, 0]
+    assert fleet[0].ran[0].steps[0].props["content"] == "hi a\n"
+    assert fleet[1].ran[0].steps[0].props["content"] == "hi b\n"
+    facts_recipe = tmp_path / "facts.py"
+    facts_recipe.write_text(FACTS_RECIPE)
+    fleet = [FakeTransport("a"), FakeTransport("b"),
+             FakeTransport("c", facts_fail=ConnectError("no route", host="c"))]
+    outcome = run(facts_recipe, fleet, remote=True)
+    assert [t.facts_calls for t in fleet] == [1, 1, 1]
+    assert [t.ran[0].steps[0].props["content"] for t in fleet[:2]] == ["a", "b"]
+    assert not fleet[2].ran and outcome.report["hosts"]["c"]["unreachable"]
+
+
+def test_identical_hosts_share_one_compiled_plan(recipe: Path) -> None:
+    fleet = [FakeTransport("n%d" % i) for i in range(5)]
+    run(recipe, fleet, attrs={"who": "x"}, remote=True)
+    assert len({id(t.ran[0]) for t in fleet}) == 1
+
+
+def test_fleet_console_groups_lines_under_each_host(recipe: Path) -> None:
+    stream = io.StringIO()
+    fleet_out = FleetConsole(Console(stream, color=False), 2, progress=False)
+    fleet = [FakeTransport("web1", status="updated"),
+             FakeTransport("web2", fail=ConnectError("connection refused",
+                                                     host="web2"))]
+    outcome = run(recipe, fleet, attrs={"who": "x"}, remote=True, forks=1,
+                  on_event=fleet_out.event, on_host=fleet_out.host_done)
+    fleet_out.finish(outcome.report)
+    assert stream.getvalue().splitlines() == [
+        "web1",
+        "  * file[/etc/motd] action create",
+        "    - did it",
+        "web2",
+        "  ! unreachable: connection refused",
+        "",
+        "RECAP",
+        "web1  ok=0 changed=1 failed=0 unreachable=0",
+        "web2  ok=0 changed=0 failed=0 unreachable=1",
+        "2 hosts: 1 ok, 1 failed (1 unreachable); resources: 1 updated, 0 up to date, "
+        "0 failed in %.2fs" % outcome.report["summary"]["seconds"],
+    ]
+
+
+def test_fleet_console_progress_bar_on_a_terminal(recipe: Path) -> None:
+    stream = io.StringIO()
+    fleet_out = FleetConsole(Console(stream, color=True), 1, progress=True)
+    outcome = run(recipe, [FakeTransport("web1")], attrs={"who": "x"}, remote=True,
+                  on_event=fleet_out.event, on_host=fleet_out.host_done)
+    fleet_out.finish(outcome.report)
+    text = stream.getvalue()
+    assert "web1" in text and "(up to date)" in text and "RECAP" in text

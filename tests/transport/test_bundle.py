@@ -1,0 +1,132 @@
+"""The agent bundle and its loader, run as a target runs them: ``python3 -I -S -c``."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from converge.plan import Plan
+from converge.recipe import compile_recipe
+from converge.transport import bundle
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def run_loader(base: Path, stdin: bytes, digest: str = "") -> tuple:
+    digest = digest or bundle.build()[1]
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", bundle.loader_source(digest,
+                                                                                   str(base))],
+                          input=stdin, capture_output=True, timeout=60, cwd="/")
+    lines = done.stdout.decode().splitlines()
+    return done.returncode, lines, done.stderr.decode()
+
+
+def request(op: str = "facts", **fields: object) -> bytes:
+    return json.dumps(dict(op=op, **fields)).encode() + b"\n"
+
+
+def shipped(data: bytes) -> bytes:
+    return b"%d\n" % len(data) + data
+
+
+def test_bundle_is_deterministic_and_holds_only_the_target_half() -> None:
+    data, digest = bundle.build()
+    bundle.build.cache_clear()
+    again, digest_again = bundle.build()
+    assert (data, digest) == (again, digest_again)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "converge/agent/remote.py" in names and "converge/resources/file.py" in names
+    for controller in ("recipe.py", "dsl.py", "cli.py", "inventory.py", "runner.py",
+                       "report.py", "transport/", "lab/"):
+        assert not any(n.startswith("converge/" + controller) for n in names), controller
+    init = zipfile.ZipFile(io.BytesIO(data)).read("converge/__init__.py").decode()
+    assert "dsl" not in init and "__getattr__" not in init
+
+
+def test_first_run_receives_the_bundle_then_the_cache_is_used(tmp_path: Path) -> None:
+    data, digest = bundle.build()
+    code, lines, err = run_loader(tmp_path, request() + shipped(data))
+    assert code == 0, err
+    assert lines[0].startswith("CONVERGE/1 %s need py=3." % digest)
+    assert bundle.parse_handshake(lines[0])[1] is True
+    facts = json.loads(lines[1])["facts"]
+    assert facts["python_version"].startswith("3.")
+    assert (tmp_path / ("agent-" + digest) / "converge" / "agent" / "remote.py").is_file()
+    # second run: ready at once, nothing but the request on stdin
+    code, lines, err = run_loader(tmp_path, request())
+    assert code == 0, err
+    assert bundle.parse_handshake(lines[0])[1] is False
+    assert "facts" in json.loads(lines[1])
+
+
+def test_a_plan_runs_under_isolated_python_with_the_standard_library_only(
+        tmp_path: Path) -> None:
+    """-I -S: no site-packages, no PYTHONPATH; any import beyond the stdlib would fail."""
+    target = tmp_path / "motd"
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("from converge import file\nfile(%r, content='hello\\n')\n" % str(target))
+    plan = compile_recipe(recipe, facts=lambda: {})
+    data, _ = bundle.build()
+    code, lines, err = run_loader(tmp_path / "cache",
+                                  request("run", mode="apply", plan=plan.to_dict())
+                                  + shipped(data))
+    assert code == 0, err
+    messages = [json.loads(line) for line in lines[1:]]
+    assert messages[0]["event"]["status"] == "updated"
+    assert messages[-1]["done"] is True and messages[-1]["maxrss_kb"] > 0
+    assert target.read_text() == "hello\n"
+    code, lines, err = run_loader(tmp_path / "cache", request("run", mode="apply",
+                                                              plan=plan.to_dict()))
+    assert json.loads(lines[1])["event"]["status"] == "up_to_date"
+
+
+def test_damaged_bundle_is_refused(tmp_path: Path) -> None:
+    data, digest = bundle.build()
+    code, lines, _ = run_loader(tmp_path, request() + shipped(data[:-1] + b"x"))
+    assert code == 3
+    assert "hash mismatch" in json.loads(lines[1])["error"]
+    assert not (tmp_path / ("agent-" + digest)).exists()
+
+
+@pytest.mark.parametrize("line, message", [
+    pytest.param(b"not json\n", "malformed request", id="malformed"),
+    pytest.param(request("dance"), "unknown request 'dance'", id="unknown-op"),
+    pytest.param(request("run", plan={"version": 99, "steps": []}), "plan version",
+                 id="bad-plan"),
+])
+def test_agent_errors_are_reported_as_lines(tmp_path: Path, line: bytes, message: str) -> None:
+    data, _ = bundle.build()
+    _, lines, _ = run_loader(tmp_path, line + shipped(data))
+    assert message in json.loads(lines[1])["error"]
+
+
+def test_handshake_parsing() -> None:
+    assert bundle.parse_handshake("CONVERGE/1 abc ready py=3.8.10") == ("abc", False, "3.8.10")
+    with pytest.raises(ValueError, match="unexpected handshake"):
+        bundle.parse_handshake("CONVERGE/2 abc ready py=3.8.10")
+
+
+def test_loader_source_is_short() -> None:
+    assert len(bundle.loader_source("0" * 64)) < 2500
+
+
+def test_target_half_is_python_3_8_compatible() -> None:
+    vermin = shutil.which("vermin")
+    if vermin is None:
+        pytest.skip("vermin is not installed (pip install -e '.[dev]')")
+    done = subprocess.run(
+        [vermin, "--target=3.8-", "--no-tips", "--violations", "converge/agent",
+         "converge/resources", "converge/plan.py", "converge/errors.py", "converge/context.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_empty_plan_round_trip() -> None:
+    assert Plan.from_json(Plan([]).to_json()).steps == []
