@@ -175,7 +175,7 @@ class Package(Resource, type_name="package"):
         available = state["available"]
         if available is None:  # this backend cannot tell before trying
             return
-        if self.version is None and state["candidate"] is None and state["installed"] is None:
+        if state["candidate"] is None and state["installed"] is None and not available:
             raise ResourceError(
                 "package %s is not available from any configured repository" % name,
                 hint="check the name; if it is right, run apt-get update")

@@ -1,0 +1,172 @@
+"""oom_protect: real child processes (started here, marked by a unique argument,
+set to 500 first) converged and read back from /proc. The temporary root links
+/proc to the real one, so persistence files land in the temporary /etc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from converge.errors import PropertyError
+from converge.resources import _oom
+from tests.conftest import Converger, statuses
+
+SLEEPER = "import sys; sys.stdin.read()"  # lives until its stdin closes
+
+
+class Sleepers:
+    """Python processes that wait on stdin, each with the marker in its command line."""
+
+    def __init__(self, count: int) -> None:
+        self.marker = "oomtest-" + uuid.uuid4().hex[:12]
+        self.procs = [subprocess.Popen([sys.executable, "-c", SLEEPER, self.marker],
+                                       stdin=subprocess.PIPE) for _ in range(count)]
+        deadline = time.monotonic() + 10
+        for proc in self.procs:  # wait until each has exec'd (its cmdline shows the marker)
+            while self.marker not in Path("/proc/%d/cmdline" % proc.pid).read_text():
+                assert time.monotonic() < deadline, "child did not start"
+            Path("/proc/%d/oom_score_adj" % proc.pid).write_text("500")
+
+    @property
+    def pids(self) -> List[int]:
+        return [p.pid for p in self.procs]
+
+    def scores(self) -> List[int]:
+        return [int(Path("/proc/%d/oom_score_adj" % pid).read_text()) for pid in self.pids]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()  # type: ignore[union-attr]
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sleepers() -> Iterator[Sleepers]:
+    procs = Sleepers(2)
+    try:
+        yield procs
+    finally:
+        procs.stop()
+
+
+@pytest.fixture
+def procroot(converger: Converger) -> Converger:
+    (converger.root / "proc").symlink_to("/proc")
+    return converger
+
+
+@pytest.mark.parametrize("call, message", [
+    pytest.param('oom_protect("a.b", pattern="x")', "name 'a.b' may only hold letters, digits, "
+                 "'_' and '-' (it names the file /etc/cron.d/converge-oom-NAME)", id="name"),
+    pytest.param('oom_protect("x")', "give exactly one of pattern, pids or service", id="none"),
+    pytest.param('oom_protect("x", pattern="a", pids=[1])', "give exactly one of pattern, pids "
+                 "or service (got pattern and pids)", id="two"),
+    pytest.param('oom_protect("x", pattern="(")', "pattern '(' is not a valid regular "
+                 "expression: missing ), unterminated subpattern at position 0", id="regex"),
+    pytest.param('oom_protect("x", pattern="a\\nb")', "pattern must be a one-line, non-empty "
+                 "regular expression", id="newline"),
+    pytest.param('oom_protect("x", pattern="a", score_adj=-1001)', "score_adj '-1001' is out of "
+                 "range -1000..1000", id="low"),
+    pytest.param('oom_protect("x", pattern="a", score_adj="high")', "score_adj 'high' is not "
+                 "an integer", id="not-int"),
+    pytest.param('oom_protect("x", pids=[0])', "pid '0' is out of range", id="pid"),
+    pytest.param('oom_protect("x", service="a;b")', "'a;b' is not a valid service name",
+                 id="service"),
+])
+def test_bad_input_refused_at_compile_time(converger: Converger, call: str, message: str) -> None:
+    with pytest.raises(PropertyError) as info:
+        converger.compile("from converge import oom_protect\n" + call + "\n")
+    assert message in str(info.value) and "recipe.py:2" in str(info.value)
+
+
+@pytest.mark.parametrize("score", [100, 0])
+def test_pattern_sets_every_match_and_persists_in_cron(procroot: Converger, sleepers: Sleepers,
+                                                       score: int) -> None:
+    recipe = ('from converge import oom_protect\noom_protect("t", pattern=%r, score_adj=%d)\n'
+              % (sleepers.marker + "$", score))
+    planned = procroot.run(recipe, mode="plan")
+    assert sleepers.scores() == [500, 500]
+    assert not procroot.path("/etc/cron.d/converge-oom-t").exists()
+    events = procroot.run(recipe)
+    lines = events[0]["changes"]
+    for pid in sleepers.pids:
+        assert any(line.startswith("set oom_score_adj of pid %d (" % pid)
+                   and line.endswith(") from 500 to %d" % score) for line in lines), lines
+    assert lines[-1] == ("create cron entry /etc/cron.d/converge-oom-t to apply oom_score_adj "
+                         "%d every minute" % score)
+    assert planned[0]["changes"] == lines
+    assert sleepers.scores() == [score, score]
+    assert statuses(procroot.run(recipe)) == ["up_to_date"]
+    # the cron line itself works: run its command as cron would, through sh
+    for pid in sleepers.pids:
+        Path("/proc/%d/oom_score_adj" % pid).write_text("500")
+    cron = procroot.path("/etc/cron.d/converge-oom-t").read_text().splitlines()[-1]
+    assert cron.startswith("* * * * * root ")
+    command = cron.split(" ", 6)[6].replace(cron.split(" ")[6], sys.executable, 1)
+    subprocess.run(["sh", "-c", command], check=True, timeout=30)
+    assert sleepers.scores() == [score, score]
+
+
+def test_below_zero_works_or_says_cap_sys_resource(procroot: Converger,
+                                                   sleepers: Sleepers) -> None:
+    recipe = ('from converge import oom_protect\noom_protect("t", pids=%r)\n' % sleepers.pids)
+    events = procroot.run(recipe)
+    if events[0]["status"] == "updated":
+        assert sleepers.scores() == [-1000, -1000]
+    else:
+        assert events[0]["error"].startswith(
+            "the kernel refused oom_score_adj -1000 for pid %d" % sleepers.pids[0])
+        assert "needs CAP_SYS_RESOURCE, and this agent runs without it" in events[0]["error"]
+        assert "--cap-add SYS_RESOURCE" in events[0]["error"]
+        assert sleepers.scores() == [500, 500]
+    assert not procroot.path("/etc/cron.d").exists()  # pids are never persisted
+
+
+def test_never_the_agent_nor_its_ancestors(procroot: Converger) -> None:
+    me = Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode()
+    events = procroot.run('from converge import oom_protect\n'
+                          'oom_protect("t", pattern=%r, score_adj=0, persist=False)\n' % me,
+                          mode="plan")
+    mine = _oom.protected(procroot.system)
+    assert os.getpid() in mine and os.getppid() in mine
+    for line in events[0]["changes"]:
+        assert not any(line.startswith("set oom_score_adj of pid %d " % pid) for pid in mine)
+
+
+def test_no_match_is_a_warning(procroot: Converger) -> None:
+    events = procroot.run('from converge import oom_protect\n'
+                          'oom_protect("t", pattern="no-such-process-[x]yz", persist=False)\n')
+    assert statuses(events) == ["up_to_date"]
+    assert events[0]["warnings"] == [
+        "no process matches pattern 'no-such-process-[x]yz'; nothing to adjust now"]
+
+
+def test_service_persists_as_drop_in_and_warns_about_openssh(procroot: Converger) -> None:
+    (procroot.root / "lib/systemd/system").mkdir(parents=True)
+    (procroot.root / "lib/systemd/system/ssh.service").write_text("[Service]\n")
+    recipe = 'from converge import oom_protect\noom_protect("sshd", service="ssh")\n'
+    events = procroot.run(recipe)
+    assert events[0]["changes"] == [
+        "create systemd drop-in /etc/systemd/system/ssh.service.d/converge-oom-protect.conf "
+        "to apply oom_score_adj -1000"]
+    assert procroot.path("/etc/systemd/system/ssh.service.d/converge-oom-protect.conf"
+                         ).read_text().endswith("[Service]\nOOMScoreAdjust=-1000\n")
+    assert any(w.startswith("OpenSSH gives every login session the oom_score_adj its listener "
+                            "started with") for w in events[0]["warnings"])
+    assert statuses(procroot.run(recipe)) == ["up_to_date"]
+    off = procroot.run(recipe.replace('"ssh")', '"ssh", persist=False)'))
+    assert off[0]["changes"] == [
+        "remove systemd drop-in /etc/systemd/system/ssh.service.d/converge-oom-protect.conf "
+        "(persist is off)"]
+
+
+def test_legacy_oom_adj_scale() -> None:
+    assert [_oom.score_to_legacy(v) for v in (-1000, -500, 0, 500, 1000)] == [-17, -8, 0, 8, 15]
+    assert [_oom.legacy_to_score(v) for v in (-17, 0, 15)] == [-1000, 0, 1000]
