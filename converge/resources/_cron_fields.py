@@ -111,8 +111,8 @@ def environment(value: Any) -> Dict[str, str]:
             raise PropertyError("environment name %r is not a variable name such as MAILTO"
                                 % (key,))
         text = "" if val is None else str(val)
-        if "\n" in text or "\r" in text:
-            raise PropertyError("environment %s contains a newline" % key)
+        if "\n" in text or "\r" in text or '"' in text:
+            raise PropertyError("environment %s contains a newline or a double quote" % key)
         out[key] = text
     return out
 

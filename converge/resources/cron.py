@@ -108,7 +108,8 @@ class Cron(Resource, type_name="cron"):
         return "%s%s %s" % (when, who, self.command)
 
     def block(self) -> List[str]:
-        env = ["%s=%s" % item for item in sorted(self.environment.items())]
+        env = ["%s=%s" % (k, val if val and val == val.strip() else '"%s"' % val)
+               for k, val in sorted(self.environment.items())]
         job = self.job() or ""
         return [ct.MARKER + self.name] + env + [("# " + job) if self.disabled else job]
 

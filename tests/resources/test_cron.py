@@ -45,10 +45,10 @@ SPOOL = "/var/spool/cron/crontabs/root"
                      'environment={"MAILTO": "", "PATH": "/usr/sbin:/usr/bin"}, '
                      'disabled=True, cron_file="oom")',
                      ["add cron entry oom to /etc/cron.d/oom"],
-                     {"/etc/cron.d/oom": "# converge: oom\nMAILTO=\nPATH=/usr/sbin:/usr/bin\n"
+                     {"/etc/cron.d/oom": "# converge: oom\nMAILTO=\"\"\nPATH=/usr/sbin:/usr/bin\n"
                       "# * * * * * root /usr/local/sbin/oom-protect\n"},
                      id="environment-and-disabled"),
-        pytest.param({"/etc/cron.d/oom": "# converge: oom\nMAILTO=\n"
+        pytest.param({"/etc/cron.d/oom": "# converge: oom\nMAILTO=\"\"\n"
                       "# * * * * * root /usr/local/sbin/oom-protect\n"},
                      'cron("oom", command="/usr/local/sbin/oom-protect", cron_file="oom")',
                      ["update cron entry oom in /etc/cron.d/oom"],
