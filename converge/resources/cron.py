@@ -116,14 +116,14 @@ class Cron(Resource, type_name="cron"):
     # -- target ----------------------------------------------------------------------
 
     def current(self, system: Any) -> Dict[str, Any]:
+        if self.action == "create" and system.uid(self.user) is None:
+            raise ResourceError("user '%s' does not exist on this machine" % self.user)
         if self.cron_file:
             st = system.stat(self.where)
             return {"text": system.read_text(self.where),
                     "mode": None if st is None else "%04o" % (st.st_mode & 0o7777)}
         if system.root != "/":
             return {"text": system.read_text("%s/%s" % (SPOOL, self.user))}
-        if system.uid(self.user) is None:
-            raise ResourceError("user '%s' does not exist on this machine" % self.user)
         done = system.run(["crontab", "-u", self.user, "-l"])
         if done.ok:
             return {"text": done.stdout}

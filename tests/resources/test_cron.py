@@ -167,3 +167,11 @@ def test_bad_input_refused_at_compile_time(converger: Converger, recipe, message
     with pytest.raises(PropertyError) as info:
         converger.compile("from converge import cron\n" + recipe + "\n")
     assert str(info.value) == "recipe.py:2: " + message
+
+
+def test_unknown_user_fails_and_writes_nothing(converger: Converger) -> None:
+    events = converger.run('from converge import cron\n'
+                           'cron("x", command="true", user="nosuch", cron_file="x")\n')
+    assert events[0]["status"] == "failed"
+    assert events[0]["error"] == "user 'nosuch' does not exist on this machine"
+    assert not converger.path("/etc/cron.d/x").exists()
