@@ -20,8 +20,8 @@ one. A line identical to the entry that is already there without a marker is
 adopted (the marker is added above it), never duplicated. Environment lines go
 directly under the marker, above the job line. Mind that cron applies an
 environment line to *every later line* of the same crontab or cron.d file, not
-just to this entry: put entries that need different environments in different
-``cron_file``\\ s. ``disabled=True`` keeps the job line commented out.
+just to this entry: give entries that need different environments their own
+``cron_file``. ``disabled=True`` keeps the job line commented out.
 Deleting the last entry of a ``cron_file`` removes the file.
 
 Fields are checked at compile time as cron reads them: numbers in range, lists,
