@@ -95,9 +95,10 @@ class Package(Resource, type_name="package"):
     def prepare(cls, system: Any, resources: Sequence["Package"], mode: str) -> None:
         """Engine hook for a run of consecutive package steps: read the state of
         every package with one query per backend, and in apply mode run each run
-        of same-action changes as one transaction. A resource whose batch
-        succeeded has nothing left to do in ``apply``; after a failed batch, each
-        re-reads its state and acts alone, so only the broken one fails."""
+        of same-action changes as one transaction, in order. A resource whose
+        transaction succeeded has nothing left to do in ``apply``; after a failed
+        shared one, each re-reads its state and acts alone, so only the broken one
+        fails."""
         by_backend: Dict[str, List[Package]] = {}
         for res in resources:
             try:
@@ -190,6 +191,8 @@ class Package(Resource, type_name="package"):
         outcome = self.__dict__.pop("_batch", None)
         if outcome == "done":
             return
+        if isinstance(outcome, ResourceError):
+            raise outcome
         backend = self._backend(system)
         if outcome == "failed":  # the shared transaction failed: re-read, then act alone
             changes = self.changes(backend.state(system, self.names, self._wants_candidates()))
@@ -202,16 +205,22 @@ class Package(Resource, type_name="package"):
 
 
 def _transaction(system: Any, batch: List[Tuple[Package, List[Change]]]) -> None:
-    """One package-manager call for several resources; a lone one acts in apply."""
-    if len(batch) < 2:
+    """One package-manager call for a run of resources, in declaration order (a
+    lone resource too, so no later batch ever overtakes it)."""
+    if not batch:
         return
     backend = batch[0][0]._backend(system)
     try:
-        ok = _act(system, backend, [c for _, changes in batch for c in changes]) is None
-    except ResourceError:
-        ok = False  # each resource tries alone and reports why
+        failed = _act(system, backend, [c for _, changes in batch for c in changes])
+    except ResourceError as exc:
+        failed, error = ("", [], None), exc
+    else:
+        error = backend.explain(*failed) if failed is not None else None
     for res, _ in batch:
-        res.__dict__["_batch"] = "done" if ok else "failed"
+        if failed is None:
+            res.__dict__["_batch"] = "done"
+        else:  # alone: that is the resource's own error; else each retries alone
+            res.__dict__["_batch"] = error if len(batch) == 1 else "failed"
 
 
 def _act(system: Any, backend: Any, changes: List[Change]) -> Optional[Tuple[str, List[str], Any]]:
