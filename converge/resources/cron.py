@@ -12,7 +12,9 @@ Example::
 With ``cron_file`` the entry lives in /etc/cron.d/<cron_file> (with the user
 column; several entries may share one file; mode 0644). Otherwise it lives in the
 user's crontab, read with ``crontab -u USER -l`` and written with ``crontab -u
-USER -``, and every line converge does not manage is kept as it was.
+USER -``, and every line converge does not manage is kept as it was (with
+``converge apply --root DIR``, the spool file DIR/var/spool/cron/crontabs/USER
+stands in for it: crontab(1) only knows the live machine).
 
 Each entry is headed by a marker line, ``# converge: NAME``, so changing the
 command or the schedule updates the entry in place instead of adding a second
