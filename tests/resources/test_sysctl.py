@@ -194,3 +194,25 @@ def test_bad_input_refused_at_compile_time(proc: Converger, recipe, message) -> 
     with pytest.raises(PropertyError) as info:
         proc.compile("from converge import sysctl\n" + recipe + "\n")
     assert str(info.value) == "recipe.py:2: " + message
+
+
+def test_cli_shows_warning_and_json_report(proc: Converger, tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc.path("/etc/sysctl.d/99-zz-local.conf").write_text("vm.panic_on_oom = 0\n")
+    recipe = proc.write("r.py", 'from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n')
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "converge", "apply", "--root", str(proc.root),
+                           str(recipe), "--json", str(report)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    warning = ("/etc/sysctl.d/99-zz-local.conf sets vm.panic_on_oom = 0 and is read after "
+               "%s at boot, so it wins there" % PANIC)
+    assert done.stdout.splitlines()[:4] == [
+        "* sysctl[vm.panic_on_oom] action apply", "  - set vm.panic_on_oom from 0 to 1",
+        "  - persist vm.panic_on_oom = 1 in " + PANIC, "  warning: " + warning]
+    data = json.loads(report.read_text())
+    [host] = data["hosts"].values()
+    assert host["resources"][0]["warnings"] == [warning]
