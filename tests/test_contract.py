@@ -23,7 +23,7 @@ def example_lines(cls) -> list:
     block = textwrap.dedent(match.group(1))
     calls, current = [], ""
     for line in block.splitlines():
-        current += line + "\n"
+        current += re.sub(r"\s+#.*$", "", line) + "\n"
         if current.count("(") == current.count(")") and current.strip():
             calls.append(current)
             current = ""

@@ -285,6 +285,7 @@ class System:
             proc = subprocess.run(  # noqa: S603 - argv list, no shell
                 list(argv),
                 input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
                 env=full_env,
                 cwd=self.real(cwd) if cwd else None,
                 stdout=subprocess.PIPE,
