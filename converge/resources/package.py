@@ -13,7 +13,9 @@ comes from dpkg-query, rpm or apk's database; installs are noninteractive and ke
 changed configuration files. Consecutive package resources with the same action
 run as one transaction (one ``apt-get install`` for twenty packages), each still
 reported as its own resource; when that transaction fails, each package is tried
-alone, so only the one that cannot be installed fails.
+alone, so only the one that cannot be installed fails. The transactions of such a
+run happen, in order, when its first resource converges (a guard on a resource
+keeps it out of the run).
 """
 
 from __future__ import annotations
