@@ -90,7 +90,8 @@ class Lab:
     def inventory_path(self) -> Path:
         """A YAML inventory of the running nodes (written at every up and down)."""
         path = self.directory / "inventory.yml"
-        if not path.exists() and self.directory.is_dir():
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._write_inventory(self.nodes())
         return path
 
@@ -155,10 +156,7 @@ class Lab:
                 raise LabError(f"no lab node named {', '.join(unknown)} in {self.directory}")
             nodes = [_node(name, state["nodes"][name]) for name in chosen]
             leftovers = self._stop(nodes)
-            for node in nodes:
-                shutil.rmtree(self._node_dir(node.name), ignore_errors=True)
-                del state["nodes"][node.name]
-            self._save(state)
+            self._forget(state, [node.name for node in nodes])
         if leftovers:
             raise LabError("lab down left things behind: " + "; ".join(leftovers))
         return chosen
@@ -198,8 +196,9 @@ class Lab:
         spawner.stdin.write(json.dumps({"nodes": specs}) + "\n")
         spawner.stdin.flush()
         reply = spawner.stdout.readline()
-        if not reply:
+        if not reply:  # nodes already forked exit when their go pipe closes
             _, err = spawner.communicate()
+            self._forget(state, names)
             raise LabError(f"could not start nodes: {err.strip()}")
         pids = json.loads(reply)["pids"]
         nodes = []
@@ -214,6 +213,7 @@ class Lab:
         except LabError:
             spawner.communicate("abort\n")
             self._stop(nodes)
+            self._forget(state, names)
             raise
         _, err = spawner.communicate("go\n")
         if spawner.returncode != 0:
@@ -287,6 +287,13 @@ class Lab:
             for point in _host_mounts_under(self._node_dir(node.name)):
                 leftovers.append(f"{node.name}: mount {point} still present")
         return leftovers
+
+    def _forget(self, state: dict, names: list[str]) -> None:
+        """Drop nodes from the record and remove their directories."""
+        for name in names:
+            shutil.rmtree(self._node_dir(name), ignore_errors=True)
+            state["nodes"].pop(name, None)
+        self._save(state)
 
     # -- state ---------------------------------------------------------------
 
