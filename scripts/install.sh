@@ -13,6 +13,9 @@ dev=0
 APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo"
 
 if [ "$dev" = 1 ]; then
+    # Package lists are also what the lab mirrors real packages (sysstat, chrony)
+    # from, for nodes that have no network.
+    apt-get update -qq
     missing=""
     for p in $APT_PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -24,7 +27,6 @@ if [ "$dev" = 1 ]; then
             printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 0755 "$policy"; made_policy=1
         fi
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
         apt-get install -y -qq --no-install-recommends $missing
         [ "$made_policy" = 1 ] && rm -f "$policy"
     fi

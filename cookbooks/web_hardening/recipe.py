@@ -14,20 +14,20 @@ if "nginx" in conf.servers:
     nginx = service("nginx", action="nothing")
     template("/etc/nginx/conf.d/security-headers.conf", source="nginx.conf.j2",
              variables={"hsts": hsts}, mode="0644", notifies=nginx.reload,
-             only_if=["test", "-d", "/etc/nginx/conf.d"])
+             only_if=["test", "-x", "/usr/sbin/nginx"])
 
 if "apache" in conf.servers:
     apache = service("apache2" if debian else "httpd", action="nothing")
     if debian:
         template("/etc/apache2/conf-available/security-headers.conf", source="apache.conf.j2",
                  variables={"hsts": hsts}, mode="0644", notifies=apache.reload,
-                 only_if=["test", "-d", "/etc/apache2/conf-available"])
+                 only_if=["test", "-x", "/usr/sbin/apache2"])
         execute(["a2enmod", "-q", "headers"], creates="/etc/apache2/mods-enabled/headers.load",
-                only_if=["test", "-x", "/usr/sbin/a2enmod"], notifies=apache.reload)
+                only_if=["test", "-x", "/usr/sbin/apache2"], notifies=apache.reload)
         execute(["a2enconf", "-q", "security-headers"],
                 creates="/etc/apache2/conf-enabled/security-headers.conf",
-                only_if=["test", "-x", "/usr/sbin/a2enconf"], notifies=apache.reload)
+                only_if=["test", "-x", "/usr/sbin/apache2"], notifies=apache.reload)
     else:
         template("/etc/httpd/conf.d/security-headers.conf", source="apache.conf.j2",
                  variables={"hsts": hsts}, mode="0644", notifies=apache.reload,
-                 only_if=["test", "-d", "/etc/httpd/conf.d"])
+                 only_if=["test", "-x", "/usr/sbin/httpd"])
