@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import textwrap
 from pathlib import Path
@@ -12,8 +13,6 @@ import pytest
 from converge.agent.engine import Engine
 from converge.agent.system import System
 from converge.recipe import compile_recipe
-
-import importlib.util
 
 # The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
 pytest_plugins = (["converge.lab.pytest_plugin"]
