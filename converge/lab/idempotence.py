@@ -173,8 +173,9 @@ def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | 
     lab = lab or Lab()
     packages = recipe_packages(recipe)
     if packages:
-        echo(f"mirroring {' '.join(packages)} into the lab repository")
-        mirror_for(lab, packages)
+        fetched = mirror_for(lab, packages)
+        if fetched:
+            echo(f"mirrored {' '.join(fetched)} (and what they need) into the lab repository")
     started = lab.up(nodes)
     echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,13 @@ from typing import Callable
 import pytest
 
 from converge.lab import Lab, Node
-from converge.lab.idempotence import IdempotenceResult, check_idempotence
+from converge.lab.idempotence import (
+    IdempotenceResult,
+    check_idempotence,
+    place_recipe,
+    recipe_packages,
+    run_test,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -54,10 +61,12 @@ def test_not_idempotent_recipe_names_the_resource(
     assert not Path("/etc/stamp").exists()
 
 
-def test_recipe_copied_when_node_cannot_see_it(lab_node: Node, lab: Lab) -> None:
-    hidden = lab.directory / "recipes"  # a directory the node sees? copied either way
-    hidden.mkdir(exist_ok=True)
-    result = check_idempotence(lab_node, recipe(hidden, GOOD, "motd.py"))
+def test_recipe_copied_when_node_cannot_see_it(lab_node: Node) -> None:
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as hidden:  # nodes have their own /dev
+        path = recipe(Path(hidden), GOOD, "motd.py")
+        assert lab_node.run(["test", "-e", str(path)]).returncode == 1
+        assert place_recipe(lab_node, path) == "/tmp/converge-test/recipe/motd.py"
+        result = check_idempotence(lab_node, path)
     assert result.ok, result.describe()
 
 
@@ -76,3 +85,17 @@ def test_converge_test_command(lab: Lab, tmp_path: Path) -> None:
     assert bad.stdout.count("not idempotent") == 2
     assert bad.stdout.count("--- node") == 4
     assert {n.name for n in lab.nodes()} == before
+
+
+def test_run_test_installs_recipe_packages_from_the_lab_repository(
+        lab: Lab, local_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    local_repo.build_deb("converge-hello", "2.0-1",
+                         files={"/usr/share/converge-hello/greeting": b"hello\n"})
+    path = recipe(tmp_path, 'from converge import package\npackage("converge-hello")\n')
+    assert recipe_packages(path) == ["converge-hello"]
+    lines: list[str] = []
+    assert run_test(path, lab=lab, echo=lines.append) == 0, "\n".join(lines)
+    output = "\n".join(lines)
+    assert "mirrored" not in output  # already in the lab repository: nothing fetched
+    assert "* package[converge-hello] action install (up to date)" in output
+    assert not Path("/usr/share/converge-hello").exists()
