@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -419,7 +419,7 @@ def _pidfd(node: Node) -> int | None:
     return fd
 
 
-def _poll(done, deadline: float, interval: float = 0.01) -> bool:
+def _poll(done: Callable[[], bool], deadline: float, interval: float = 0.01) -> bool:
     while not done():
         if time.monotonic() > deadline:
             return False
@@ -444,7 +444,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
+def _wait_for_sshd(nodes: list[Node], log_tail: Callable[[str], str], timeout: float) -> None:
     """Return when every node's sshd has sent its banner; raise if a node dies."""
     deadline = time.monotonic() + timeout
     pending = {node.name: node for node in nodes}
@@ -481,7 +481,7 @@ def _wait_for_sshd(nodes: list[Node], log_tail, timeout: float) -> None:
         selector.close()
 
 
-def _probe(node: Node, log_tail) -> socket.socket:
+def _probe(node: Node, log_tail: Callable[[str], str]) -> socket.socket:
     """Start connecting to the node's sshd, over its own link only (never a default route)."""
     if not node.alive or not net.link_exists(node.link):
         raise LabError(f"lab node {node.name} died while starting: {log_tail(node.name)}")
