@@ -12,7 +12,7 @@ import os
 import stat as stat_mod
 import subprocess
 import tempfile
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 
 class RunResult(NamedTuple):
@@ -37,8 +37,7 @@ class System:
     def __init__(self, root: str = "/", cwd: Optional[str] = None) -> None:
         self.root = os.path.abspath(root)
         self.cwd = cwd or os.getcwd()
-        self._users: Optional[Dict[str, int]] = None
-        self._groups: Optional[Dict[str, int]] = None
+        self._tables: Dict[str, Dict[str, int]] = {}
 
     # -- paths ---------------------------------------------------------------
 
@@ -189,72 +188,52 @@ class System:
     # -- users and groups ----------------------------------------------------------
 
     def _table(self, name: str) -> Dict[str, int]:
-        table: Dict[str, int] = {}
-        text = self.read_text("/etc/" + name) or ""
-        for line in text.splitlines():
-            fields = line.split(":")
-            if len(fields) >= 3 and fields[2].isdigit():
-                table.setdefault(fields[0], int(fields[2]))
-        return table
+        """name → id from the rooted /etc/passwd or /etc/group, read once."""
+        if name not in self._tables:
+            table: Dict[str, int] = {}
+            for line in (self.read_text("/etc/" + name) or "").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 3 and fields[2].isdigit():
+                    table.setdefault(fields[0], int(fields[2]))
+            self._tables[name] = table
+        return self._tables[name]
+
+    def _to_id(self, name: str, table: str) -> Optional[int]:
+        if name.isdigit():
+            return int(name)
+        if self.root == "/":
+            try:
+                return _host_db(table)[0](name)
+            except KeyError:
+                return None
+        return self._table(table).get(name)
+
+    def _to_name(self, number: int, table: str) -> str:
+        if self.root == "/":
+            try:
+                return _host_db(table)[1](number)
+            except KeyError:
+                return str(number)
+        for name, value in self._table(table).items():
+            if value == number:
+                return name
+        return str(number)
 
     def uid(self, user: str) -> Optional[int]:
         """The uid of a user name (or a numeric string), None when unknown."""
-        if user.isdigit():
-            return int(user)
-        if self.root == "/":
-            import pwd
-
-            try:
-                return pwd.getpwnam(user).pw_uid
-            except KeyError:
-                return None
-        if self._users is None:
-            self._users = self._table("passwd")
-        return self._users.get(user)
+        return self._to_id(user, "passwd")
 
     def gid(self, group: str) -> Optional[int]:
-        if group.isdigit():
-            return int(group)
-        if self.root == "/":
-            import grp
-
-            try:
-                return grp.getgrnam(group).gr_gid
-            except KeyError:
-                return None
-        if self._groups is None:
-            self._groups = self._table("group")
-        return self._groups.get(group)
+        """The gid of a group name (or a numeric string), None when unknown."""
+        return self._to_id(group, "group")
 
     def user_name(self, uid: int) -> str:
-        if self.root == "/":
-            import pwd
-
-            try:
-                return pwd.getpwuid(uid).pw_name
-            except KeyError:
-                return str(uid)
-        if self._users is None:
-            self._users = self._table("passwd")
-        for name, value in self._users.items():
-            if value == uid:
-                return name
-        return str(uid)
+        """The name of a uid, or the number itself when it has none."""
+        return self._to_name(uid, "passwd")
 
     def group_name(self, gid: int) -> str:
-        if self.root == "/":
-            import grp
-
-            try:
-                return grp.getgrgid(gid).gr_name
-            except KeyError:
-                return str(gid)
-        if self._groups is None:
-            self._groups = self._table("group")
-        for name, value in self._groups.items():
-            if value == gid:
-                return name
-        return str(gid)
+        """The name of a gid, or the number itself when it has none."""
+        return self._to_name(gid, "group")
 
     # -- processes ------------------------------------------------------------------
 
@@ -378,6 +357,17 @@ class System:
             if os.access(self.real(candidate), os.X_OK):
                 return candidate
         return None
+
+
+def _host_db(table: str) -> Tuple[Callable[[str], int], Callable[[int], str]]:
+    """Name → id and id → name through this machine's own user or group database."""
+    if table == "passwd":
+        import pwd
+
+        return (lambda n: pwd.getpwnam(n).pw_uid), (lambda i: pwd.getpwuid(i).pw_name)
+    import grp
+
+    return (lambda n: grp.getgrnam(n).gr_gid), (lambda i: grp.getgrgid(i).gr_name)
 
 
 def _switch_user(uid: int, gid: int):  # type: ignore[no-untyped-def]
