@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+import converge
 from converge.lab import Lab, LabError
 
 pytestmark = pytest.mark.lab
@@ -23,8 +26,18 @@ def need_root() -> None:
 def test_not_root(need_root: None, tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
     code = f"from converge.lab import Lab; Lab({str(lab_dir)!r}).up(1)"
-    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-c", code], capture_output=True, text=True)
+    # The checkout may sit in a folder only root can read: give the unprivileged
+    # process its own world-readable copy of the package.
+    readable = Path(tempfile.mkdtemp(prefix="converge-nobody-"))
+    try:
+        os.chmod(readable, 0o755)
+        shutil.copytree(Path(converge.__file__).parent, readable / "converge",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=readable, env={**os.environ, "PYTHONPATH": str(readable)})
+    finally:
+        shutil.rmtree(readable)
     assert done.returncode == 1
     assert "LabError: the lab needs root" in done.stderr
     assert not lab_dir.exists()
