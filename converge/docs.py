@@ -8,7 +8,9 @@ import inspect
 from typing import List, Optional, Type
 
 from .errors import ConvergeError
-from .resources._base import COMMON_PROPERTIES, REGISTRY, Resource
+from .resources._base import COMMON_PROPERTIES, Resource, load_all
+
+REGISTRY = load_all()
 
 
 def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type
 from . import context
 from .errors import ConvergeError, PropertyError
 from .recipe import caller_source, display
-from .resources._base import COMMON_PROPERTIES, REGISTRY, Notification, Resource
+from .resources._base import COMMON_PROPERTIES, Notification, Resource, load_all
 from .resources._validate import boolean, integer
 
 TIMINGS = ("delayed", "immediately")
@@ -164,5 +164,5 @@ def include_recipe(name: str) -> None:
 
 
 FUNCTIONS: Dict[str, Callable[..., Resource]] = {
-    name: make_function(cls) for name, cls in REGISTRY.items()
+    name: make_function(cls) for name, cls in load_all().items()
 }

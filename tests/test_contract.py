@@ -64,3 +64,24 @@ def test_unknown_property_refused(name: str, converger: Converger) -> None:
     call = example_lines(REGISTRY[name])[0].rstrip().rstrip(")") + ", no_such_property=1)"
     with pytest.raises(PropertyError, match="unknown property 'no_such_property'"):
         converger.compile("from converge import *\n" + call)
+
+
+def test_registry_finds_a_type_by_its_module_and_nothing_else() -> None:
+    """The agent imports a type's module on first lookup: resources/<type_name>.py."""
+    for name in TYPES:
+        assert REGISTRY[name].__module__ == "converge.resources." + name
+    for missing in ("no_such_type", "_base", "../recipe", "file.File"):
+        assert REGISTRY.get(missing) is None
+        with pytest.raises(KeyError):
+            REGISTRY[missing]
+
+
+def test_a_type_outside_its_module_is_refused_at_definition() -> None:
+    from converge.resources._base import Resource, prop
+
+    with pytest.raises(TypeError, match="must live in resources/elsewhere.py"):
+        type("Misplaced", (Resource,), {
+            "__module__": "converge.resources.file", "__annotations__": {"path": "str"},
+            "path": prop(doc="x"),
+        }, type_name="elsewhere")
+    assert "elsewhere" not in REGISTRY

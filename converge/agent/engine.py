@@ -16,7 +16,6 @@ converges and reports on its own, with the resource ``prepare`` saw.
 from __future__ import annotations
 
 import time
-import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConvergeError
@@ -171,6 +170,8 @@ class Engine:
         else:
             text = "internal error: %s: %s" % (type(exc).__name__, exc)
         if self.debug:
+            import traceback
+
             text += "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return text
 

@@ -7,8 +7,7 @@ recipes as ``node.hostname``, ``node.platform_family`` and so on.
 from __future__ import annotations
 
 import os
-import platform as platform_mod
-import socket
+import sys
 from typing import Any, Dict
 
 from .system import System
@@ -59,6 +58,9 @@ def gather(system: System) -> Dict[str, Any]:
             if like in FAMILIES:
                 family = FAMILIES[like]
                 break
+    import socket  # here, not at the top: the package resource imports this module
+
+    uname = os.uname()
     hostname = socket.gethostname()
     try:
         fqdn = socket.getfqdn()
@@ -67,13 +69,13 @@ def gather(system: System) -> Dict[str, Any]:
     return {
         "hostname": hostname,
         "fqdn": fqdn or hostname,
-        "os": platform_mod.system().lower(),
+        "os": uname.sysname.lower(),
         "platform": platform,
         "platform_family": family or platform,
         "platform_version": release.get("VERSION_ID", ""),
         "init": init_system(system),
         "cpu_count": os.cpu_count() or 1,
         "memory_mb": memory_mb(system),
-        "python_version": platform_mod.python_version(),
-        "architecture": platform_mod.machine(),
+        "python_version": "%d.%d.%d" % sys.version_info[:3],
+        "architecture": uname.machine,
     }

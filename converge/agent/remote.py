@@ -57,8 +57,6 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         if op != "run":
             _write(stdout, {"error": "unknown request %r" % op})
             return 2
-        from .. import resources  # noqa: F401 - registers every resource type
-
         plan = Plan.from_dict(request["plan"])
         engine = Engine(System(root), mode=request.get("mode", "apply"),
                         fail_fast=bool(request.get("fail_fast")),

@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-import subprocess
-import tempfile
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 
@@ -100,6 +98,8 @@ class System:
         """
         real = self.real(path)
         directory = os.path.dirname(real) or "."
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".converge-", suffix=".tmp", dir=directory)
         try:
             view = memoryview(data)
@@ -250,6 +250,8 @@ class System:
 
         A missing program is a result with returncode 127, as a shell reports it.
         """
+        import subprocess  # here: a no-op run of file resources never starts a process
+
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         if env:
@@ -293,6 +295,7 @@ class System:
         ``live`` each line of output is also written to standard error as it comes
         (the terminal on a local run). Standard input is /dev/null."""
         import signal
+        import subprocess
         import sys
         import threading
 

@@ -20,11 +20,47 @@ This module is shipped to targets: standard library only, Python 3.8.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import PropertyError
 
-REGISTRY: Dict[str, Type["Resource"]] = {}
+
+class _Registry(Dict[str, Type["Resource"]]):
+    """Resource types by name. Looking up a type that is not loaded yet imports its
+    module (``resources/<type_name>.py``), so the agent on a target imports only
+    the types its plan uses; the controller calls :func:`load_all` to list them."""
+
+    def __missing__(self, name: str) -> Type["Resource"]:
+        if name.startswith("_") or not name.replace("_", "").isalnum():
+            raise KeyError(name)
+        module = "%s.%s" % (__package__, name)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            raise KeyError(name) from None
+        return dict.__getitem__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+REGISTRY = _Registry()
+
+
+def load_all() -> Dict[str, Type["Resource"]]:
+    """Import every resource module (each registers its type) and return the registry."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for entry in sorted(os.listdir(folder)):
+        if entry.endswith(".py") and not entry.startswith("_"):
+            importlib.import_module("%s.%s" % (__package__, entry[:-3]))
+    return REGISTRY
 
 _MISSING = dataclasses.MISSING
 
@@ -149,6 +185,10 @@ class Resource:
             return
         if type_name in REGISTRY:
             raise TypeError("resource type %r is registered twice" % type_name)
+        if cls.__module__.startswith(__package__ + ".") and \
+                cls.__module__.rpartition(".")[2] != type_name:
+            raise TypeError("resource type %r must live in resources/%s.py, where the agent "
+                            "looks for it" % (type_name, type_name))
         cls.type_name = type_name
         REGISTRY[type_name] = cls
 

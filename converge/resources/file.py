@@ -13,7 +13,6 @@ kept in the backup directory (``backup`` copies, 0 for none).
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat as stat_mod
 import time
@@ -183,6 +182,8 @@ def unified_diff(before: bytes, after: bytes, path: str) -> Optional[str]:
         old, new = before.decode("utf-8"), after.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    import difflib
+
     lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                  fromfile=path, tofile=path + " (new)")
     text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"

@@ -26,7 +26,6 @@ Idempotent: when the runtime value and the file agree, nothing is written.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
@@ -118,6 +117,8 @@ class Sysctl(Resource, type_name="sysctl"):
 
     def _suggest(self, system: Any, proc: str) -> str:
         parent, name = os.path.split(proc)
+        import difflib
+
         close = difflib.get_close_matches(name, system.listdir(parent), n=1)
         if not close:
             return "list the kernel's parameters with: sysctl -a"

@@ -87,6 +87,39 @@ def test_a_plan_runs_under_isolated_python_with_the_standard_library_only(
     assert json.loads(lines[1])["event"]["status"] == "up_to_date"
 
 
+IMPORTS_PROBE = """
+import io, json, sys
+sys.path.insert(0, sys.argv[1])
+from converge.agent.remote import main
+out = io.BytesIO()
+main(sys.stdin.buffer.readline(), out)
+events = [json.loads(line) for line in out.getvalue().splitlines()]
+print(json.dumps({"events": events, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_the_agent_imports_only_the_resource_types_its_plan_uses(tmp_path: Path) -> None:
+    """What the agent imports is what every host pays on every run: a plan of files
+    must not load the package, cron or sysctl modules, nor start a process."""
+    (tmp_path / "motd").write_text("hello\n")
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("from converge import file\nfile(%r, content='hello\\n')\n"
+                      % str(tmp_path / "motd"))
+    plan = compile_recipe(recipe, facts=lambda: {})
+    zipfile.ZipFile(io.BytesIO(bundle.build()[0])).extractall(tmp_path / "agent")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", IMPORTS_PROBE,
+                           str(tmp_path / "agent")],
+                          input=request("run", mode="apply", plan=plan.to_dict()),
+                          capture_output=True, timeout=60, cwd="/", check=True)
+    probe = json.loads(done.stdout)
+    assert probe["events"][0]["event"]["status"] == "up_to_date"
+    loaded = {m for m in probe["modules"] if m.startswith("converge.resources.")}
+    assert loaded == {"converge.resources._base", "converge.resources._validate",
+                      "converge.resources.file"}
+    for heavy in ("subprocess", "platform", "socket", "tempfile", "difflib", "traceback"):
+        assert heavy not in probe["modules"], heavy
+
+
 def test_damaged_bundle_is_refused(tmp_path: Path) -> None:
     data, digest = bundle.build()
     code, lines, _ = run_loader(tmp_path, request() + shipped(data[:-1] + b"x"))
