@@ -3,22 +3,17 @@ docs/resources.md come from the same declarations the code validates with."""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import List, Optional, Type
 
 from .errors import ConvergeError
-from .resources._base import COMMON_PROPERTIES, Resource, load_all
+from .resources._base import COMMON_PROPERTIES, Field, Resource, load_all
 
 REGISTRY = load_all()
 
 
-def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]
-    if field.default is not dataclasses.MISSING:
-        return repr(field.default)
-    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return repr(field.default_factory())  # type: ignore[misc]
-    return "(required)"
+def _default(field: Field) -> str:
+    return "(required)" if field.required else repr(field.value())
 
 
 def _actions(cls: Type[Resource]) -> str:

@@ -145,8 +145,9 @@ def make_function(cls: Type[Resource]) -> Callable[..., Resource]:
 
     function.__name__ = function.__qualname__ = cls.type_name
     function.__doc__ = cls.__doc__
-    params = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
-              for p in inspect.signature(cls).parameters.values()]
+    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=inspect.Parameter.empty if f.required else f.value())
+              for f in cls.fields()]
     params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None)
                for k in COMMON_PROPERTIES]
     function.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

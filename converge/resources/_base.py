@@ -1,8 +1,8 @@
 """The resource contract every resource type follows.
 
 A resource type is a class with a docstring (with a recipe example), its properties
-declared once as dataclass fields made with :func:`prop`, and three target-side
-methods::
+declared once as annotated class attributes made with :func:`prop`, and three
+target-side methods::
 
     class Motd(Resource, type_name="motd"):
         '''...'''
@@ -12,14 +12,15 @@ methods::
         def changes(self, current): ...         # pure: a list of Change
         def apply(self, system, changes): ...   # act
 
-Subclasses become dataclasses and register themselves by ``type_name``; the DSL,
-plan decoding, ``converge resources`` and the reference docs iterate the registry.
+Subclasses get an ``__init__`` taking the properties by position or name (like a
+dataclass's; dataclasses itself is not used, as its import costs every agent run
+10 ms) and register themselves by ``type_name``; the DSL, plan decoding,
+``converge resources`` and the reference docs iterate the registry.
 This module is shipped to targets: standard library only, Python 3.8.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
@@ -62,16 +63,49 @@ def load_all() -> Dict[str, Type["Resource"]]:
             importlib.import_module("%s.%s" % (__package__, entry[:-3]))
     return REGISTRY
 
-_MISSING = dataclasses.MISSING
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: the default of a property that has none (a required property)
+MISSING: Any = _Missing()
+
+
+class Field:
+    """One declared property (the shape of ``dataclasses.Field``, without importing
+    dataclasses: its import of ``inspect`` costs every agent run 10 ms)."""
+
+    __slots__ = ("name", "type", "default", "default_factory", "metadata")
+
+    def __init__(self, default: Any, default_factory: Any, metadata: Dict[str, Any]) -> None:
+        self.name = ""
+        self.type: Any = None
+        self.default = default
+        self.default_factory = default_factory
+        self.metadata = metadata
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING and self.default_factory is MISSING
+
+    def value(self) -> Any:
+        """The default value (a fresh one from the factory), or MISSING."""
+        if self.default_factory is not MISSING:
+            return self.default_factory()
+        return self.default
+
+    def __repr__(self) -> str:
+        return "Field(%r)" % self.name
 
 
 def prop(
-    default: Any = _MISSING,
+    default: Any = MISSING,
     *,
     doc: str,
     identity: bool = False,
     choices: Optional[Sequence[Any]] = None,
-    factory: Any = _MISSING,
+    factory: Any = MISSING,
     wire: bool = True,
 ) -> Any:
     """Declare a property: its default, its documentation and how it is used.
@@ -81,9 +115,7 @@ def prop(
     (a template's variables) out of the plan.
     """
     meta = {"doc": doc, "identity": identity, "choices": choices, "wire": wire}
-    if factory is not _MISSING:
-        return dataclasses.field(default_factory=factory, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+    return Field(default, factory, meta)
 
 
 class Change:
@@ -174,13 +206,25 @@ class Resource:
     #: actions that only exist to be notified (restart, reload)
     notify_only: ClassVar[Tuple[str, ...]] = ()
 
+    #: the declared properties, in order (a subclass's own come after its base's)
+    _fields: ClassVar[Tuple[Field, ...]] = ()
+
     def __init_subclass__(cls, type_name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(cls)
-        if "name" in cls.__dataclass_fields__ and "name" not in cls.__dict__:  # type: ignore
-            # A property called ``name`` (cron, oom_protect) must shadow the computed
-            # ``name`` below: a plain class attribute lets each instance store its own.
-            cls.name = None  # type: ignore[assignment]
+        fields = {f.name: f for f in cls._fields}
+        annotations = cls.__dict__.get("__annotations__", {})
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, Field):
+                value.name, value.type = name, annotations.get(name)
+                fields[name] = value
+                # Instances carry the values; the class keeps plain defaults only. A
+                # property called ``name`` (cron, oom_protect) must also shadow the
+                # computed ``name`` below, so it always gets a class attribute.
+                if value.default is not MISSING or name == "name":
+                    setattr(cls, name, None if value.default is MISSING else value.default)
+                else:
+                    delattr(cls, name)
+        cls._fields = tuple(fields.values())
         if not type_name:
             return
         if type_name in REGISTRY:
@@ -193,6 +237,41 @@ class Resource:
         REGISTRY[type_name] = cls
 
     # -- construction (controller) ----------------------------------------------
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Properties by position (in declaration order) or by name, then
+        :meth:`__post_init__`; the errors are Python's own for a bad call."""
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError("takes %d positional arguments but %d were given"
+                            % (len(fields), len(args)))
+        values = {fields[i].name: value for i, value in enumerate(args)}
+        names = {f.name for f in fields}
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError("got an unexpected keyword argument '%s'" % key)
+            if key in values:
+                raise TypeError("got multiple values for argument '%s'" % key)
+            values[key] = value
+        missing = [f.name for f in fields if f.name not in values and f.required]
+        if missing:
+            raise TypeError("missing %d required argument%s: %s" % (
+                len(missing), "s" if len(missing) > 1 else "",
+                ", ".join("'%s'" % m for m in missing)))
+        for f in fields:
+            object.__setattr__(self, f.name, values[f.name] if f.name in values else f.value())
+        self.__post_init__()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in self._fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (f.name, getattr(self, f.name)) for f in self._fields))
 
     def __post_init__(self) -> None:
         self.meta = Meta()
@@ -210,8 +289,8 @@ class Resource:
         (the action is set after construction). Raise :meth:`fail` errors."""
 
     @classmethod
-    def fields(cls) -> Tuple[dataclasses.Field, ...]:  # type: ignore[type-arg]
-        return dataclasses.fields(cls)  # type: ignore[arg-type]
+    def fields(cls) -> Tuple[Field, ...]:
+        return cls._fields
 
     @classmethod
     def identity_field(cls) -> str:
@@ -259,15 +338,8 @@ class Resource:
         """Rebuild a resource on the target from plan data, without revalidating."""
         obj = cls.__new__(cls)
         for f in cls.fields():
-            if f.name in props:
-                value = props[f.name]
-            elif f.default is not _MISSING:
-                value = f.default
-            elif f.default_factory is not _MISSING:  # type: ignore[misc]
-                value = f.default_factory()  # type: ignore[misc]
-            else:
-                value = None
-            object.__setattr__(obj, f.name, value)
+            value = props[f.name] if f.name in props else f.value()
+            object.__setattr__(obj, f.name, None if value is MISSING else value)
         obj.meta = Meta()
         obj.meta.action = action
         obj.warnings = []
