@@ -10,7 +10,34 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+
+# Temp files of write_atomic: ".NAME.converge-PID-RANDOM.tmp", NAME cut to fit NAME_MAX.
+TEMP_MARK = ".converge-"
+TEMP_NAME_KEEP = 180
+
+
+def temp_writer(name: str) -> Optional[int]:
+    """The pid of the process that wrote a write_atomic temp file of this name, or
+    None when the name is not one."""
+    if not (name.startswith(".") and name.endswith(".tmp")) or TEMP_MARK not in name:
+        return None
+    pid, _, rest = name[name.rindex(TEMP_MARK) + len(TEMP_MARK):-len(".tmp")].partition("-")
+    return int(pid) if pid.isdigit() and rest else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours counts, as does one we may not
+    signal)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 class RunResult(NamedTuple):
@@ -36,6 +63,7 @@ class System:
         self.root = os.path.abspath(root)
         self.cwd = cwd or os.getcwd()
         self._tables: Dict[str, Dict[str, int]] = {}
+        self._swept: Set[str] = set()  # directories cleared of dead writers' temp files
 
     # -- paths ---------------------------------------------------------------
 
@@ -94,13 +122,23 @@ class System:
 
         A crash at any point leaves either the old file or the new one. Mode and
         ownership are set on the temp file before the rename, so the new content
-        is never visible with the wrong permissions.
+        is never visible with the wrong permissions. The temp file is named
+        ``.NAME.converge-PID-RANDOM.tmp``: when the writer is killed (kill -9,
+        power cut) it stays behind, and the next write into that directory by
+        another process removes it (see :meth:`_sweep_temps`). An OSError (a full
+        disk: ENOSPC) names ``path``.
         """
         real = self.real(path)
         directory = os.path.dirname(real) or "."
+        self._sweep_temps(directory)
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(prefix=".converge-", suffix=".tmp", dir=directory)
+        prefix = ".%s%s%d-" % (os.path.basename(real)[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+        except OSError as exc:
+            exc.filename, exc.filename2 = path, None
+            raise
         try:
             view = memoryview(data)
             while view:
@@ -116,15 +154,36 @@ class System:
             os.close(fd)
             fd = -1
             os.rename(tmp, real)
-        except BaseException:
+        except BaseException as exc:
             if fd != -1:
                 os.close(fd)
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(exc, OSError):
+                exc.filename, exc.filename2 = path, None
             raise
         self._fsync_dir(directory)
+
+    def _sweep_temps(self, directory: str) -> None:
+        """Remove the temp files of writers that died in ``directory`` (once per
+        directory for this System): a ``.NAME.converge-PID-RANDOM.tmp`` whose PID
+        is not a live process. A live writer's temp file is never touched."""
+        if directory in self._swept:
+            return
+        self._swept.add(directory)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            pid = temp_writer(name)
+            if pid is not None and not _alive(pid):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except OSError:
+                    pass
 
     @staticmethod
     def _fsync_dir(directory: str) -> None:
