@@ -245,3 +245,61 @@ def test_target_without_python3_gets_a_clear_error(lab: Lab, lab_node: Node,
     assert done.returncode == 1
     assert "python3 not found on the target" in done.stdout
     assert "failed=1" in done.stdout
+
+
+def proxy_setup(lab: Lab, node: Node, tmp_path: Path, route: str) -> Path:
+    """An inventory whose only host, ``inner``, is the node's own sshd seen from
+    inside the node (127.0.0.1), reachable only through ``route`` from the OpenSSH
+    config: a real second hop, since nothing outside the node can reach that
+    address. known_hosts holds the node's key for both names."""
+    recorded = lab.known_hosts_path.read_text().splitlines()
+    mine = [line for line in recorded if line.split()[0] == node.address]
+    known = tmp_path / "known_hosts"
+    known.write_text("".join("%s\n%s\n" % (line, line.replace(node.address, "127.0.0.1", 1))
+                             for line in mine))
+    config = tmp_path / "ssh_config"
+    config.write_text(textwrap.dedent("""\
+        Host inner
+          HostName 127.0.0.1
+          %s
+        Host *
+          User root
+          IdentityFile %s
+          UserKnownHostsFile %s
+        """) % (route, lab.key_path, known))
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps({"ssh_config": str(config), "hosts": {"inner": {}}}))
+    return path
+
+
+@pytest.mark.parametrize("route", [
+    pytest.param("ProxyJump root@{address}", id="proxyjump"),
+    pytest.param("ProxyCommand ssh -F {config} -W %h:%p root@{address}", id="proxycommand"),
+])
+def test_through_a_jump_host_from_the_openssh_config(lab: Lab, lab_node: Node, tmp_path: Path,
+                                                     route: str) -> None:
+    inv = proxy_setup(lab, lab_node, tmp_path, route.format(
+        address=lab_node.address, config=tmp_path / "ssh_config"))
+    recipe = write(tmp_path / "recipe.py", """\
+        from converge import file
+        file("/srv/jumped", content="through the jump host\\n")
+        """)
+    first = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "- create new file /srv/jumped" in first.stdout
+    assert lab_node.read_file("/srv/jumped") == b"through the jump host\n"
+    second = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "(up to date)" in second.stdout
+
+
+def test_a_jump_host_that_refuses_is_named_in_the_error(lab: Lab, lab_node: Node,
+                                                        tmp_path: Path) -> None:
+    inv = proxy_setup(lab, lab_node, tmp_path, "ProxyJump nobody@%s" % lab_node.address)
+    recipe = write(tmp_path / "recipe.py", "from converge import file\n"
+                   "file('/srv/never', content='x')\n")
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert done.returncode == 1
+    assert "nobody@%s:22 (jump host nobody@%s)" % (lab_node.address, lab_node.address) \
+        in done.stdout + done.stderr
+    assert lab_node.run(["test", "-e", "/srv/never"]).returncode == 1
