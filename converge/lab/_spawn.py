@@ -115,23 +115,38 @@ def makedirs_like(upper, rel, host_root="/"):
                 os.chown(here, st.st_uid, st.st_gid)
 
 
+def layer_home(spec, name):
+    """The directory holding upper/NAME and work/NAME for one overlay."""
+    if spec.get("keep_upper") and name in spec["keep_dirs"]:
+        return os.path.join(spec["layers"], "kept")
+    return spec["layers"]
+
+
 def build_layers(spec):
-    """A private tmpfs holding each overlay's upper and work directories, seeded."""
+    """A private tmpfs holding each overlay's upper and work directories, seeded.
+
+    With spec["keep_upper"] (a directory on the host), the upper and work
+    directories of spec["keep_dirs"] (etc, var, usr) are that directory's instead:
+    what the node writes there outlives it (how the lab builds an extra layer).
+    """
     layers = spec["layers"]
     mount("tmpfs", layers, "tmpfs", MS_NOSUID, "mode=700")
     os.mkdir(os.path.join(layers, "empty"))
+    if spec.get("keep_upper"):  # one bind: upper and work must share a mount
+        os.mkdir(os.path.join(layers, "kept"))
+        bind(spec["keep_upper"], os.path.join(layers, "kept"))
     for name in OVERLAY_DIRS:
         for kind in ("upper", "work"):
-            os.makedirs(os.path.join(layers, kind, name))
+            os.makedirs(os.path.join(layer_home(spec, name), kind, name))
     for name in OVERLAY_DIRS:
-        upper = os.path.join(layers, "upper", name)
+        upper = os.path.join(layer_home(spec, name), "upper", name)
         st = os.stat("/" + name) if name != "root" and os.path.isdir("/" + name) else None
         os.chmod(upper, st.st_mode & 0o7777 if st else 0o700)
         if st:
             os.chown(upper, st.st_uid, st.st_gid)
     for seed in spec["seeds"]:
         top, rel = seed["path"].lstrip("/").split("/", 1)
-        upper = os.path.join(layers, "upper", top)
+        upper = os.path.join(layer_home(spec, top), "upper", top)
         makedirs_like(upper, rel, "/" + top if top != "root" else os.path.join(layers, "empty"))
         target = os.path.join(upper, rel)
         if seed.get("dir"):
@@ -148,16 +163,21 @@ def build_layers(spec):
 
 
 def mount_overlays(spec):
+    """Each overlay: the node's upper over spec["lowers"] (extra layers, first on
+    top) over the host's directory."""
     root, layers = spec["root"], spec["layers"]
     for name in OVERLAY_DIRS:
         lower = "/" + name if name != "root" else os.path.join(layers, "empty")
         if not os.path.isdir(lower):
             lower = os.path.join(layers, "empty")
+        extra = [os.path.join(layer, name) for layer in spec.get("lowers", ())]
+        lower = ":".join([path for path in extra if os.path.isdir(path)] + [lower])
         target = os.path.join(root, name)
         if not os.path.isdir(target):
             continue
+        home = layer_home(spec, name)
         opts = "lowerdir=%s,upperdir=%s,workdir=%s" % (
-            lower, os.path.join(layers, "upper", name), os.path.join(layers, "work", name))
+            lower, os.path.join(home, "upper", name), os.path.join(home, "work", name))
         mount("overlay", target, "overlay", 0, opts)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import os
+import re
 import select
 import selectors
 import shutil
@@ -52,6 +54,12 @@ PidFile none
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 """
+LAYER_DIRS = ("etc", "var", "usr")  # what a layer holds
+LAYER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DPKG_STATUS = "/var/lib/dpkg/status"
+# What a layer must not carry: apt's lists and cache (a node runs apt-get update
+# against the lab repository itself) and the builder node's own seeded files.
+LAYER_DROPS = ("var/lib/apt/lists", "var/cache/apt")
 POLICY_RC_D = "#!/bin/sh\n# converge lab: package scripts start no daemon in a node\nexit 101\n"
 
 
@@ -125,10 +133,16 @@ class Lab:
                 return node
         raise LabError(f"no lab node named {name!r} in {self.directory}")
 
-    def up(self, n: int = 1, mirror: Iterable[str] = ()) -> list[Node]:
-        """Start n nodes; return when every node's sshd answers."""
+    def up(self, n: int = 1, mirror: Iterable[str] = (),
+           layers: Iterable[str] = ()) -> list[Node]:
+        """Start n nodes; return when every node's sshd answers.
+
+        ``layers`` names layers made by :meth:`build_layer`; each node sees them
+        between its own writable layer and the host's /etc, /var and /usr.
+        """
         if n < 1:
             raise LabError(f"cannot bring up {n} nodes; ask for 1 or more")
+        lowers = [str(self._layer(name)) for name in layers]
         self.check_host()
         self._prepare()
         self.repo.mirror(list(mirror))
@@ -138,7 +152,7 @@ class Lab:
             names = _free_names(state["nodes"], n)
             with net.machine_lock():
                 slots = net.allocate(self.pool, n)
-                nodes = self._start(state, names, slots)
+                nodes = self._start(state, names, slots, {"lowers": lowers})
         try:
             _wait_for_sshd(nodes, self._log_tail, READY_TIMEOUT)
         except LabError:
@@ -161,6 +175,76 @@ class Lab:
             raise LabError("lab down left things behind: " + "; ".join(leftovers))
         return chosen
 
+    def build_layer(self, name: str, packages: Iterable[str], rebuild: bool = False) -> Path:
+        """A layer of /etc, /var and /usr with distribution packages installed, for
+        ``up(layers=[name])``; built once, and again when this machine's packages
+        (or the list asked for) change. Returns its directory.
+
+        The packages (and what they need beyond this machine's own) are mirrored
+        into the lab repository unless it holds them already, then installed with
+        apt-get in a throwaway node whose /etc, /var and /usr writable layers are
+        kept on disk: package scripts run as in any node (offline, no daemon
+        started), and nothing touches this machine. Many nodes then share one
+        copy, read-only.
+        """
+        wanted = sorted(set(packages))
+        if not wanted:
+            raise LabError(f"layer {name!r}: name at least one package to install")
+        path = self._layer_dir(name)
+        stamp = {"packages": wanted, "host_packages": _host_packages_digest()}
+        if not rebuild and _read_json(path / "layer.json") == stamp:
+            return path
+        self.check_host()
+        self._prepare()
+        self.repo.mirror([pkg for pkg in wanted if pkg not in self.repo.names()])
+        self.repo.ensure()
+        build = path.with_name(path.name + ".build")
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        with self._lock():
+            state = self._state()
+            names = _free_names(state["nodes"], 1)
+            with net.machine_lock():
+                slots = net.allocate(self.pool, 1)
+                builder = self._start(state, names, slots, {"keep_upper": str(build),
+                                                              "keep_dirs": list(LAYER_DIRS)})[0]
+        try:
+            _wait_for_sshd([builder], self._log_tail, READY_TIMEOUT)
+            env = {"DEBIAN_FRONTEND": "noninteractive"}
+            for argv in (["apt-get", "update", "-qq"],
+                         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *wanted],
+                         ["apt-get", "clean"]):
+                done = builder.run(argv, env=env)
+                if done.returncode != 0:
+                    tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+                    raise LabError(f"layer {name!r}: `{' '.join(argv)}` failed in a lab "
+                                   f"node: {tail}")
+            seeds = [seed["path"].lstrip("/") for seed in self._seeds(builder.name, slots[0])]
+        finally:
+            self.down([builder.name])
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        for top in LAYER_DIRS:
+            os.rename(build / "upper" / top, path / top)
+        for rel in [*seeds, *LAYER_DROPS]:
+            target = path / rel
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+        shutil.rmtree(build)
+        _atomic_write(path / "layer.json", json.dumps(stamp, indent=2) + "\n")
+        return path
+
+    def layers(self) -> list[str]:
+        """Names of the layers built in this lab directory."""
+        top = self.directory / "layers"
+        return sorted(p.parent.name for p in top.glob("*/layer.json")) if top.is_dir() else []
+
+    def remove_layer(self, name: str) -> None:
+        """Delete a layer (no running node may use it)."""
+        shutil.rmtree(self._layer(name))
+
     def ssh_command(self, node: Node, command: Iterable[str] = ()) -> list[str]:
         """An OpenSSH client command line for the node, host key checking on."""
         return [
@@ -180,14 +264,16 @@ class Lab:
             self.key_path.parent.mkdir(mode=0o700, exist_ok=True)
             _keygen([self.key_path], comment="converge-lab")
 
-    def _start(self, state: dict, names: list[str], slots: list[net.Slot]) -> list[Node]:
+    def _start(self, state: dict, names: list[str], slots: list[net.Slot],
+               extra: dict | None = None) -> list[Node]:
         for name in names:
             node_dir = self._node_dir(name)
             shutil.rmtree(node_dir, ignore_errors=True)
             for sub in ("root", "layers"):
                 (node_dir / sub).mkdir(parents=True)
         _keygen([self._node_dir(name) / "ssh_host_ed25519_key" for name in names], comment="")
-        specs = [self._spec(name, slot) for name, slot in zip(names, slots, strict=True)]
+        specs = [{**self._spec(name, slot), **(extra or {})}
+                 for name, slot in zip(names, slots, strict=True)]
         spawner = subprocess.Popen(
             [sys.executable, "-I", "-S", str(SPAWNER)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -299,6 +385,19 @@ class Lab:
 
     def _node_dir(self, name: str) -> Path:
         return self.directory / "nodes" / name
+
+    def _layer_dir(self, name: str) -> Path:
+        if not LAYER_NAME.match(name):
+            raise LabError(f"layer name {name!r}: use lower-case letters, digits, '-' and '_'")
+        return self.directory / "layers" / name
+
+    def _layer(self, name: str) -> Path:
+        """An existing layer's directory."""
+        path = self._layer_dir(name)
+        if not (path / "layer.json").exists():
+            raise LabError(f"no lab layer named {name!r} in {self.directory}: build it first "
+                           "(Lab.build_layer)")
+        return path
 
     def _log_tail(self, name: str) -> str:
         path = self._node_dir(name) / "node.log"
@@ -436,6 +535,22 @@ def _host_mounts_under(path: Path) -> list[str]:
             if point == prefix or point.startswith(prefix + "/"):
                 found.append(point)
     return found
+
+
+def _host_packages_digest() -> str:
+    """Changes when this machine's packages do: a layer lies over its /usr and /etc,
+    and overlayfs is undefined when a lower layer changes under it."""
+    try:
+        return hashlib.sha256(Path(DPKG_STATUS).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _atomic_write(path: Path, text: str) -> None:
