@@ -10,7 +10,9 @@
     │   ├── ConnectError          no connection (refused, unreachable, timed out)
     │   ├── AuthError             the connection was refused our credentials
     │   └── HostKeyError          the host key is unknown or has changed
-    └── ResourceError             a resource failed on the target
+    ├── ResourceError             a resource failed on the target
+    └── RunError                  a run cannot start or be rolled back: the run lock
+                                  is held, a journal is missing, a file changed since
 
 Every error carries keyword-only context: ``source`` ("recipe.py:7"), ``host`` and
 ``identity`` ("file[/etc/motd]"); ``str(error)`` puts them in front of the message,
@@ -85,3 +87,8 @@ class HostKeyError(TransportError):
 
 class ResourceError(ConvergeError):
     """A resource failed on the target; the run goes on with the others."""
+
+
+class RunError(ConvergeError):
+    """A run could not start (another holds the run lock), or a rollback was refused
+    (unknown run, missing backup, files changed since that run)."""

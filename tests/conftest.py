@@ -55,6 +55,15 @@ class Converger:
         return self.root / target.lstrip("/")
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+               ) -> None:
+    """Runs on / (the CLI without --root, the agent under test) keep their journal,
+    backups and run lock in a temporary directory, never in this machine's
+    /var/lib/converge; subprocesses inherit it."""
+    monkeypatch.setenv("CONVERGE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def converger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Converger:
     root, work = tmp_path / "root", tmp_path / "work"

@@ -11,6 +11,11 @@ engine builds their resources and calls it once, so the type can read the state
 of all of them in one call and, in apply mode, act on them in one transaction
 (package: one ``apt-get install`` for twenty packages). Each step then still
 converges and reports on its own, with the resource ``prepare`` saw.
+
+Journal: given a journal (converge/agent/journal.py), the engine hands it, in
+apply mode, each resource about to change (``journal.begin``: the resource's
+optional ``before`` hook records the prior state, and the journal is on disk
+before ``apply`` runs), then ``journal.applied`` after it, and every event.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Engine:
         emit: Optional[Callable[[Event], None]] = None,
         debug: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        journal: Optional[Any] = None,
     ) -> None:
         if mode not in ("apply", "plan"):
             raise ValueError("mode must be 'apply' or 'plan'")
@@ -47,6 +53,7 @@ class Engine:
         self.emit = emit or (lambda event: None)
         self.debug = debug
         self.sleep = sleep
+        self.journal = journal if mode == "apply" else None
 
     def run(self, plan: Plan) -> List[Event]:
         steps = {s.id: s for s in plan.steps}
@@ -73,6 +80,8 @@ class Engine:
 
     def _record(self, events: List[Event], event: Event) -> None:
         events.append(event)
+        if self.journal is not None:
+            self.journal.event(event)
         self.emit(event)
 
     def _prepare(self, steps: List[Step], start: int) -> Dict[int, Resource]:
@@ -137,13 +146,14 @@ class Engine:
         step_retries = 0
         while True:
             try:
-                changes = resource.changes(resource.current(self.system))
+                current = resource.current(self.system)
+                changes = resource.changes(current)
                 event["changes"] = [c.text for c in changes]
                 event["diffs"] = [c.diff for c in changes if c.diff]
                 if changes:
                     event["status"] = "updated"
                     if self.mode == "apply":
-                        resource.apply(self.system, changes)
+                        self._apply(resource, current, changes, event)
                 break
             except Skipped:
                 raise
@@ -153,6 +163,17 @@ class Engine:
                 step_retries += 1
                 self.sleep(resource.meta.retry_delay)
         event["warnings"] = list(resource.warnings)
+
+    def _apply(self, resource: Resource, current: Any, changes: List[Any], event: Event
+               ) -> None:
+        if self.journal is None:
+            resource.apply(self.system, changes)
+            return
+        self.journal.begin(event, resource, current, changes)
+        try:
+            resource.apply(self.system, changes)
+        finally:
+            self.journal.applied(event)
 
     def _notify(self, steps: Dict[str, Step], action: str, target: str, by: str) -> Event:
         step = steps[target]

@@ -4,7 +4,7 @@ lines converge does not manage. Pure functions; standard library, Python 3.8."""
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 MARKER = "# converge: "
 _ENV = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
@@ -54,3 +54,28 @@ def has_jobs(text: str) -> bool:
     """Whether any line is a job (not blank, a comment or an environment setting)."""
     return any(line.strip() and not line.lstrip().startswith("#") and not _ENV.match(line)
                for line in text.splitlines())
+
+
+def parse_entry(lines: List[str]) -> Dict[str, Any]:
+    """The cron properties of an entry's lines (marker, environment, job) in a
+    user's crontab (no user column): what a rollback recreates it from."""
+    rest = [line for line in lines if not line.startswith(MARKER)]
+    job = rest[-1] if rest else ""
+    env = {}
+    for line in rest[:-1]:
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        env[key.strip()] = value
+    props: Dict[str, Any] = {"environment": env, "disabled": job.startswith("# ")}
+    if props["disabled"]:
+        job = job[2:]
+    if job.startswith("@"):
+        props["special"], _, props["command"] = job.partition(" ")
+        return props
+    fields = job.split(None, 5)
+    for name, value in zip(("minute", "hour", "day", "month", "weekday"), fields):  # noqa: B905
+        props[name] = value
+    props["command"] = fields[5] if len(fields) == 6 else ""
+    return props

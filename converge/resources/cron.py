@@ -34,7 +34,7 @@ newline. Idempotent: an entry that is already as declared is not rewritten.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import PropertyError, ResourceError
 from . import _cron_fields as cf
@@ -166,6 +166,30 @@ class Cron(Resource, type_name="cron"):
             (old or "").encode(), new.encode(), self.where if self.cron_file else
             "crontab(%s)" % self.user)
         return Change(sentence % (self.name, self.where), diff=diff, data=new)
+
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: the cron.d file (or, under a root, the spool file) is kept
+        whole by the journal; for a live user crontab, the entry's lines before."""
+        if self.cron_file:
+            return {"files": [self.where]}
+        if system.root != "/":
+            return {"files": ["%s/%s" % (SPOOL, self.user)]}
+        lines = (current["text"] or "").splitlines()
+        start, end, _ = ct.find(lines, self.name, self.job())
+        return {"name": self.name, "user": self.user,
+                "entry": lines[start:end] if start != -1 else None}
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """Rollback of a user crontab entry: recreate it as it was, or delete it."""
+        if "name" not in before:
+            return []
+        props = {"name": before["name"], "user": before["user"]}
+        if before["entry"] is None:
+            return [("cron", "delete", props)]
+        props.update(ct.parse_entry(before["entry"]))
+        return [("cron", "create", props)]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         new = changes[-1].data

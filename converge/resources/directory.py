@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import attribute_changes, makedirs, resolve_account
+from .file import absolute, attribute_changes, makedirs, resolve_account
 
 
 class Directory(Resource, type_name="directory"):
@@ -60,6 +60,35 @@ class Directory(Resource, type_name="directory"):
             out.append(Change("create new directory %s" % self.path, data="create"))
         out.extend(attribute_changes(self, current))
         return out
+
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: whether it existed, its mode and owner, and the directories
+        this run creates (itself and missing parents), for a rollback to remove."""
+        path = absolute(system, self.path)
+        if self.action == "delete":
+            if self.recursive and system.listdir(path):
+                return {"irreversible": "its contents were deleted, not kept"}
+            return {"path": path, "mode": current["mode"], "uid": current["uid"],
+                    "gid": current["gid"]}
+        created = []
+        while path not in ("", "/") and not system.is_dir(path):
+            created.append(path)
+            path = os.path.dirname(path)
+        if created:
+            return {"created": created}
+        return {"path": path, "mode": current["mode"], "uid": current["uid"],
+                "gid": current["gid"]}
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """Rollback: remove the directories the run created (when empty), or put
+        back the mode and owner (an empty directory when the run deleted it)."""
+        if "created" in before:
+            return [("directory", "delete", {"path": p}) for p in before["created"]]
+        return [("directory", "create", {"path": before["path"], "mode": before["mode"],
+                                         "owner": str(before["uid"]),
+                                         "group": str(before["gid"])})]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         if self.action == "delete":

@@ -125,6 +125,10 @@ class Execute(Resource, type_name="execute"):
     def changes(self, current: Dict[str, Any]) -> List[Change]:
         return [Change("execute %s" % ("(sensitive)" if self.meta.sensitive else self.name))]
 
+    def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
+        """Journal hook: what a command did is unknown, so a rollback cannot undo it."""
+        return {"irreversible": "what a command changed is not known"}
+
     def apply(self, system: Any, changes: List[Change]) -> None:
         env = dict(self.environment)
         if self.user is not None:

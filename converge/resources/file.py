@@ -120,6 +120,11 @@ class File(Resource, type_name="file"):
         text = "update content in file %s from %s to %s" % (self.path, before, short_hash(want))
         return Change(text, diff=unified_diff(have or b"", want, self.path), data="content")
 
+    def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
+        """Journal hook: the journal keeps the file (content, mode, owner) as it was;
+        a rollback restores it, or deletes it when this run created it."""
+        return {"files": [absolute(system, self.path)]}
+
     def apply(self, system: Any, changes: List[Change]) -> None:
         kinds = {c.data for c in changes}
         if self.action == "delete":
@@ -208,6 +213,11 @@ def keep_backup(system: Any, path: str, count: int) -> None:
                  and f[len(base) + 1:].isdigit())
     for stale in old[:-count]:
         system.remove(directory + "/" + stale)
+
+
+def absolute(system: Any, path: str) -> str:
+    """A target path made absolute (relative ones are from the System's cwd)."""
+    return os.path.normpath(os.path.join(system.cwd, path))
 
 
 def backup_root(system: Any) -> str:

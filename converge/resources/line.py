@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import unified_diff
+from .file import absolute, unified_diff
 
 
 class Line(Resource, type_name="line"):
@@ -142,6 +142,10 @@ class Line(Resource, type_name="line"):
         for change in out:
             change.data = new
         return out
+
+    def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
+        """Journal hook: the whole file is kept; a rollback restores it."""
+        return {"files": [absolute(system, self.path)]}
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         current = self.current(system)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import errno
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
 from . import _init_systems as init_sys
@@ -170,6 +170,32 @@ class OomProtect(Resource, type_name="oom_protect"):
                     self.score_adj, "" if keep["reload"] else " every minute")
             out.append(Change(text, data=("persist", keep)))
         return out
+
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: each adjusted process's previous score and command line;
+        the persisting cron file or drop-in is kept whole by the journal."""
+        out: Dict[str, Any] = {"name": self.name, "pids": {}}
+        for change in changes:
+            if change.data[0] == "pid":
+                info = current["processes"][change.data[1]]
+                out["pids"][str(change.data[1])] = {"score": info["score"],
+                                                    "cmdline": info["cmdline"]}
+            else:
+                out["files"] = [change.data[1]["path"]]
+        return out
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """Rollback: put the previous scores back, on processes that still run the
+        same command line (a pid reused since is left alone)."""
+        by_score: Dict[int, List[int]] = {}
+        for pid, info in sorted(before["pids"].items()):
+            if _oom.cmdline(system, int(pid)) == info["cmdline"]:
+                by_score.setdefault(info["score"], []).append(int(pid))
+        return [("oom_protect", "apply", {"name": before["name"], "pids": pids,
+                                          "score_adj": score, "persist": False})
+                for score, pids in sorted(by_score.items())]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         refused = []

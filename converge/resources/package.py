@@ -189,6 +189,25 @@ class Package(Resource, type_name="package"):
                 % (self.version, name, ", ".join(available) or "none"),
                 hint="pick one of the available versions, or check the repositories")
 
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: the installed version (None: not installed) of each package
+        this run installs, changes or removes."""
+        return {"provider": self.provider, "packages": {
+            c.data[1]: current[c.data[1]]["installed"] for c in changes}}
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """Rollback: remove what the run installed; put back the versions it
+        changed or removed (when the repositories still have them)."""
+        provider = before.get("provider")
+        added = [n for n, v in sorted(before["packages"].items()) if v is None]
+        out = [("package", "install", {"package_name": n, "version": v, "provider": provider})
+               for n, v in sorted(before["packages"].items()) if v is not None]
+        if added:
+            out.append(("package", "remove", {"package_name": added, "provider": provider}))
+        return out
+
     def apply(self, system: Any, changes: List[Change]) -> None:
         outcome = self.__dict__.pop("_batch", None)
         if outcome == "done":

@@ -22,13 +22,15 @@ has nothing to reload, so ``reload`` leaves it stopped.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
 from . import _init_systems as init_sys
 from ._base import Change, Resource, prop
 
 INITS = ("systemd", "sysvinit")
+#: what a rollback runs to undo each action
+UNDO = {"enable": "disable", "disable": "enable", "start": "stop", "stop": "start"}
 
 
 class Service(Resource, type_name="service"):
@@ -105,6 +107,20 @@ class Service(Resource, type_name="service"):
         if action == "reload" and running:
             return [Change("reload %s" % me, data="reload")]
         return []
+
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: enable, disable, start and stop are undone by their
+        opposite; a restart or reload cannot be undone."""
+        if self.action not in UNDO:
+            return {"irreversible": "a %s cannot be undone" % self.action}
+        return {"service_name": self.service_name, "init": self.init,
+                "undo": UNDO[self.action]}
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        return [("service", before["undo"], {"service_name": before["service_name"],
+                                             "init": before["init"]})]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         kind = init_sys.detect(system, self.service_name, self.init)

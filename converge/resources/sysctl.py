@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..agent.system import describe_oserror
 from ..errors import PropertyError, ResourceError
@@ -173,6 +173,25 @@ class Sysctl(Resource, type_name="sysctl"):
             head = "# Managed by converge: %s\n" % self.identity
             return sf.edit(head, self.key, self.value, self.comment)
         return sf.edit(text, self.key, self.value, self.comment)
+
+    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> Dict[str, Any]:
+        """Journal hook: the runtime value this run replaces, and the persisted file
+        (kept whole by the journal)."""
+        out: Dict[str, Any] = {"key": self.key}
+        if any(c.data == "runtime" for c in changes):
+            out["runtime"] = current["runtime"]
+        if any(c.data != "runtime" for c in changes):
+            out["files"] = [self.path]
+        return out
+
+    @classmethod
+    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """Rollback: set the runtime value back (the file is restored by the journal)."""
+        if before.get("runtime") is None:
+            return []
+        return [("sysctl", "apply", {"key": before["key"], "value": before["runtime"],
+                                     "persist": False})]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         for change in changes:

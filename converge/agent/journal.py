@@ -1,0 +1,358 @@
+"""The run journal: what each run did on this machine, and what was there before.
+
+Every apply and every rollback writes ``runs/<id>.json`` in the state directory
+(/var/lib/converge; ROOT/var/lib/converge with ``--root``; for a run on / by a
+user other than root, ~/.local/state/converge; ``CONVERGE_STATE_DIR`` moves it
+for runs on /). The journal is 0600 in a 0700 directory. It holds when the run
+started and finished, the recipe and the plan's hash, and one record per resource:
+its status, its change lines and, for a resource that changed, the state it had
+before (the resource's ``before`` hook, see :meth:`Journal.begin`).
+
+Files a resource is about to change are kept whole: their content is copied to
+``backup/runs/<id>/<sha256>`` (0600, directories 0700) and the record holds
+their fingerprint before (exists, sha256, mode, uid, gid, backup) and after the
+change, so a rollback can restore them and can tell when someone else changed
+them since. A ``sensitive`` resource's record holds hashes only: whatever else its
+hook returned is sealed in a backup blob, never written into the journal itself.
+
+Crash safety: the journal is written atomically (temp file, fsync, rename, fsync
+of the directory) when the run starts, again *before* each resource applies (its
+record says ``"status": "applying"`` until the run goes on), and when the run
+ends (``finished`` set). A run killed at any point leaves a readable journal of
+everything it had started to change. Old journals and their backups are pruned
+past ``keep`` runs when a run ends. Standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat as stat_mod
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..errors import RunError
+
+STATE_DIR = "/var/lib/converge"
+VERSION = 1
+DEFAULT_KEEP = 50
+
+
+def state_dir(system: Any) -> str:
+    """Where journals, backups and the run lock live, as a target path."""
+    if system.root == "/":
+        override = os.environ.get("CONVERGE_STATE_DIR")
+        if override:
+            return os.path.abspath(override)
+        if os.geteuid() != 0:
+            return os.path.expanduser("~/.local/state/converge")
+    return STATE_DIR
+
+
+def ensure_dir(system: Any, path: str, mode: int, parents: int = 0o755) -> None:
+    """mkdir -p (missing parents get ``parents``), and ``mode`` on the directory
+    itself whatever it was before."""
+    real = system.real(path)
+    if not os.path.isdir(real):
+        missing = []
+        while not os.path.isdir(real):
+            missing.append(real)
+            real = os.path.dirname(real)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder, parents)
+            except FileExistsError:
+                pass
+        real = missing[0]
+    if stat_mod.S_IMODE(os.stat(real).st_mode) != mode:
+        os.chmod(real, mode)
+
+
+def write_file(system: Any, path: str, data: bytes) -> None:
+    """Replace ``path`` whole (0600): temp file beside it, fsync, rename, fsync dir."""
+    real = system.real(path)
+    tmp = "%s.tmp-%d" % (real, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, 0o600)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, real)
+    dfd = os.open(os.path.dirname(real), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def fingerprint(system: Any, path: str, data: Optional[bytes] = None) -> Dict[str, Any]:
+    """exists, sha256 (regular files), mode, uid and gid of a path (links followed)."""
+    try:
+        st = os.stat(system.real(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return {"exists": False}
+    out: Dict[str, Any] = {"exists": True, "mode": "%04o" % stat_mod.S_IMODE(st.st_mode),
+                           "uid": st.st_uid, "gid": st.st_gid}
+    if stat_mod.S_ISREG(st.st_mode):
+        if data is None:
+            data = system.read_bytes(path) or b""
+        out["sha256"] = hashlib.sha256(data).hexdigest()
+    else:
+        out["kind"] = "directory" if stat_mod.S_ISDIR(st.st_mode) else "other"
+    return out
+
+
+def same_state(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> bool:
+    """Whether two fingerprints describe the same file (backup paths aside)."""
+    if a is None or b is None:
+        return False
+    keys = ("exists", "sha256", "mode", "uid", "gid", "kind")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Journal:
+    """The journal of one run, written as the run goes (see the module docstring).
+
+    The engine calls :meth:`begin` before a resource applies, :meth:`applied`
+    after, and :meth:`event` for every event; the caller calls :meth:`finish`.
+    """
+
+    def __init__(self, system: Any, *, kind: str = "apply", of: Optional[str] = None,
+                 recipe: str = "", recipe_hash: str = "", keep: int = DEFAULT_KEEP) -> None:
+        if keep < 1:
+            raise ValueError("keep must be 1 or more")
+        self.system = system
+        self.base = state_dir(system)
+        self.keep = keep
+        ensure_dir(system, self.base + "/runs", 0o700)
+        ensure_dir(system, self.base + "/backup", 0o700)
+        self.id = self._new_id()
+        self.path = "%s/runs/%s.json" % (self.base, self.id)
+        self.backups = "%s/backup/runs/%s" % (self.base, self.id)
+        self.data: Dict[str, Any] = {
+            "version": VERSION, "id": self.id, "kind": kind, "of": of, "recipe": recipe,
+            "recipe_hash": recipe_hash, "started": _now(), "finished": None,
+            "pid": os.getpid(), "resources": [], "summary": None,
+        }
+        self._open: Dict[int, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
+        self._sealed = 0
+        self._write()
+
+    def _new_id(self) -> str:
+        now = time.time()
+        while True:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+            run_id = "%s-%06d" % (stamp, int(now * 1e6) % 1000000)
+            if not self.system.exists("%s/runs/%s.json" % (self.base, run_id)):
+                return run_id
+            now += 1e-6
+
+    def _write(self) -> None:
+        text = json.dumps(self.data, indent=1, sort_keys=True)
+        write_file(self.system, self.path, text.encode("utf-8") + b"\n")
+
+    # -- called by the engine ------------------------------------------------------
+
+    def begin(self, event: Dict[str, Any], resource: Any, current: Any, changes: List[Any]
+              ) -> None:
+        """Record the prior state of a resource about to apply, and write the journal.
+
+        The resource's ``before(system, current, changes)`` hook returns JSON data:
+        ``files`` (paths the journal keeps and fingerprints), ``irreversible`` (why
+        it cannot be undone), anything else its ``undo`` will need. A type without
+        the hook is recorded as irreversible. Retries keep the first record.
+        """
+        if id(event) in self._open:
+            return
+        hook = getattr(resource, "before", None)
+        if hook is None:
+            before: Dict[str, Any] = {"irreversible": "%s keeps no record of what it changes"
+                                      % resource.type_name}
+        else:
+            before = dict(hook(self.system, current, changes) or {})
+        sensitive = bool(resource.meta.sensitive)
+        record: Dict[str, Any] = {
+            "id": event["id"], "type": event["type"], "action": event["action"],
+            "status": "applying", "changes": list(event["changes"]),
+            "source": event.get("source"),
+        }
+        if sensitive:
+            record["sensitive"] = True
+        files = before.pop("files", [])
+        if files:
+            record["files"] = {p: {"before": self._keep(p)} for p in files}
+        if before.get("irreversible"):
+            record["irreversible"] = before.pop("irreversible")
+        if before:
+            record["before"] = self._seal(before) if sensitive else before
+        self.data["resources"].append(record)
+        self._open[id(event)] = (event, record)
+        self._write()
+
+    def applied(self, event: Dict[str, Any]) -> None:
+        """After apply (even a failed one): the files' fingerprints now."""
+        entry = self._open.get(id(event))
+        if entry is None:
+            return
+        for path, states in entry[1].get("files", {}).items():
+            states["after"] = fingerprint(self.system, path)
+
+    def event(self, event: Dict[str, Any]) -> None:
+        """Every event: the status of a record begun earlier, or a short record."""
+        entry = self._open.pop(id(event), None)
+        if entry is None:
+            record = {k: event.get(k) for k in ("id", "type", "action", "status")}
+            self.data["resources"].append(record)
+        else:
+            record = entry[1]
+            record["status"] = event["status"]
+        for key in ("skip_reason", "notified_by", "error", "ignored"):
+            if event.get(key) is not None:
+                record[key] = event[key]
+
+    def finish(self, summary: Dict[str, int], interrupted: bool = False) -> None:
+        """Write the final journal, then prune old runs."""
+        self.data["finished"] = _now()
+        self.data["summary"] = summary
+        if interrupted:
+            self.data["interrupted"] = True
+        self._write()
+        prune(self.system, self.keep)
+
+    # -- backups ----------------------------------------------------------------------
+
+    def _keep(self, path: str) -> Dict[str, Any]:
+        data = None
+        try:
+            st = os.stat(self.system.real(path))
+            if stat_mod.S_ISREG(st.st_mode):
+                data = self.system.read_bytes(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        state = fingerprint(self.system, path, data)
+        if data is not None and "sha256" in state:
+            state["backup"] = self._blob(state["sha256"], data)
+        return state
+
+    def _blob(self, name: str, data: bytes) -> str:
+        ensure_dir(self.system, self.backups, 0o700, parents=0o700)
+        path = "%s/%s" % (self.backups, name)
+        if not self.system.exists(path):
+            write_file(self.system, path, data)
+        return path
+
+    def _seal(self, before: Dict[str, Any]) -> Dict[str, Any]:
+        self._sealed += 1
+        data = json.dumps(before, sort_keys=True).encode("utf-8")
+        return {"sealed": self._blob("sealed-%d" % self._sealed, data)}
+
+
+# -- reading journals ---------------------------------------------------------------
+
+
+def run_ids(system: Any) -> List[str]:
+    """Every journaled run on this machine, oldest first."""
+    names = system.listdir(state_dir(system) + "/runs")
+    return [n[:-5] for n in names if n.endswith(".json")]
+
+
+def load(system: Any, run_id: str) -> Dict[str, Any]:
+    """One run's journal, by its id or a unique prefix of it."""
+    ids = run_ids(system)
+    found = [i for i in ids if i == run_id] or [i for i in ids if i.startswith(run_id)]
+    if not found:
+        raise RunError("no run %s in the journal of this machine" % run_id,
+                       hint="list the runs with: converge history")
+    if len(found) > 1:
+        raise RunError("run id %s is ambiguous: %s" % (run_id, ", ".join(found[:5])),
+                       hint="give more of the id")
+    path = "%s/runs/%s.json" % (state_dir(system), found[0])
+    try:
+        data = json.loads((system.read_text(path) or ""))
+    except ValueError as exc:
+        raise RunError("the journal %s is damaged: %s" % (path, exc)) from None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise RunError("the journal %s is not a version %d journal" % (path, VERSION))
+    return data
+
+
+def changed(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The records of resources the run changed (or started to change)."""
+    return [r for r in run.get("resources", [])
+            if r.get("status") in ("updated", "applying")
+            or (r.get("status") == "failed" and ("files" in r or "before" in r))]
+
+
+def last_changed(system: Any) -> Dict[str, Any]:
+    """The latest apply run that changed anything (rollbacks are not counted, so a
+    second ``converge rollback`` picks the same run and has nothing left to do)."""
+    for run_id in reversed(run_ids(system)):
+        try:
+            run = load(system, run_id)
+        except RunError:
+            continue
+        if run.get("kind") == "apply" and changed(run):
+            return run
+    raise RunError("no run in the journal of this machine changed anything",
+                   hint="list the runs with: converge history")
+
+
+def history(system: Any) -> List[Dict[str, Any]]:
+    """Every run, oldest first: id, kind, times, recipe, summary, what it changed."""
+    out = []
+    for run_id in run_ids(system):
+        try:
+            run = load(system, run_id)
+        except RunError as exc:
+            out.append({"id": run_id, "error": exc.message})
+            continue
+        entry = {k: run.get(k) for k in ("id", "kind", "of", "recipe", "recipe_hash",
+                                         "started", "finished", "summary")}
+        entry["interrupted"] = bool(run.get("interrupted")) or not run.get("finished")
+        entry["changed"] = [{"id": r["id"], "action": r.get("action"),
+                             "status": r.get("status"), "changes": r.get("changes", [])}
+                            for r in changed(run)]
+        out.append(entry)
+    return out
+
+
+def load_blob(system: Any, path: str) -> bytes:
+    """A backup the journal refers to; RunError when it is gone."""
+    data = system.read_bytes(path)
+    if data is None:
+        raise RunError("backup %s is missing" % path,
+                       hint="it was pruned or deleted; restore the file by hand")
+    return data
+
+
+def unseal(system: Any, before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A record's ``before`` data, read back from its sealed blob when sensitive."""
+    if not before:
+        return {}
+    if set(before) == {"sealed"}:
+        return dict(json.loads(load_blob(system, before["sealed"]).decode("utf-8")))
+    return dict(before)
+
+
+def prune(system: Any, keep: int) -> None:
+    """Delete journals and backups beyond the ``keep`` most recent runs."""
+    base = state_dir(system)
+    ids = run_ids(system)
+    kept = set(ids[-keep:])
+    for run_id in ids[:-keep]:
+        system.remove("%s/runs/%s.json" % (base, run_id))
+    folder = base + "/backup/runs"
+    for name in system.listdir(folder):
+        if name not in kept:
+            import shutil
+
+            shutil.rmtree(system.real("%s/%s" % (folder, name)), ignore_errors=True)
