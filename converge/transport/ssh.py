@@ -123,7 +123,9 @@ class SSHTransport:
     def __init__(self, host: Host, *, user: Optional[str] = None, key: Optional[str] = None,
                  become: Optional[bool] = None, become_password: Optional[str] = None,
                  accept_new: bool = False, ssh_config: Optional[str] = None,
-                 timeout: float = 10.0, debug: bool = False) -> None:
+                 timeout: float = 10.0, debug: bool = False, keep_runs: int = 50,
+                 lock_timeout: float = 60.0,
+                 on_notice: Optional[Callable[[str], None]] = None) -> None:
         self.target = host
         self.host = host.name
         self.settings = resolve(host, user=user, key=key, config_path=ssh_config)
@@ -132,6 +134,9 @@ class SSHTransport:
         self.accept_new = accept_new
         self.timeout = timeout
         self.debug = debug
+        self.keep_runs = keep_runs  # the run journal's retention on the target
+        self.lock_timeout = lock_timeout  # how long to wait for the target's run lock
+        self.on_notice = on_notice  # hears the agent's notices (waiting for the lock)
         self.python = ""  # the target's Python version, after the first request
         self.maxrss_kb = 0  # the agent's peak memory in the last run
         self.commands = 0  # exec channels opened (round trips are in docs/ssh.md)
@@ -158,9 +163,33 @@ class SSHTransport:
                 emit(event)
 
         reply = self._request({"op": "run", "mode": mode, "fail_fast": fail_fast,
-                               "debug": self.debug, "plan": plan.to_dict()}, collect,
+                               "debug": self.debug, "plan": plan.to_dict(),
+                               "keep_runs": self.keep_runs,
+                               "lock_timeout": self.lock_timeout}, collect,
                               expected=len(plan.steps))
         self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
+        return events
+
+    def history(self) -> List[Dict[str, Any]]:
+        """The target's run journal (see converge/agent/journal.py)."""
+        return list(self._request({"op": "history"})["history"])
+
+    def preview_rollback(self, run_id: Optional[str] = None) -> Dict[str, Any]:
+        return dict(self._request({"op": "rollback", "run": run_id, "preview": True})["preview"])
+
+    def rollback(self, run_id: Optional[str] = None, *, force: bool = False, yes: bool = False,
+                 emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
+        """Roll back a run on the target, as the agent there does it."""
+        events: List[Event] = []
+
+        def collect(event: Event) -> None:
+            events.append(event)
+            if emit:
+                emit(event)
+
+        self._request({"op": "rollback", "run": run_id, "force": force, "yes": yes,
+                       "debug": self.debug, "keep_runs": self.keep_runs,
+                       "lock_timeout": self.lock_timeout}, collect)
         return events
 
     def close(self) -> None:
@@ -246,6 +275,11 @@ class SSHTransport:
                                  "IdentityFile) or load the key into ssh-agent") from exc
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
+            if str(exc) == "No authentication methods available":  # paramiko had no key
+                raise AuthError("no key to offer %s: none given for the host, none in "
+                                "~/.ssh and no ssh-agent" % where, host=self.host,
+                                hint="give the host a key (inventory key, --key, "
+                                     "IdentityFile) or load one into ssh-agent") from exc
             raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
                                host=self.host) from exc
         transport = client.get_transport()
@@ -316,6 +350,9 @@ class SSHTransport:
                     seen += 1
                     if on_event:
                         on_event(message["event"])
+                elif "notice" in message:
+                    if self.on_notice:
+                        self.on_notice(message["notice"])
                 elif "error" in message:
                     raise TransportError("agent: %s" % message["error"], host=self.host)
                 else:

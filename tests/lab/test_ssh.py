@@ -303,3 +303,39 @@ def test_a_jump_host_that_refuses_is_named_in_the_error(lab: Lab, lab_node: Node
     assert "nobody@%s:22 (jump host nobody@%s)" % (lab_node.address, lab_node.address) \
         in done.stdout + done.stderr
     assert lab_node.run(["test", "-e", "/srv/never"]).returncode == 1
+
+
+def test_keys_from_ssh_agent(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    """No key in the inventory, none in ~/.ssh: the key the agent holds is used."""
+    home = tmp_path / "home"
+    home.mkdir()
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    try:
+        assert agent.stdout is not None
+        agent.stdout.readline()  # "SSH_AUTH_SOCK=...; export ..." once it listens
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock), "HOME": str(home)}
+        subprocess.run(["ssh-add", str(lab.key_path)], env=env, check=True,
+                       capture_output=True)
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(json.dumps({"hosts": {lab_node.name: {
+            "address": lab_node.address, "user": "root",
+            "known_hosts": str(lab.known_hosts_path)}}}))
+        recipe = write(tmp_path / "recipe.py", "from converge import file\n"
+                       "file('/srv/by-agent', content='agent key\\n')\n")
+        done = subprocess.run([sys.executable, "-m", "converge", "apply", str(recipe),
+                               "-i", str(inv)], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert lab_node.read_file("/srv/by-agent") == b"agent key\n"
+        without = subprocess.run([sys.executable, "-m", "converge", "apply", str(recipe),
+                                  "-i", str(inv)], capture_output=True, text=True,
+                                 cwd=tmp_path, timeout=120,
+                                 env={**env, "SSH_AUTH_SOCK": str(tmp_path / "none")})
+        assert without.returncode == 1
+        assert "no key to offer root@%s:22" % lab_node.address in without.stdout
+        assert "load one into ssh-agent" in without.stdout
+    finally:
+        agent.kill()
+        agent.communicate()
