@@ -79,6 +79,54 @@ def run(
     if forks < 1:
         raise ValueError("forks must be 1 or more")
     started = time.monotonic()
+    try:
+        plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
+                                       cookbook_path, remote, forks)
+    except BaseException:
+        for transport in transports:
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+        raise
+
+    def work(transport: Any, emit: Callable[[Event], None]) -> List[Event]:
+        return list(transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,
+                                  emit=emit))
+
+    return _each_host(transports, work, mode=mode, started=started, forks=forks,
+                      failures=failures, on_event=on_event, on_host=on_host)
+
+
+def rollback(
+    transports: Sequence[Any],
+    run_id: Optional[str] = None,
+    *,
+    force: bool = False,
+    yes: bool = False,
+    forks: int = DEFAULT_FORKS,
+    on_event: Optional[Callable[[str, Event], None]] = None,
+    on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+) -> Outcome:
+    """Roll back ``run_id`` (default: each host's last apply that changed anything)
+    on every transport's host, ``forks`` at a time; the report is a run's."""
+    if forks < 1:
+        raise ValueError("forks must be 1 or more")
+
+    def work(transport: Any, emit: Callable[[Event], None]) -> List[Event]:
+        return list(transport.rollback(run_id, force=force, yes=yes, emit=emit))
+
+    return _each_host(transports, work, mode="rollback", started=time.monotonic(),
+                      forks=forks, failures=[], on_event=on_event, on_host=on_host)
+
+
+def _each_host(
+    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
+    *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
+    on_event: Optional[Callable[[str, Event], None]],
+    on_host: Optional[Callable[[str, Dict[str, Any]], None]],
+) -> Outcome:
+    """``work(transport, emit)`` on every host but the ``failures``, ``forks`` at a
+    time; one host's failure is recorded in its report entry, never raised."""
     lock = threading.Lock()
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
@@ -96,15 +144,6 @@ def run(
             if on_host:
                 on_host(transport.host, entry)
 
-    try:
-        plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
-                                       cookbook_path, remote, forks)
-    except BaseException:
-        for transport in transports:
-            close = getattr(transport, "close", None)
-            if close is not None:
-                close()
-        raise
     for transport, exc in failures:
         finish(transport, [], exc)
 
@@ -120,8 +159,7 @@ def run(
         events: List[Event] = received
         error: Optional[BaseException] = None
         try:
-            events = transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,
-                                   emit=emit)
+            events = work(transport, emit)
         except ConvergeError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the fleet
@@ -131,7 +169,8 @@ def run(
                                    host=transport.host)
         finish(transport, events, error)
 
-    todo = [t for t in transports if t.host in plans]
+    failed = {t.host for t, _ in failures}
+    todo = [t for t in transports if t.host not in failed]
     if len(todo) <= 1 or forks == 1:
         for transport in todo:
             converge(transport)

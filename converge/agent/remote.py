@@ -4,14 +4,20 @@ The loader (converge/transport/bundle.py) has sent the handshake, read the reque
 line and put the cached agent on ``sys.path``; it calls :func:`main` with that
 line and the process's binary stdout. The request is one JSON line::
 
-    {"op": "run", "mode": "apply", "fail_fast": false, "debug": false, "plan": {...}}
+    {"op": "run", "mode": "apply", "fail_fast": false, "debug": false, "plan": {...},
+     "keep_runs": 50, "lock_timeout": 60}
     {"op": "facts"}
+    {"op": "history"}
+    {"op": "rollback", "run": null, "force": false, "yes": false, "preview": false, ...}
 
 and every answer is one JSON line, written as it happens::
 
     {"event": {...}}            one per resource, as the engine emits it
     {"done": true, "maxrss_kb": 11234}
     {"facts": {...}}
+    {"history": [...]}          the run journal (converge/agent/journal.py)
+    {"preview": {...}}          what a rollback would do
+    {"notice": "text"}          said while working: waiting for the run lock...
     {"error": "what went wrong"}
 
 Standard library only, Python 3.8 compatible.
@@ -24,7 +30,7 @@ from typing import IO, Any, Dict
 
 from ..errors import ConvergeError
 from ..plan import Plan
-from .engine import Engine
+from . import runs
 from .facts import gather
 from .system import System
 
@@ -54,15 +60,24 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         if op == "facts":
             _write(stdout, {"facts": gather(System(root))})
             return 0
-        if op != "run":
+        if op == "history":
+            _write(stdout, {"history": runs.history(System(root))})
+            return 0
+        if op not in ("run", "rollback"):
             _write(stdout, {"error": "unknown request %r" % op})
             return 2
-        plan = Plan.from_dict(request["plan"])
-        engine = Engine(System(root), mode=request.get("mode", "apply"),
-                        fail_fast=bool(request.get("fail_fast")),
-                        emit=lambda event: _write(stdout, {"event": event}),
-                        debug=bool(request.get("debug")))
-        engine.run(plan)
+        options = runs.Options.from_request(
+            request, emit=lambda event: _write(stdout, {"event": event}),
+            notice=lambda text: _write(stdout, {"notice": text}))
+        if op == "rollback" and request.get("preview"):
+            _write(stdout, {"preview": runs.preview(System(root), request.get("run"))})
+            return 0
+        if op == "rollback":
+            runs.rollback(System(root), request.get("run"), force=bool(request.get("force")),
+                          yes=bool(request.get("yes")), options=options)
+        else:
+            runs.apply_plan(System(root), Plan.from_dict(request["plan"]),
+                            request.get("mode", "apply"), options)
         _write(stdout, {"done": True, "maxrss_kb": _maxrss_kb()})
         return 0
     except BrokenPipeError:
