@@ -1,0 +1,3 @@
+from converge import template
+
+template("/etc/motd", source="motd.j2", mode="0644")

@@ -1,0 +1,3 @@
+from converge import file
+
+file("file.txt", content="Hello Tunnelix")

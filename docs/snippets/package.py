@@ -1,0 +1,4 @@
+from converge import package
+
+package(["sysstat", "chrony"])
+package("telnet", action="purge")
