@@ -16,8 +16,9 @@ carry a marker. The recipes under docs/snippets/ (``*.py``, and cookbook folders
 with a ``recipe.py``) must each be shown by some page, compile, and converge in a
 lab node with ``converge apply`` as the pages show it (run from a scratch
 directory, with the arguments in ``RUN_ARGS``), the second run all up to date.
-One node serves every snippet, to keep the lab time small. Inventories there
-(``*.yml``) must load.
+One node serves every snippet (and examples/hello.py, run as the README shows
+it), to keep the lab time small. Inventories there (``*.yml``) must load.
+docs/README.md and README.md must link every page.
 """
 
 from __future__ import annotations
@@ -166,13 +167,13 @@ def snippet_node(lab):
         lab.down([node.name])
 
 
-def apply_in(node, recipe: Path, args: list[str], report: str):
-    """`converge apply RECIPE ARGS` in WORKDIR inside the node, with this checkout's converge."""
+def apply_in(node, recipe: Path, args: list[str], report: str, cwd: str = WORKDIR):
+    """`converge apply RECIPE ARGS` in `cwd` inside the node, with this checkout's converge."""
     import json
 
     from converge.lab.idempotence import ApplyRun
 
-    argv = ["env", "-C", WORKDIR, f"PYTHONPATH={REPO}", sys.executable, "-m", "converge",
+    argv = ["env", "-C", cwd, f"PYTHONPATH={REPO}", sys.executable, "-m", "converge",
             "apply", str(recipe), "--json", report, *args]
     done = node.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=600)
     try:
@@ -202,3 +203,18 @@ def test_docs_index_links_every_page() -> None:
         if page.name != "README.md":
             assert f"]({page.name})" in index, f"docs/README.md does not link {page.name}"
             assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+
+
+@pytest.mark.lab
+def test_hello_example_runs_as_the_readme_shows(snippet_node) -> None:
+    """`converge apply examples/hello.py`, twice, makes file.txt in the current directory."""
+    from converge.lab.idempotence import IdempotenceResult
+
+    cwd = f"{WORKDIR}/hello-example"
+    assert snippet_node.run(["mkdir", "-p", cwd]).returncode == 0
+    example = REPO / "examples" / "hello.py"
+    first = apply_in(snippet_node, example, [], f"{WORKDIR}/first.json", cwd=cwd)
+    second = apply_in(snippet_node, example, [], f"{WORKDIR}/second.json", cwd=cwd)
+    result = IdempotenceResult(snippet_node.name, str(example), first, second)
+    assert result.ok and first.with_status("updated"), result.describe()
+    assert snippet_node.read_file(f"{cwd}/file.txt") == b"Hello Tunnelix"
