@@ -146,6 +146,18 @@ def test_snippet_inventory_loads(inventory: Path) -> None:
     assert hosts, inventory
 
 
+def test_ansible_inventory_snippet_says_what_the_ini_beside_it_says() -> None:
+    from converge.inventory import load
+
+    inventory = load(str(SNIPPETS / "inventory.yml"))
+    prod = {host.name: host for host in inventory.select(["prod"])}
+    assert sorted(prod) == ["db1", "web1", "web2"]
+    assert (prod["web1"].user, prod["web1"].become) == ("deploy", True)
+    assert prod["web1"].vars == {"motd": {"contact": "web-team@example.com"}}
+    assert (prod["db1"].port, prod["db1"].user, prod["db1"].become) == (2222, "root", False)
+    assert [h.name for h in inventory.select(["prod,!db1"])] == ["web1", "web2"]
+
+
 # -- in a lab node ------------------------------------------------------------------------
 
 WORKDIR = "/tmp/converge-snippets"
