@@ -81,6 +81,11 @@ AcceptNewOpt = typer.Option(False, "--accept-new", help="Record the keys of host
 UserOpt = typer.Option(None, "--user", "-u", help="SSH user for hosts that name none.")
 KeyOpt = typer.Option(None, "--key", metavar="FILE", help="SSH private key for hosts that "
                       "name none.")
+LockTimeoutOpt = typer.Option(60.0, "--lock-timeout", metavar="SECONDS", min=0,
+                              help="How long to wait for another converge run on a target "
+                              "to finish before giving up (exit 1).")
+KeepRunsOpt = typer.Option(50, "--keep-runs", metavar="N", min=1, help="How many run "
+                           "journals (with their backups) each target keeps.")
 
 
 class Targets:
@@ -92,17 +97,55 @@ class Targets:
         self.hosts, self.inventory, self.limit, self.forks = hosts, inventory, limit, forks
         self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
         self.user, self.key = user, key
+        self.lock_timeout, self.keep_runs = 60.0, 50
 
     @property
     def remote(self) -> bool:
         return bool(self.hosts or self.inventory)
+
+    def run_options(self, lock_timeout: float, keep_runs: int) -> "Targets":
+        self.lock_timeout, self.keep_runs = lock_timeout, keep_runs
+        return self
+
+    def local(self, root: str, debug: bool) -> Any:
+        """The transport for this machine (``--root``)."""
+        from .transport.local import LocalTransport
+
+        return LocalTransport(root=root, debug=debug, keep_runs=self.keep_runs,
+                              lock_timeout=self.lock_timeout, on_notice=_notice("localhost"))
+
+    def ssh(self, debug: bool) -> List[Any]:
+        """One SSH transport per selected host."""
+        from .inventory import targets as select_targets
+        from .transport.ssh import SSHTransport
+
+        hosts, _ = select_targets(self.hosts, str(self.inventory) if self.inventory
+                                  else None, self.limit)
+        password = None
+        if self.ask_become_pass:
+            import getpass
+
+            password = getpass.getpass("become (sudo) password: ")
+        self.selected = hosts
+        return [SSHTransport(h, user=self.user, key=self.key,
+                             become=self.become or self.ask_become_pass or None,
+                             become_password=password, accept_new=self.accept_new,
+                             debug=debug, keep_runs=self.keep_runs,
+                             lock_timeout=self.lock_timeout, on_notice=_notice(h.name))
+                for h in hosts]
+
+
+def _notice(host: str) -> Any:
+    """Where the agent's notices go: standard error, with the host for remote runs."""
+    prefix = "" if host == "localhost" else host + ": "
+    return lambda text: typer.echo(prefix + text, err=True)
 
 
 def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
               cookbook_path: List[Path], root: str, debug: bool, fail_fast: bool,
               quiet: bool = False, targets: Optional[Targets] = None) -> Any:
     from .recipe import parse_assignments
-    from .report import Console, summary_line, write_json
+    from .report import Console, write_json
     from .runner import run
 
     started = time.monotonic()
@@ -113,39 +156,38 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
         outcome = _push(recipe, mode, parse_assignments(attr), cookbook_path, debug,
                         fail_fast, console, targets)
     else:
-        from .transport.local import LocalTransport
-
-        transport = LocalTransport(root=root, debug=debug)
+        transport = (targets or _NO_TARGETS).local(root, debug)
         outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
                       cookbook_path=cookbook_path, fail_fast=fail_fast,
                       on_event=lambda host, event: console.event(event, host))
-        counts = outcome.report["hosts"][transport.host]["summary"]
-        typer.echo(summary_line(counts, time.monotonic() - started, plan=(mode == "plan")))
+        _local_summary(outcome, transport.host, started, mode == "plan")
     if json_file:
         write_json(outcome.report, json_file)
     return outcome
+
+
+def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
+    """The summary line of a local run, and its error (the lock was held...)."""
+    from .report import summary_line
+
+    entry = outcome.report["hosts"][host]
+    typer.echo(summary_line(entry["summary"], time.monotonic() - started, plan=plan))
+    if entry.get("error"):
+        typer.echo("error: %s" % entry["error"], err=True)
+
+
+_NO_TARGETS = Targets([], None, [], 20, False, False, False, None, None)
 
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
           fail_fast: bool, console: Any, targets: Targets) -> Any:
     """Converge the inventory's or -H hosts over SSH."""
     from .inventory import host_vars
-    from .inventory import targets as select_targets
     from .report import FleetConsole
     from .runner import run
-    from .transport.ssh import SSHTransport
 
-    hosts, _ = select_targets(targets.hosts, str(targets.inventory) if targets.inventory
-                              else None, targets.limit)
-    password = None
-    if targets.ask_become_pass:
-        import getpass
-
-        password = getpass.getpass("become (sudo) password: ")
-    transports = [SSHTransport(h, user=targets.user, key=targets.key,
-                               become=targets.become or targets.ask_become_pass or None,
-                               become_password=password, accept_new=targets.accept_new,
-                               debug=debug) for h in hosts]
+    transports = targets.ssh(debug)
+    hosts = targets.selected
     fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
     try:
         outcome = run(recipe, transports, mode=mode, attrs=attrs, host_vars=host_vars(hosts),
@@ -179,11 +221,16 @@ def apply(
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode",
         help="Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures (as Puppet)."),
+    lock_timeout: float = LockTimeoutOpt,
+    keep_runs: int = KeepRunsOpt,
 ) -> None:
-    """Converge the machine to the recipe: change what differs, report every resource."""
+    """Converge the machine to the recipe: change what differs, report every resource.
+
+    Each target journals the run (converge history) and takes its run lock."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
                         fail_fast, targets=Targets(
-        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
+        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key
+    ).run_options(lock_timeout, keep_runs))
     if detailed_exitcode:
         code = (EXIT_CHANGED if outcome.changed else 0) | (EXIT_FAILED if outcome.failed else 0)
         raise typer.Exit(code)
@@ -242,6 +289,134 @@ def check(
     if outcome.failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGED if outcome.changed else EXIT_OK)
+
+
+@app.command()
+def history(
+    json_out: bool = typer.Option(False, "--json", help="Print the journal as JSON."),
+    root: str = RootOpt,
+    debug: bool = DebugOpt,
+    hosts: List[str] = HostOpt,
+    inventory: Optional[Path] = InventoryOpt,
+    limit: List[str] = LimitOpt,
+    become: bool = BecomeOpt,
+    ask_become_pass: bool = BecomePassOpt,
+    accept_new: bool = AcceptNewOpt,
+    user: Optional[str] = UserOpt,
+    key: Optional[str] = KeyOpt,
+) -> None:
+    """List the runs journaled on the target, oldest first, and what each changed."""
+    import json
+
+    from .report import history_lines
+
+    targets = Targets(hosts, inventory, limit, 1, become, ask_become_pass, accept_new, user, key)
+    transports = _transports(targets, root, debug)
+    found, failed = {}, False
+    for transport in transports:
+        try:
+            found[transport.host] = transport.history()
+        except ConvergeError as exc:
+            if not targets.remote:
+                raise
+            found[transport.host], failed = {"error": str(exc)}, True
+        finally:
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+    if json_out:
+        typer.echo(json.dumps(found if targets.remote else found["localhost"], indent=2))
+    else:
+        for host, runs in found.items():
+            if targets.remote:
+                typer.echo(host)
+            if isinstance(runs, dict):
+                typer.echo("  ! " + runs["error"])
+                continue
+            lines = history_lines(runs) or ["(no runs journaled)"]
+            typer.echo("\n".join(("  " + line if targets.remote else line) for line in lines))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
+    if targets.remote:
+        if root != "/":
+            raise typer.BadParameter("--root is for local runs, not with -H or -i")
+        return targets.ssh(debug)
+    return [targets.local(root, debug)]
+
+
+@app.command()
+def rollback(
+    run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
+                                           "history, or its unique beginning). Default: the "
+                                           "last apply that changed anything."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing packages "
+                             "the run installed."),
+    force: bool = typer.Option(False, "--force", help="Restore files even when they were "
+                               "changed since that run."),
+    json_file: Optional[str] = JsonOpt,
+    diff: bool = DiffOpt,
+    root: str = RootOpt,
+    debug: bool = DebugOpt,
+    lock_timeout: float = LockTimeoutOpt,
+    keep_runs: int = KeepRunsOpt,
+    hosts: List[str] = HostOpt,
+    inventory: Optional[Path] = InventoryOpt,
+    limit: List[str] = LimitOpt,
+    forks: int = ForksOpt,
+    become: bool = BecomeOpt,
+    ask_become_pass: bool = BecomePassOpt,
+    accept_new: bool = AcceptNewOpt,
+    user: Optional[str] = UserOpt,
+    key: Optional[str] = KeyOpt,
+) -> None:
+    """Restore what a run changed: files (content, mode, owner; created ones deleted),
+    sysctls, cron entries, oom scores, packages it installed. A run of its own."""
+    from .report import Console, FleetConsole, write_json
+    from .runner import rollback as roll_back
+
+    started = time.monotonic()
+    targets = Targets(hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user,
+                      key).run_options(lock_timeout, keep_runs)
+    transports = _transports(targets, root, debug)
+    if not yes:
+        yes = _confirm_removals(transports, run_id)
+    console = Console(diff=diff)
+    if targets.remote:
+        fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
+        try:
+            outcome = roll_back(transports, run_id, force=force, yes=yes, forks=forks,
+                                on_event=fleet.event, on_host=fleet.host_done)
+        finally:
+            fleet.stop()
+        fleet.finish(outcome.report)
+    else:
+        outcome = roll_back(transports, run_id, force=force, yes=yes,
+                            on_event=lambda host, event: console.event(event, host))
+        _local_summary(outcome, transports[0].host, started, False)
+    if json_file:
+        write_json(outcome.report, json_file)
+    raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
+
+
+def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
+    """Ask before a rollback removes packages (True: go ahead). Without a terminal
+    the rollback goes on unconfirmed, and each target refuses to remove them."""
+    removals = []
+    for transport in transports:
+        try:
+            preview = transport.preview_rollback(run_id)
+        except ConvergeError:
+            continue  # the rollback itself reports it
+        if preview["remove_packages"]:
+            removals.append("%s: %s" % (transport.host, ", ".join(preview["remove_packages"])))
+    if not removals or not sys.stdin.isatty():
+        return False
+    typer.echo("The rollback removes packages the run installed:\n  " + "\n  ".join(removals))
+    if not typer.confirm("Remove them?", default=False):
+        raise typer.Exit(EXIT_ERROR)
+    return True
 
 
 @app.command()

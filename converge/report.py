@@ -119,6 +119,29 @@ def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, A
     return report
 
 
+def history_lines(runs: List[Dict[str, Any]], changes: int = 3) -> List[str]:
+    """``converge history``: one line per run, then what it changed (the first
+    ``changes`` lines of each resource)."""
+    lines = []
+    for run in runs:
+        if run.get("error"):
+            lines.append("%s  (unreadable: %s)" % (run["id"], run["error"]))
+            continue
+        kind = run["kind"] if not run.get("of") else "rollback of %s" % run["of"]
+        counts = run.get("summary") or {}
+        state = "INTERRUPTED" if run.get("interrupted") else "%d changed, %d failed" % (
+            counts.get("updated", 0), counts.get("failed", 0))
+        lines.append("%s  %s  %s  %s  %s" % (run["id"], run.get("started"), kind, state,
+                                             run.get("recipe") or ""))
+        for res in run.get("changed", []):
+            status = "" if res["status"] == "updated" else " (%s)" % res["status"]
+            lines.append("    %s%s" % (res["id"], status))
+            lines.extend("      - " + change for change in res["changes"][:changes])
+            if len(res["changes"]) > changes:
+                lines.append("      ... %d more" % (len(res["changes"]) - changes))
+    return lines
+
+
 def json_report(hosts: Dict[str, Dict[str, Any]], seconds: float, mode: str) -> Dict[str, Any]:
     """The whole report: one entry per host and the totals."""
     total = {"hosts": len(hosts), "failed_hosts": 0, "unreachable_hosts": 0, "updated": 0,

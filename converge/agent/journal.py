@@ -12,8 +12,10 @@ Files a resource is about to change are kept whole: their content is copied to
 ``backup/runs/<id>/<sha256>`` (0600, directories 0700) and the record holds
 their fingerprint before (exists, sha256, mode, uid, gid, backup) and after the
 change, so a rollback can restore them and can tell when someone else changed
-them since. A ``sensitive`` resource's record holds hashes only: whatever else its
-hook returned is sealed in a backup blob, never written into the journal itself.
+them since. For a file that did not exist, the directories missing above it
+are recorded too, so that a rollback removes what the run created. A
+``sensitive`` resource's record holds hashes only: whatever else its hook
+returned is sealed in a backup blob, never written into the journal itself.
 
 Crash safety: the journal is written atomically (temp file, fsync, rename, fsync
 of the directory) when the run starts, again *before* each resource applies (its
@@ -241,6 +243,14 @@ class Journal:
         state = fingerprint(self.system, path, data)
         if data is not None and "sha256" in state:
             state["backup"] = self._blob(state["sha256"], data)
+        if not state["exists"]:
+            parents = []
+            folder = os.path.dirname(path)
+            while folder not in ("", "/") and not os.path.isdir(self.system.real(folder)):
+                parents.append(folder)
+                folder = os.path.dirname(folder)
+            if parents:
+                state["parents"] = parents  # missing too: a rollback removes them
         return state
 
     def _blob(self, name: str, data: bytes) -> str:

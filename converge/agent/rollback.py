@@ -80,9 +80,7 @@ def build(system: Any, run: Dict[str, Any]) -> Restore:
                 continue
             before = first[path][1]
             _check(system, path, before, last[path], run["id"], sensitive, restore)
-            step = _file_step(system, path, before, source, sensitive)
-            if step is not None:
-                restore.steps.append(step)
+            restore.steps += _file_steps(system, path, before, source, sensitive)
     return restore
 
 
@@ -97,16 +95,20 @@ def _step(type_name: str, action: str, props: Dict[str, Any], source: str,
     return Step.from_resource(resource)
 
 
-def _file_step(system: Any, path: str, before: Dict[str, Any], source: str,
-               sensitive: bool) -> Optional[Step]:
+def _file_steps(system: Any, path: str, before: Dict[str, Any], source: str,
+                sensitive: bool) -> List[Step]:
+    """A file as it was: deleted (with the directories created for it, when empty)
+    or written back with its content, mode and owner."""
     if not before.get("exists"):
-        return _step("file", "delete", {"path": path, "backup": 0}, source, sensitive)
+        return [_step("file", "delete", {"path": path, "backup": 0}, source, sensitive)] + [
+            _step("directory", "delete", {"path": p}, source, False)
+            for p in before.get("parents", [])]
     if "sha256" not in before:  # a directory or a device: nothing the journal kept
-        return None
-    return _step("file", "create", {
+        return []
+    return [_step("file", "create", {
         "path": path, "content": jn.load_blob(system, before["backup"]), "mode": before["mode"],
         "owner": str(before["uid"]), "group": str(before["gid"]), "backup": 0},
-        source, sensitive)
+        source, sensitive)]
 
 
 def _check(system: Any, path: str, before: Dict[str, Any], after: Optional[Dict[str, Any]],

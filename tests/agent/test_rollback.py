@@ -1,0 +1,187 @@
+"""Rollback under a temporary root: each resource type that can run rooted is put
+back exactly as it was (content, mode, owner; created files and directories
+gone), a second rollback changes nothing, and files changed since are refused."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from converge.agent import journal as jn
+from converge.agent import runs
+from converge.errors import RunError
+from tests.conftest import Converger, statuses
+
+Snapshot = Dict[str, Tuple[Any, ...]]
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every path under the root but converge's own state: kind, mode, owner, content."""
+    out: Snapshot = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith("var/lib/converge"):
+            continue
+        st = path.lstat()
+        content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+        out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                    content)
+    return out
+
+
+def apply(converger: Converger, text: str) -> List[Dict[str, Any]]:
+    return runs.apply_plan(converger.system, converger.compile(text))
+
+
+def start_state(converger: Converger) -> None:
+    """A machine with things to change: files of several modes and owners, a cron.d
+    file shared by two entries, a sysctl with its live value and no persisted file."""
+    for path, text, mode, owner in (("/etc/motd", "old motd\n", 0o600, 33),
+                                    ("/etc/ssh/sshd_config", "PermitRootLogin yes\nPort 22\n",
+                                     0o640, 0),
+                                    ("/etc/legacy.conf", "legacy\n", 0o644, 0),
+                                    ("/etc/cron.d/jobs", "# converge: keep\n1 * * * * root "
+                                     "/bin/true\n", 0o644, 0)):
+        target = converger.path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        os.chmod(target, mode)
+        os.chown(target, owner, owner)
+    (converger.root / "proc/sys/vm").mkdir(parents=True)
+    converger.path("/proc/sys/vm/swappiness").write_text("60\n")
+
+
+RECIPE = '''
+from converge import cron, directory, file, line, sysctl, template
+file("/etc/motd", content="new motd\\n", mode="0644", owner="root", group="root")
+file("/etc/created.conf", content="created\\n")
+file("/etc/legacy.conf", action="delete")
+line("/etc/ssh/sshd_config", "PermitRootLogin no", match=r"^PermitRootLogin")
+directory("/srv/app/releases", recursive=True, mode="0750")
+sysctl("vm.swappiness", 10)
+cron("collect", minute="*/10", command="/usr/lib/sysstat/sa1 1 1", cron_file="jobs")
+cron("mine", hour=3, command="/usr/local/bin/backup", user="www-data")
+'''
+
+
+def test_rollback_restores_every_rooted_type_exactly(converger: Converger) -> None:
+    start_state(converger)
+    before = snapshot(converger.root)
+    first = apply(converger, RECIPE)
+    assert statuses(first) == ["updated"] * 8
+    assert converger.path("/etc/motd").read_text() == "new motd\n"
+    assert converger.path("/proc/sys/vm/swappiness").read_text() == "10\n"
+    assert snapshot(converger.root) != before
+
+    events = runs.rollback(converger.system)
+    assert [e for e in events if e["status"] == "failed"] == []
+    assert snapshot(converger.root) == before
+    ids = [e["id"] for e in events]
+    # newest first; under a root a crontab is its spool file
+    assert ids.index("file[/etc/motd]") > ids.index("file[/var/spool/cron/crontabs/www-data]")
+    assert "directory[/srv]" in ids and "file[/etc/sysctl.d/99-converge-vm.swappiness.conf]" \
+        in ids
+
+    again = runs.rollback(converger.system)
+    assert set(statuses(again)) == {"up_to_date"}
+    assert snapshot(converger.root) == before
+
+
+def test_rollback_is_journaled_as_a_run_of_its_own(converger: Converger) -> None:
+    start_state(converger)
+    apply(converger, RECIPE)
+    runs.rollback(converger.system)
+    [applied, rolled] = jn.history(converger.system)
+    assert (rolled["kind"], rolled["of"]) == ("rollback", applied["id"])
+    assert rolled["summary"]["updated"] == len(rolled["changed"]) > 0
+    # the default is the last *apply* that changed something, not the rollback
+    assert jn.last_changed(converger.system)["id"] == applied["id"]
+    # and the rollback itself can be rolled back: the recipe's state again
+    runs.rollback(converger.system, rolled["id"])
+    assert converger.path("/etc/motd").read_text() == "new motd\n"
+    assert not converger.path("/etc/legacy.conf").exists()
+
+
+def test_a_file_changed_since_the_run_is_refused_unless_forced(converger: Converger) -> None:
+    start_state(converger)
+    apply(converger, RECIPE)
+    motd = converger.path("/etc/motd")
+    motd.write_text("edited by hand\n")
+    os.chmod(converger.path("/etc/created.conf"), 0o600)
+    untouched = snapshot(converger.root)
+    with pytest.raises(RunError) as caught:
+        runs.rollback(converger.system)
+    message = str(caught.value)
+    assert "2 files were changed since that run" in message
+    assert "/etc/motd: content is now %s, the run left %s" % (
+        jn.fingerprint(converger.system, "/etc/motd")["sha256"][:8],
+        jn.fingerprint(converger.system, "/etc/created.conf") and "dd7d0929") not in message
+    assert "/etc/created.conf: mode is now 0600, the run left 0644" in message
+    assert "--force" in message
+    assert snapshot(converger.root) == untouched
+    assert len(jn.run_ids(converger.system)) == 1  # refused before a journal was started
+
+    runs.rollback(converger.system, force=True)
+    assert motd.read_text() == "old motd\n"
+    assert not converger.path("/etc/created.conf").exists()
+
+
+def test_content_conflict_names_both_hashes(converger: Converger) -> None:
+    converger.path("/etc/motd").write_text("old\n")
+    apply(converger, 'from converge import file\nfile("/etc/motd", content="new\\n")\n')
+    converger.path("/etc/motd").write_text("mine\n")
+    with pytest.raises(RunError, match=r"/etc/motd: content is now ([0-9a-f]{8}), the run "
+                                       r"left ([0-9a-f]{8})") as caught:
+        runs.rollback(converger.system)
+    now = jn.fingerprint(converger.system, "/etc/motd")["sha256"][:8]
+    assert "content is now %s" % now in str(caught.value)
+
+
+def test_a_sensitive_file_conflict_shows_no_hash(converger: Converger) -> None:
+    converger.path("/etc/secret").write_text("old\n")
+    apply(converger, 'from converge import file\n'
+                     'file("/etc/secret", content="new\\n", sensitive=True)\n')
+    converger.path("/etc/secret").write_text("mine\n")
+    with pytest.raises(RunError, match="/etc/secret: its content changed\n"):
+        runs.rollback(converger.system)
+
+
+def test_several_resources_on_one_file_restore_it_once_to_the_first_state(
+        converger: Converger) -> None:
+    converger.path("/etc/app.conf").write_text("a=1\n")
+    apply(converger, '''
+from converge import line
+line("/etc/app.conf", "b=2")
+line("/etc/app.conf", "c=3")
+''')
+    assert converger.path("/etc/app.conf").read_text() == "a=1\nb=2\nc=3\n"
+    events = runs.rollback(converger.system)
+    assert [e["id"] for e in events] == ["file[/etc/app.conf]"]
+    assert converger.path("/etc/app.conf").read_text() == "a=1\n"
+
+
+def test_unknown_run_and_nothing_to_roll_back(converger: Converger) -> None:
+    with pytest.raises(RunError, match="no run in the journal of this machine changed"):
+        runs.rollback(converger.system)
+    converger.path("/etc/motd").write_text("same\n")
+    apply(converger, 'from converge import file\nfile("/etc/motd", content="same\\n")\n')
+    with pytest.raises(RunError, match="changed anything"):
+        runs.rollback(converger.system)
+    with pytest.raises(RunError, match="no run 1999 in the journal"):
+        runs.rollback(converger.system, "1999")
+
+
+def test_a_pruned_backup_is_refused_before_anything_changes(converger: Converger) -> None:
+    converger.path("/etc/a").write_text("a\n")
+    converger.path("/etc/b").write_text("b\n")
+    apply(converger, 'from converge import file\nfile("/etc/b", content="B\\n")\n'
+                     'file("/etc/a", content="A\\n")\n')
+    run = jn.load(converger.system, jn.run_ids(converger.system)[0])
+    os.unlink(converger.path(run["resources"][1]["files"]["/etc/a"]["before"]["backup"]))
+    with pytest.raises(RunError, match="backup .* is missing"):
+        runs.rollback(converger.system)
+    assert converger.path("/etc/b").read_text() == "B\n"
