@@ -32,6 +32,20 @@ def display(path: Union[str, Path]) -> str:
     return text if rel.startswith("..") else rel
 
 
+def _strict_undefined(jinja2: Any) -> Any:
+    """jinja2's StrictUndefined, but an attribute that is not set says so as a
+    recipe does (jinja2 would say "'converge.recipe.Attrs object' has no attribute")."""
+
+    class Undefined(jinja2.StrictUndefined):  # type: ignore[misc, name-defined]
+        @property
+        def _undefined_message(self) -> str:
+            if isinstance(self._undefined_obj, Attrs):
+                return self._undefined_obj.unset(str(self._undefined_name))
+            return str(super()._undefined_message)
+
+    return Undefined
+
+
 class Attrs(dict):  # type: ignore[type-arg]
     """Attributes: a dict whose keys also read as attributes (``attrs.chrony.servers``)."""
 
@@ -52,11 +66,13 @@ class Attrs(dict):  # type: ignore[type-arg]
         try:
             return self[name]
         except KeyError:
-            key = self._prefix + name
-            raise AttributeError(
-                "attribute '%s' is not set (give it a default in attributes.yaml, an "
-                "inventory var, or -a %s=VALUE)" % (key, key)
-            ) from None
+            raise AttributeError(self.unset(name)) from None
+
+    def unset(self, name: str) -> str:
+        """The message for reading a key that is not set, in a recipe or a template."""
+        key = self._prefix + name
+        return ("attribute '%s' is not set (give it a default in attributes.yaml, an "
+                "inventory var, or -a %s=VALUE)" % (key, key))
 
     def setdefault_deep(self, defaults: Dict[str, Any]) -> None:
         """Fill in what is not set yet (defaults sit below everything else)."""
@@ -198,7 +214,7 @@ class RecipeContext:
         if self._jinja is None:
             self._jinja = jinja2.Environment(
                 loader=jinja2.FileSystemLoader("/"),
-                undefined=jinja2.StrictUndefined,
+                undefined=_strict_undefined(jinja2),
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - configuration files, not HTML
             )
