@@ -21,8 +21,10 @@ Crash safety: the journal is written atomically (temp file, fsync, rename, fsync
 of the directory) when the run starts, again *before* each resource applies (its
 record says ``"status": "applying"`` until the run goes on), and when the run
 ends (``finished`` set). A run killed at any point leaves a readable journal of
-everything it had started to change. Old journals and their backups are pruned
-past ``keep`` runs when a run ends. Standard library only, Python 3.8.
+everything it had started to change; the temp file it may have left beside a
+journal or a backup is removed by the next run (System.write_atomic, prune). Old
+journals and their backups are pruned past ``keep`` runs when a run ends.
+Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
@@ -72,24 +74,10 @@ def ensure_dir(system: Any, path: str, mode: int, parents: int = 0o755) -> None:
 
 
 def write_file(system: Any, path: str, data: bytes) -> None:
-    """Replace ``path`` whole (0600): temp file beside it, fsync, rename, fsync dir."""
-    real = system.real(path)
-    tmp = "%s.tmp-%d" % (real, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, 0o600)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, real)
-    dfd = os.open(os.path.dirname(real), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Replace ``path`` whole (0600) with System.write_atomic: temp file beside it,
+    fsync, rename, fsync dir; a killed writer's temp file is removed by the next
+    write into that directory."""
+    system.write_atomic(path, data, 0o600)
 
 
 def fingerprint(system: Any, path: str, data: Optional[bytes] = None) -> Dict[str, Any]:
@@ -354,7 +342,8 @@ def unseal(system: Any, before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def prune(system: Any, keep: int) -> None:
-    """Delete journals and backups beyond the ``keep`` most recent runs."""
+    """Delete journals and backups beyond the ``keep`` most recent runs, and the
+    temp files killed writers left in the kept runs' backup folders."""
     base = state_dir(system)
     ids = run_ids(system)
     kept = set(ids[-keep:])
@@ -366,3 +355,5 @@ def prune(system: Any, keep: int) -> None:
             import shutil
 
             shutil.rmtree(system.real("%s/%s" % (folder, name)), ignore_errors=True)
+        else:  # a run killed while keeping a backup left its temp file there
+            system.sweep_temps("%s/%s" % (folder, name))

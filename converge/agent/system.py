@@ -125,12 +125,12 @@ class System:
         is never visible with the wrong permissions. The temp file is named
         ``.NAME.converge-PID-RANDOM.tmp``: when the writer is killed (kill -9,
         power cut) it stays behind, and the next write into that directory by
-        another process removes it (see :meth:`_sweep_temps`). An OSError (a full
+        another process removes it (see :meth:`sweep_temps`). An OSError (a full
         disk: ENOSPC) names ``path``.
         """
         real = self.real(path)
         directory = os.path.dirname(real) or "."
-        self._sweep_temps(directory)
+        self._sweep(directory)
         import tempfile
 
         prefix = ".%s%s%d-" % (os.path.basename(real)[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
@@ -166,9 +166,15 @@ class System:
             raise
         self._fsync_dir(directory)
 
-    def _sweep_temps(self, directory: str) -> None:
-        """Remove the temp files of writers that died in ``directory`` (once per
-        directory for this System): a ``.NAME.converge-PID-RANDOM.tmp`` whose PID
+    def sweep_temps(self, path: str) -> None:
+        """Remove the temp files of writers that died in the directory ``path``:
+        write_atomic does it before its first write into a directory; call it for
+        a directory no later write may visit (a run's own backup folder)."""
+        self._sweep(self.real(path))
+
+    def _sweep(self, directory: str) -> None:
+        """Remove the temp files of dead writers from a host directory, once per
+        directory for this System: a ``.NAME.converge-PID-RANDOM.tmp`` whose PID
         is not a live process. A live writer's temp file is never touched."""
         if directory in self._swept:
             return

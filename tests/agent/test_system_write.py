@@ -61,6 +61,15 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_and_a_temp_the_next_write
     assert (root / "etc/app.conf").read_bytes() == OLD
 
 
+def test_sweep_temps_clears_a_directory_no_write_visits(tmp_path: Path) -> None:
+    root = setup_root(tmp_path)
+    assert writer(root, ignore_sigxfsz=False).returncode == -signal.SIGXFSZ
+    assert len(temps(root / "etc")) == 1
+    System(str(root)).sweep_temps("/etc")
+    assert temps(root / "etc") == []
+    assert (root / "etc/app.conf").read_bytes() == OLD
+
+
 def test_a_live_writers_temp_file_is_left_alone(tmp_path: Path) -> None:
     root = setup_root(tmp_path)
     live = root / "etc" / ".app.conf.converge-1-abcd1234.tmp"  # pid 1 always exists
