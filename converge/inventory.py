@@ -34,7 +34,7 @@ CONNECTION_KEYS = ("address", "port", "user", "key", "become", "known_hosts")
 HOST_KEYS = CONNECTION_KEYS + ("vars",)
 GROUP_KEYS = ("hosts", "children", "vars")
 TOP_KEYS = ("hosts", "groups", "vars", "ssh_config")
-NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+$")
+NAME = re.compile(r"[A-Za-z0-9_.\-\[\]:]+")  # fullmatch: "$" allows a final "\n"
 
 
 @dataclass
@@ -278,7 +278,7 @@ class _Loader:
         return inv
 
     def host_spec(self, name: str, spec: Any, path: Tuple[Any, ...]) -> Dict[str, Any]:
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise self.error("host name %r: use letters, digits and . _ - only" % name, path)
         spec = self.mapping(spec, path, "host %s" % name)
         for key in spec:

@@ -7,6 +7,8 @@ import re
 from typing import Any, Dict, Optional, Tuple
 
 from ..errors import PropertyError
+from ._validate import quoted
+from ._validate import text as valid_text
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -20,9 +22,9 @@ FIELDS: Dict[str, Tuple[int, int, Tuple[str, ...], int]] = {
 }
 SPECIALS = ("@reboot", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually",
             "@midnight")
-_ELEMENT = re.compile(r"^(\*|[0-9]+|[0-9]+-[0-9]+)(?:/([0-9]+))?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_ELEMENT = re.compile(r"(\*|[0-9]+|[0-9]+-[0-9]+)(?:/([0-9]+))?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def field(name: str, value: Any) -> str:
@@ -43,14 +45,14 @@ def field(name: str, value: Any) -> str:
     if names and any(t in names for t in tokens) and all(
             t in names or t.isdigit() or t == "*" for t in tokens):
         raise PropertyError(
-            "%s '%s' uses a name in a range or list; cron accepts a name only on its own "
-            "(write numbers: %s)" % (name, text, _numbered(lowered, names, offset)))
+            "%s %s uses a name in a range or list; cron accepts a name only on its own "
+            "(write numbers: %s)" % (name, quoted(text), _numbered(lowered, names, offset)))
     for element in text.split(","):
-        match = _ELEMENT.match(element)
+        match = _ELEMENT.fullmatch(element)
         if not match:
             raise PropertyError(
-                "%s '%s' is not a cron field (a number, a range such as 1-5, a list such as "
-                "1,15, a step such as */10, or *)" % (name, text))
+                "%s %s is not a cron field (a number, a range such as 1-5, a list such as "
+                "1,15, a step such as */10, or *)" % (name, quoted(text)))
         span, step = match.groups()
         if span != "*":
             bounds = [int(n) for n in span.split("-")]
@@ -79,7 +81,7 @@ def special(value: Any) -> Optional[str]:
     if not text.startswith("@"):
         text = "@" + text
     if text not in SPECIALS:
-        raise PropertyError("special '%s' is not one of: %s" % (value, ", ".join(SPECIALS)))
+        raise PropertyError("special %s is not one of: %s" % (quoted(value), ", ".join(SPECIALS)))
     return text
 
 
@@ -90,6 +92,7 @@ def command(value: Any) -> str:
     if "\n" in value or "\r" in value:
         raise PropertyError("command contains a newline; a cron entry is one line (put several "
                             "commands in a script)")
+    valid_text(value, "command")
     escaped = False
     for char in value:
         if char == "%" and not escaped:
@@ -107,12 +110,13 @@ def environment(value: Any) -> Dict[str, str]:
         raise PropertyError("environment must be a dict such as {'MAILTO': 'root'}")
     out = {}
     for key, val in value.items():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
             raise PropertyError("environment name %r is not a variable name such as MAILTO"
                                 % (key,))
         text = "" if val is None else str(val)
         if "\n" in text or "\r" in text or '"' in text:
             raise PropertyError("environment %s contains a newline or a double quote" % key)
+        valid_text(text, "environment %s" % key)
         out[key] = text
     return out
 
@@ -120,7 +124,7 @@ def environment(value: Any) -> Dict[str, str]:
 def file_name(value: Any) -> Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or not _FILE_NAME.match(value):
+    if not isinstance(value, str) or not _FILE_NAME.fullmatch(value):
         raise PropertyError(
             "cron_file %r is not a valid name: cron ignores files in /etc/cron.d whose names "
             "contain anything but letters, digits, '_' and '-'" % (value,))
@@ -130,4 +134,4 @@ def file_name(value: Any) -> Optional[str]:
 def entry_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value:
         raise PropertyError("name must be a non-empty line of text, not %r" % (value,))
-    return value.strip()
+    return valid_text(value, "name").strip()

@@ -10,6 +10,13 @@ MARKER = "# converge: "
 _ENV = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
 
 
+def lines(text: Optional[str]) -> List[str]:
+    """The lines of a crontab as cron reads them: split at "\\n" only (splitlines
+    would also split a command at "\\x1e" or "\\u2028", which cron keeps)."""
+    out = (text or "").split("\n")
+    return out[:-1] if out[-1] == "" else out
+
+
 def _same(a: str, b: str) -> bool:
     return a.split() == b.split()
 
@@ -41,19 +48,19 @@ def edit(text: Optional[str], name: str, block: Optional[List[str]], job: Option
          ) -> str:
     """The text with the entry replaced by ``block`` (appended when new, removed when
     ``block`` is None). Stable: edit(edit(t)) == edit(t)."""
-    lines = (text or "").splitlines()
-    start, end, _ = find(lines, name, job)
+    rows = lines(text)
+    start, end, _ = find(rows, name, job)
     if start == -1:
-        out = lines + (block or [])
+        out = rows + (block or [])
     else:
-        out = lines[:start] + (block or []) + lines[end:]
+        out = rows[:start] + (block or []) + rows[end:]
     return "\n".join(out) + "\n" if out else ""
 
 
 def has_jobs(text: str) -> bool:
     """Whether any line is a job (not blank, a comment or an environment setting)."""
     return any(line.strip() and not line.lstrip().startswith("#") and not _ENV.match(line)
-               for line in text.splitlines())
+               for line in lines(text))
 
 
 def parse_entry(lines: List[str]) -> Dict[str, Any]:

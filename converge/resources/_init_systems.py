@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
 
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*$")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*")  # fullmatch: "$" allows a final "\n"
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
              "/usr/lib/systemd/system")

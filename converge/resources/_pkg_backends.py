@@ -18,10 +18,11 @@ from ..errors import ResourceError
 
 # Debian policy: lowercase letters, digits, + - . (at least two characters); apt
 # accepts an architecture qualifier. RPM and apk names also allow capitals and '_'.
-DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
-ANY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+.-]*(:[a-z0-9-]+)?$")
+# Match them with fullmatch: "$" would also match before a final newline.
+DEB_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?")
+ANY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+.-]*(:[a-z0-9-]+)?")
 # epoch:upstream-revision (Debian), version-release (RPM), version-rN (apk).
-VERSION = re.compile(r"^([0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~^_-]*$")
+VERSION = re.compile(r"([0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~^_-]*")
 
 PROVIDERS = ("apt", "dnf", "yum", "apk")
 

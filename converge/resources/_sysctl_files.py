@@ -20,7 +20,7 @@ CONF_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/
 SYSCTL_CONF = "/etc/sysctl.conf"
 
 _PART = r"[A-Za-z0-9_@:+-]+(?:/[A-Za-z0-9_@:+-]+)*"
-_KEY = re.compile(r"^%s(?:\.%s)*$" % (_PART, _PART))
+_KEY = re.compile(r"%s(?:\.%s)*" % (_PART, _PART))
 
 
 def dotted(key: str) -> str:
@@ -35,7 +35,7 @@ def dotted(key: str) -> str:
 
 def check_key(value: Any) -> str:
     """A kernel parameter name in dotted notation, or a PropertyError."""
-    if not isinstance(value, str) or not _KEY.match(dotted(value)):
+    if not isinstance(value, str) or not _KEY.fullmatch(dotted(value)):
         raise PropertyError("key %r is not a kernel parameter name such as 'vm.panic_on_oom'"
                             % (value,))
     return dotted(value)
@@ -61,8 +61,12 @@ def check_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        if "\n" in value or "\0" in value:
+        if "\n" in value or "\r" in value or "\0" in value:
             raise PropertyError("value %r contains a newline or NUL character" % value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PropertyError("value %r is not valid UTF-8 text" % value) from None
         return " ".join(value.split())
     raise PropertyError("value %r is not a number, a text or a list of fields" % (value,))
 
@@ -106,7 +110,7 @@ def edit(text: Optional[str], key: str, value: Optional[str], comment: Optional[
     The first line setting the key is replaced (with ``# comment`` above it), later
     ones are dropped, so the result is stable: edit(edit(t)) == edit(t).
     """
-    lines = (text or "").splitlines()
+    lines = _lines(text)
     hits = [i for i, line in enumerate(lines) if (parse_line(line) or ("",))[0] == key]
     block = [] if value is None else (["# " + comment] if comment else []) + [
         "%s = %s" % (key, value)]
@@ -121,10 +125,16 @@ def edit(text: Optional[str], key: str, value: Optional[str], comment: Optional[
     return "\n".join(out) + "\n" if out else ""
 
 
+def _lines(text: Optional[str]) -> List[str]:
+    """Lines split at "\\n" only, as sysctl reads them (not at "\\x1e" or "\\u2028")."""
+    out = (text or "").split("\n")
+    return out[:-1] if out[-1] == "" else out
+
+
 def settings(text: Optional[str], key: str) -> List[str]:
     """The values a file's lines give this key (globs included), in order."""
     found = []
-    for line in (text or "").splitlines():
+    for line in _lines(text):
         parsed = parse_line(line)
         if parsed and key_matches(parsed[0], key):
             found.append(parsed[1])

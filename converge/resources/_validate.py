@@ -1,5 +1,10 @@
 """Validators shared by resource types. Each returns the normalised value or raises
-a PropertyError whose message says what was expected."""
+a PropertyError whose message says what was expected.
+
+Values are shown in messages with :func:`quoted` (Python's repr of the text), so a
+hostile value (a newline, a terminal escape) is shown escaped, on one line.
+Patterns are matched whole with ``fullmatch``: ``$`` would also match before a
+final newline."""
 
 from __future__ import annotations
 
@@ -8,7 +13,31 @@ from typing import Any, Optional
 
 from ..errors import PropertyError
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
+NAME_MAX = 255  # bytes in one path component (Linux file systems)
+
+
+def quoted(value: Any) -> str:
+    """A value as messages show it: '0644', 'a\\nb' (escaped, always one line)."""
+    return repr(value if isinstance(value, str) else str(value))
+
+
+def text(value: Any, what: str, *, one_line: bool = False) -> str:
+    """A string that can be written to a file or passed as an argument: no NUL,
+    valid UTF-8 (no lone surrogate), and with ``one_line`` no line break."""
+    if not isinstance(value, str):
+        raise PropertyError("%s must be a string, not %r" % (what, value))
+    if "\0" in value:
+        raise PropertyError("%s %s contains a NUL character" % (what, quoted(value)))
+    if one_line and ("\n" in value or "\r" in value):
+        raise PropertyError("%s %s contains a line break; it must be one line"
+                            % (what, quoted(value)))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PropertyError("%s %s is not valid UTF-8 text (it holds a lone surrogate)"
+                            % (what, quoted(value))) from None
+    return value
 
 
 def mode(value: Any, what: str = "mode") -> Optional[str]:
@@ -25,28 +54,42 @@ def mode(value: Any, what: str = "mode") -> Optional[str]:
             )
         number = value
     else:
-        text = str(value).strip()
-        if text.startswith("0o"):
-            text = text[2:]
-        if not text or not re.fullmatch(r"[0-7]{1,4}", text):
-            raise PropertyError("%s '%s' is not an octal mode such as '0644'" % (what, value))
-        number = int(text, 8)
+        digits = str(value).strip()
+        if digits.startswith("0o"):
+            digits = digits[2:]
+        if not digits or not re.fullmatch(r"[0-7]{1,4}", digits):
+            raise PropertyError("%s %s is not an octal mode such as '0644'" % (what, quoted(value)))
+        number = int(digits, 8)
     if not 0 <= number <= 0o7777:
         raise PropertyError("%s '%o' is not an octal mode such as '0644'" % (what, number))
     return "%04o" % number
 
 
 def path(value: Any, what: str = "path") -> str:
-    """A file path: a non-empty string without NUL or newline bytes."""
+    """A file path: a non-empty string without NUL or line breaks, valid UTF-8, with
+    no '..' component (a path names one place: it never climbs out of a directory,
+    nor out of the root a run is confined to), each component at most 255 bytes.
+    '.' components, repeated and trailing slashes are dropped: '/etc/./motd/' is
+    '/etc/motd'."""
     if not isinstance(value, str) or not value:
         raise PropertyError("%s must be a non-empty string, not %r" % (what, value))
-    if "\0" in value or "\n" in value:
-        raise PropertyError("%s %r contains a NUL or newline character" % (what, value))
+    if "\0" in value or "\n" in value or "\r" in value:
+        raise PropertyError("%s %s contains a NUL or line break character" % (what, quoted(value)))
+    text(value, what)
     if len(value) > 4096:
         raise PropertyError("%s is longer than 4096 characters" % what)
-    if value != "/" and value.endswith("/"):
-        value = value.rstrip("/")
-    return value
+    parts = value.split("/")
+    if ".." in parts:
+        raise PropertyError("%s %s has a '..' component; give the path it means without '..'"
+                            % (what, quoted(value)))
+    for part in parts:
+        if len(part.encode("utf-8")) > NAME_MAX:
+            raise PropertyError("%s %s has a component longer than %d bytes"
+                                % (what, quoted(value), NAME_MAX))
+    kept = [p for p in parts if p not in ("", ".")]
+    if value.startswith("/"):
+        return "/" + "/".join(kept)
+    return "/".join(kept) or "."
 
 
 def account(value: Any, what: str) -> Optional[str]:
@@ -55,7 +98,8 @@ def account(value: Any, what: str) -> Optional[str]:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
-    if isinstance(value, str) and (value.isdigit() or _NAME.match(value)) and len(value) <= 32:
+    if isinstance(value, str) and (re.fullmatch(r"[0-9]+", value) or _NAME.fullmatch(value)) \
+            and len(value) <= 32:
         return value
     raise PropertyError(
         "%s %r is not a valid name (letters, digits, '_', '-', '.'; or a numeric id)"
@@ -72,10 +116,10 @@ def boolean(value: Any, what: str) -> bool:
 def integer(value: Any, what: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
     if isinstance(value, bool):
         raise PropertyError("%s %r is not an integer" % (what, value))
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise PropertyError("%s '%s' is not an integer" % (what, value)) from None
+    digits = str(value).strip()
+    if not re.fullmatch(r"[-+]?[0-9]+", digits):
+        raise PropertyError("%s %s is not an integer" % (what, quoted(value)))
+    number = int(digits)
     if (low is not None and number < low) or (high is not None and number > high):
-        raise PropertyError("%s '%s' is out of range %s..%s" % (what, value, low, high))
+        raise PropertyError("%s %s is out of range %s..%s" % (what, quoted(value), low, high))
     return number

@@ -135,7 +135,7 @@ class Cron(Resource, type_name="cron"):
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
         text = current["text"]
-        lines = (text or "").splitlines()
+        lines = ct.lines(text)
         start, _, marked = ct.find(lines, self.name, self.job())
         out: List[Change] = []
         if self.action == "delete":
@@ -175,7 +175,7 @@ class Cron(Resource, type_name="cron"):
             return {"files": [self.where]}
         if system.root != "/":
             return {"files": ["%s/%s" % (SPOOL, self.user)]}
-        lines = (current["text"] or "").splitlines()
+        lines = ct.lines(current["text"])
         start, end, _ = ct.find(lines, self.name, self.job())
         return {"name": self.name, "user": self.user,
                 "entry": lines[start:end] if start != -1 else None}

@@ -70,6 +70,7 @@ class Execute(Resource, type_name="execute"):
                     "give an argument list such as %r, or shell=True" % (self.command.split(),))
             if not self.command.strip() or "\0" in self.command:
                 raise self.fail("command must be a non-empty string without NUL characters")
+            v.text(self.command, "command")
         elif isinstance(self.command, (list, tuple)) and self.command:
             if self.shell:
                 raise self.fail("shell=True takes the command as one string, not a list")
@@ -79,6 +80,8 @@ class Execute(Resource, type_name="execute"):
             self.command = [str(a) for a in self.command]
             if any("\0" in a for a in self.command):
                 raise self.fail("command arguments must not contain NUL characters")
+            for argument in self.command:
+                v.text(argument, "command argument")
         else:
             raise self.fail("command must be an argument list such as ['update-grub'], "
                             "not %r" % (self.command,))
@@ -162,7 +165,7 @@ def _environment(resource: Resource, value: Any) -> Dict[str, str]:
             raise resource.fail("environment name %r is not a variable name" % (key,))
         if val is None or "\0" in str(val):
             raise resource.fail("environment %s must be a string without NUL characters" % key)
-        out[key] = str(val)
+        out[key] = v.text(str(val), "environment %s" % key)
     return out
 
 

@@ -50,6 +50,9 @@ class File(Resource, type_name="file"):
             raise self.fail("give either content or source, not both")
         if self.content is not None and not isinstance(self.content, (str, bytes)):
             raise self.fail("content must be str or bytes, not %s" % type(self.content).__name__)
+        if isinstance(self.content, str) and not _utf8(self.content):
+            raise self.fail("content is not valid UTF-8 text (it holds a lone surrogate); "
+                            "give bytes for binary content")
         if self.source is not None:
             self.content = self._load_source(self.source)
         self.mode = v.mode(self.mode)
@@ -149,6 +152,14 @@ class File(Resource, type_name="file"):
             system.chmod(self.path, mode)
         if "owner" in kinds or "group" in kinds:
             system.chown(self.path, current["want_uid"], current["want_gid"])
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def attribute_changes(resource: Any, current: Dict[str, Any]) -> List[Change]:

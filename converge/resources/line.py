@@ -55,9 +55,11 @@ class Line(Resource, type_name="line"):
                 raise self.fail("line must be a string, not %r" % (self.line,))
             if "\n" in self.line or "\r" in self.line:
                 raise self.fail("line contains a newline; declare one line resource per line")
+            v.text(self.line, "line")
         if self.match is not None:
             if not isinstance(self.match, str) or not self.match:
                 raise self.fail("match must be a non-empty regular expression")
+            v.text(self.match, "match", one_line=True)
             try:
                 re.compile(self.match)
             except re.error as exc:

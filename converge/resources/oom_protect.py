@@ -38,7 +38,7 @@ from . import _validate as v
 from ._base import Change, Resource, prop
 from .file import makedirs
 
-_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SSH_SERVICES = ("ssh", "sshd", "ssh.service", "sshd.service", "openssh", "openssh-server")
 
 
@@ -60,9 +60,9 @@ class OomProtect(Resource, type_name="oom_protect"):
                          "service, an /etc/cron.d entry for a pattern.")
 
     def normalise(self) -> None:
-        if not isinstance(self.name, str) or not _LABEL.match(self.name):
-            raise self.fail("name '%s' may only hold letters, digits, '_' and '-' (it names "
-                            "the file /etc/cron.d/converge-oom-NAME)" % (self.name,))
+        if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
+            raise self.fail("name %s may only hold letters, digits, '_' and '-' (it names "
+                            "the file /etc/cron.d/converge-oom-NAME)" % v.quoted(self.name))
         given = [p for p in ("pattern", "pids", "service") if getattr(self, p) is not None]
         if len(given) != 1:
             raise self.fail("give exactly one of pattern, pids or service%s"
@@ -71,17 +71,18 @@ class OomProtect(Resource, type_name="oom_protect"):
             if not isinstance(self.pattern, str) or not self.pattern or \
                     "\n" in self.pattern or "\0" in self.pattern:
                 raise self.fail("pattern must be a one-line, non-empty regular expression")
+            v.text(self.pattern, "pattern", one_line=True)
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise self.fail("pattern '%s' is not a valid regular expression: %s"
-                                % (self.pattern, exc)) from None
+                raise self.fail("pattern %s is not a valid regular expression: %s"
+                                % (v.quoted(self.pattern), exc)) from None
         if self.pids is not None:
             pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
             self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
         if self.service is not None and (not isinstance(self.service, str)
-                                         or not init_sys.NAME.match(self.service)):
-            raise self.fail("'%s' is not a valid service name" % (self.service,))
+                                         or not init_sys.NAME.fullmatch(self.service)):
+            raise self.fail("%s is not a valid service name" % v.quoted(self.service))
         self.score_adj = v.integer(self.score_adj, "score_adj", -1000, 1000)
         self.persist = v.boolean(self.persist, "persist")
 

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from ..errors import ResourceError
 from . import _pkg_backends as backends
 from ._base import Change, Resource, prop
+from ._validate import quoted
 
 
 class Package(Resource, type_name="package"):
@@ -48,14 +49,15 @@ class Package(Resource, type_name="package"):
             raise self.fail("package_name must be a name or a non-empty list of names, not %r"
                             % (self.package_name,))
         if self.provider is not None and self.provider not in backends.PROVIDERS:
-            raise self.fail("provider '%s' is not one of: %s"
-                            % (self.provider, ", ".join(backends.PROVIDERS)))
+            raise self.fail("provider %s is not one of: %s"
+                            % (quoted(self.provider), ", ".join(backends.PROVIDERS)))
         grammar = backends.DEB_NAME if self.provider == "apt" else backends.ANY_NAME
         unique: List[str] = []
         for name in names:
-            if not isinstance(name, str) or not grammar.match(name) or len(name) > 200:
-                raise self.fail("'%s' is not a valid package name (letters, digits and "
-                                "'+', '-', '.', '_', starting with a letter or digit)" % (name,))
+            if not isinstance(name, str) or not grammar.fullmatch(name) or len(name) > 200:
+                raise self.fail("%s is not a valid package name (letters, digits and "
+                                "'+', '-', '.', '_', starting with a letter or digit)"
+                                % quoted(name))
             if name not in unique:
                 unique.append(name)
         self.package_name = unique[0] if len(unique) == 1 else unique
@@ -64,9 +66,9 @@ class Package(Resource, type_name="package"):
             if len(unique) > 1:
                 raise self.fail("version pins one package; declare each pinned package "
                                 "as its own resource")
-            if not backends.VERSION.match(self.version) or len(self.version) > 200:
-                raise self.fail("version '%s' is not a package version such as "
-                                "'1.2.3-1' or '2:1.0-3'" % self.version)
+            if not backends.VERSION.fullmatch(self.version) or len(self.version) > 200:
+                raise self.fail("version %s is not a package version such as "
+                                "'1.2.3-1' or '2:1.0-3'" % quoted(self.version))
 
     def decoded(self) -> None:
         if isinstance(self.package_name, list) and len(self.package_name) == 1:

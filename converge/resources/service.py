@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import ResourceError
 from . import _init_systems as init_sys
 from ._base import Change, Resource, prop
+from ._validate import quoted
 
 INITS = ("systemd", "sysvinit")
 #: what a rollback runs to undo each action
@@ -48,11 +49,12 @@ class Service(Resource, type_name="service"):
 
     def normalise(self) -> None:
         name = self.service_name
-        if not isinstance(name, str) or not init_sys.NAME.match(name) or len(name) > 200:
-            raise self.fail("'%s' is not a valid service name (letters, digits and "
-                            "':', '_', '.', '@', '-', starting with a letter or digit)" % (name,))
+        if not isinstance(name, str) or not init_sys.NAME.fullmatch(name) or len(name) > 200:
+            raise self.fail("%s is not a valid service name (letters, digits and "
+                            "':', '_', '.', '@', '-', starting with a letter or digit)"
+                            % quoted(name))
         if self.init is not None and self.init not in INITS:
-            raise self.fail("init '%s' is not one of: %s" % (self.init, ", ".join(INITS)))
+            raise self.fail("init %s is not one of: %s" % (quoted(self.init), ", ".join(INITS)))
 
     # -- target ----------------------------------------------------------------------
 

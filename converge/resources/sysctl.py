@@ -68,15 +68,16 @@ class Sysctl(Resource, type_name="sysctl"):
             self.conf_file = v.path(self.conf_file, "conf_file")
             if "/" not in self.conf_file:
                 if not self.conf_file.endswith(".conf"):
-                    raise self.fail("conf_file '%s' must end in .conf (only *.conf files in "
-                                    "%s are read at boot)" % (self.conf_file, CONF_DIR))
+                    raise self.fail("conf_file %s must end in .conf (only *.conf files in "
+                                    "%s are read at boot)" % (v.quoted(self.conf_file), CONF_DIR))
                 self.conf_file = CONF_DIR + "/" + self.conf_file
             elif not self.conf_file.startswith("/"):
-                raise self.fail("conf_file '%s' must be an absolute path or a file name "
-                                "under %s" % (self.conf_file, CONF_DIR))
+                raise self.fail("conf_file %s must be an absolute path or a file name "
+                                "under %s" % (v.quoted(self.conf_file), CONF_DIR))
         if self.comment is not None:
-            if not isinstance(self.comment, str) or "\n" in self.comment:
+            if not isinstance(self.comment, str) or "\n" in self.comment or "\r" in self.comment:
                 raise self.fail("comment must be one line of text")
+            v.text(self.comment, "comment")
 
     def check_action(self) -> None:
         if self.value is None and "apply" in self.action.split(","):
