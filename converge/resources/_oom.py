@@ -64,15 +64,21 @@ def pids(system: Any) -> List[int]:
 
 
 def protected(system: Any) -> Set[int]:
-    """This agent and every ancestor (shell, sudo, timeout, sshd session): never
-    adjusted, whatever matches."""
+    """This agent and the chain that started it (shell, sudo, timeout, sshd session):
+    never adjusted, whatever matches. The walk stops below the first ancestor that
+    init started (or that came from outside this pid namespace): that is a daemon
+    such as sshd's listener or cron, not part of this run, and shielding sshd's
+    listener is what a recipe pushed over SSH usually asks for."""
     out: Set[int] = set()
     pid = os.getpid()
-    while pid > 0 and pid not in out:
-        out.add(pid)
+    while pid > 1 and pid not in out:
         status = _read(system, "/proc/%d/status" % pid) or ""
         match = re.search(r"^PPid:\s*(\d+)", status, re.M)
-        pid = int(match.group(1)) if match else 0
+        parent = int(match.group(1)) if match else 0
+        if parent <= 1 and len(out) >= 2:  # the agent and its launcher always count
+            break
+        out.add(pid)
+        pid = parent
     return out
 
 

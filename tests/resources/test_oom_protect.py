@@ -140,6 +140,36 @@ def test_never_the_agent_nor_its_ancestors(procroot: Converger) -> None:
         assert not any(line.startswith("set oom_score_adj of pid %d " % pid) for pid in mine)
 
 
+class FakeProc:
+    """A /proc of status files: pid -> parent pid."""
+
+    def __init__(self, parents: dict) -> None:
+        self.parents = parents
+
+    def read_text(self, path: str) -> str:
+        pid = int(path.split("/")[2])
+        if pid not in self.parents:
+            raise FileNotFoundError(path)
+        return "Name:\tx\nPPid:\t%d\n" % self.parents[pid]
+
+
+@pytest.mark.parametrize("chain, expected", [
+    pytest.param({"shell": "session", "session": "listener", "listener": 1},
+                 {"agent", "shell", "session"}, id="sshd-under-init"),
+    pytest.param({"shell": "session", "session": 1}, {"agent", "shell"},
+                 id="sshd-is-pid-1-as-in-a-container"),
+    pytest.param({"shell": "cron", "cron": 1}, {"agent", "shell"}, id="from-cron"),
+    pytest.param({"shell": 1}, {"agent", "shell"}, id="launcher-always-counts"),
+    pytest.param({"shell": 0}, {"agent", "shell"}, id="entered-from-outside"),
+])
+def test_ancestry_stops_below_daemons(chain: dict, expected: set) -> None:
+    me = os.getpid()
+    names = {"agent": me, "shell": 900, "session": 800, "listener": 700, "cron": 600}
+    parents = {me: names["shell"]}
+    parents.update({names[child]: names.get(parent, parent) for child, parent in chain.items()})
+    assert _oom.protected(FakeProc(parents)) == {names[n] for n in expected}
+
+
 def test_no_match_is_a_warning(procroot: Converger) -> None:
     events = procroot.run('from converge import oom_protect\n'
                           'oom_protect("t", pattern="no-such-process-[x]yz", persist=False)\n')
