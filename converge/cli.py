@@ -403,6 +403,8 @@ def rollback(
 def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
     """Ask before a rollback removes packages (True: go ahead). Without a terminal
     the rollback goes on unconfirmed, and each target refuses to remove them."""
+    if not sys.stdin.isatty():
+        return False
     removals = []
     for transport in transports:
         try:
@@ -411,7 +413,7 @@ def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
             continue  # the rollback itself reports it
         if preview["remove_packages"]:
             removals.append("%s: %s" % (transport.host, ", ".join(preview["remove_packages"])))
-    if not removals or not sys.stdin.isatty():
+    if not removals:
         return False
     typer.echo("The rollback removes packages the run installed:\n  " + "\n  ".join(removals))
     if not typer.confirm("Remove them?", default=False):

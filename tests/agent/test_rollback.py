@@ -185,3 +185,21 @@ def test_a_pruned_backup_is_refused_before_anything_changes(converger: Converger
     with pytest.raises(RunError, match="backup .* is missing"):
         runs.rollback(converger.system)
     assert converger.path("/etc/b").read_text() == "B\n"
+
+
+@pytest.mark.parametrize("props", [
+    pytest.param({"minute": "*/10", "command": "/usr/lib/sysstat/sa1 1 1"}, id="fields"),
+    pytest.param({"hour": "2", "minute": "30", "weekday": "1-5", "command": "a  b   c",
+                  "environment": {"MAILTO": "ops@example.com", "EMPTY": ""}}, id="environment"),
+    pytest.param({"special": "@reboot", "command": "/usr/local/bin/warm"}, id="special"),
+    pytest.param({"minute": "5", "command": "/bin/true", "disabled": True}, id="disabled"),
+])
+def test_a_crontab_entry_is_recreated_from_its_lines(props: Dict[str, Any]) -> None:
+    """A user's live crontab is undone entry by entry: the lines a rollback reads
+    back must make the same entry."""
+    from converge.resources._crontab import parse_entry
+    from converge.resources.cron import Cron
+
+    entry = Cron(name="job", user="alice", **props)
+    again = Cron(name="job", user="alice", **parse_entry(entry.block()))
+    assert again.block() == entry.block()
