@@ -40,13 +40,19 @@ def _absent() -> State:
             "available": None, "exact_pins": False}
 
 
+MISSING = "missing"  # Backend.state: candidates only for packages not installed
+
+
 class Backend:
     """One package manager; subclasses fill in the commands."""
 
     name = ""
     tool = ""  # the program that must exist
 
-    def state(self, system: Any, names: Sequence[str], candidates: bool) -> Dict[str, State]:
+    def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
+        """Installed versions; with ``candidates`` also what the repositories offer
+        (True: for every name; MISSING: only for names not installed, which is all
+        an install without a version needs; a backend may read more)."""
         raise NotImplementedError
 
     def command(self, action: str, specs: Sequence[Tuple[str, Optional[str]]]) -> List[str]:
@@ -81,7 +87,7 @@ class Apt(Backend):
     _STANZA = re.compile(r"^(\S+):$")
     _ROW = re.compile(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$")
 
-    def state(self, system: Any, names: Sequence[str], candidates: bool) -> Dict[str, State]:
+    def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
         out = {n: _absent() for n in names}
         for state in out.values():
             state["exact_pins"] = True
@@ -102,7 +108,9 @@ class Apt(Backend):
                     out[fields[0]]["broken"] = fields[2]
                 elif status == "c":
                     out[fields[0]]["config_files"] = True
-        if candidates:
+        if candidates == MISSING:  # installed ones need no apt-cache round trip
+            names = [n for n in names if out[n]["installed"] is None]
+        if candidates and names:
             self._candidates(system, names, out)
         return out
 
@@ -162,7 +170,7 @@ class Dnf(Backend):
 
     name, tool = "dnf", "dnf"
 
-    def state(self, system: Any, names: Sequence[str], candidates: bool) -> Dict[str, State]:
+    def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
         out = {n: _absent() for n in names}
         argv = ["rpm"]
         if system.root != "/":
@@ -205,7 +213,7 @@ class Apk(Backend):
 
     name, tool = "apk", "apk"
 
-    def state(self, system: Any, names: Sequence[str], candidates: bool) -> Dict[str, State]:
+    def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
         out = {n: _absent() for n in names}
         package = None
         for line in (system.read_text("/lib/apk/db/installed") or "").splitlines():

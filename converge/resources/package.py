@@ -92,8 +92,12 @@ class Package(Resource, type_name="package"):
             self.__dict__["_backend_obj"] = backend
         return backend
 
-    def _wants_candidates(self) -> bool:
-        return self.action in ("install", "upgrade")
+    def _wants_candidates(self) -> Any:
+        """What state() must read from the repositories: every candidate to upgrade
+        or pin a version, only those of missing packages for a plain install."""
+        if self.action == "upgrade" or (self.action == "install" and self.version):
+            return True
+        return backends.MISSING if self.action == "install" else False
 
     @classmethod
     def prepare(cls, system: Any, resources: Sequence["Package"], mode: str) -> None:
@@ -111,8 +115,10 @@ class Package(Resource, type_name="package"):
                 continue  # the resource reports this itself
         for members in by_backend.values():
             names = [n for res in members for n in res.names]
+            wants = [r._wants_candidates() for r in members]
             states = members[0]._backend(system).state(
-                system, sorted(set(names)), any(r._wants_candidates() for r in members))
+                system, sorted(set(names)), True if True in wants else
+                backends.MISSING if backends.MISSING in wants else False)
             for res in members:
                 res.__dict__["_prefetched"] = {n: states[n] for n in res.names}
         if mode != "apply":

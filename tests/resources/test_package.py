@@ -120,6 +120,7 @@ class FakeApt(System):
         super().__init__("/")
         self.repo, self.installed, self.broken = repo, installed, set(broken)
         self.calls: List[List[str]] = []
+        self.reads: List[List[str]] = []  # dpkg-query and apt-cache calls
 
     def which(self, program: str) -> Optional[str]:
         return "/usr/bin/" + program if program in ("apt-get", "dpkg-query") else None
@@ -132,6 +133,8 @@ class FakeApt(System):
         if "--" not in argv:  # a guard such as ["true"]
             return super().run(argv)
         names = argv[argv.index("--") + 1:]
+        if argv[0] in ("dpkg-query", "apt-cache"):
+            self.reads.append([argv[0]] + names)
         if argv[0] == "dpkg-query":
             rows = ["%s\tii \t%s" % (n, self.installed[n]) for n in names if n in self.installed]
             return RunResult(0 if len(rows) == len(names) else 1, "\n".join(rows) + "\n", "")
@@ -177,6 +180,24 @@ def test_consecutive_installs_are_one_transaction(converger: Converger) -> None:
     again = Engine(apt).run(converger.compile(RECIPE))
     assert statuses(again) == ["up_to_date"] * 4 + ["skipped"]
     assert len(apt.calls) == 1
+
+
+def test_candidates_are_read_only_where_needed(converger: Converger) -> None:
+    """A plain install of installed packages asks apt-cache nothing (a no-op run
+    costs one dpkg-query); upgrades and version pins read every candidate."""
+    apt = FakeApt({"aa": "1", "bb": "2", "cc": "3"}, {"aa": "1", "bb": "2"})
+    Engine(apt).run(converger.compile('from converge import package\n'
+                                      'package(["aa", "bb"])\n'))
+    assert apt.reads == [["dpkg-query", "aa", "bb"]]
+    apt.reads = []
+    Engine(apt).run(converger.compile('from converge import package\n'
+                                      'package(["aa", "cc"])\n'))
+    assert apt.reads == [["dpkg-query", "aa", "cc"], ["apt-cache", "cc"]]
+    apt.reads = []
+    Engine(apt).run(converger.compile('from converge import package\n'
+                                      'package("aa", action="upgrade")\n'
+                                      'package("bb")\n'))
+    assert apt.reads[1] == ["apt-cache", "aa", "bb"]
 
 
 def test_failed_batch_is_retried_one_by_one(converger: Converger) -> None:
