@@ -1,0 +1,35 @@
+"""The fault-injection suite prints its figures at the end of the session: trials
+run, faults injected and survived, files lost or left partial (see helpers.TALLY)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.faults.helpers import TALLY
+
+# (key in TALLY, what it counts), in the order printed
+FIGURES = [
+    ("trials", "kill -9 trials (local agent)"),
+    ("ssh_trials", "kill -9 trials (agent over SSH)"),
+    ("injected", "faults injected"),
+    ("survived", "faults survived (every check held afterwards)"),
+    ("files_checked", "managed files checked after a fault"),
+    ("files_bad", "files lost or left partial"),
+    ("temps_after_fault", "temp files left by killed writers"),
+    ("temps_after_next_run", "temp files left after the next run"),
+    ("journals_read", "journal files read back (json.load)"),
+    ("journals_bad", "journal files unreadable"),
+    ("next_runs", "next runs that converged"),
+    ("rollbacks", "rollbacks after a fault that restored the files"),
+]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TALLY:
+        return
+    terminalreporter.section("fault injection")
+    for key, text in FIGURES:
+        if key in TALLY:
+            terminalreporter.write_line("%-50s %d" % (text + ":", TALLY[key]))
+    for key in sorted(set(TALLY) - {k for k, _ in FIGURES}):
+        terminalreporter.write_line("%-50s %d" % (key + ":", TALLY[key]))
