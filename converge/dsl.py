@@ -30,6 +30,18 @@ def declare(cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
     names = [f.name for f in cls.fields()]
     label = "%s[%s]" % (cls.type_name, args[0] if args else kwargs.get(names[0], "?"))
     common = {k: kwargs.pop(k) for k in list(kwargs) if k in COMMON_PROPERTIES}
+    try:
+        return _declare(ctx, cls, args, kwargs, common, names, label, source)
+    except ConvergeError as exc:
+        if exc.identity:
+            exc.identity = printable(exc.identity)
+        if common.get("sensitive") is True:
+            _redact(exc, cls, args, kwargs)
+        raise
+
+
+def _declare(ctx: Any, cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
+             common: Dict[str, Any], names: List[str], label: str, source: str) -> Resource:
     for key in kwargs:
         if key not in names:
             guess = difflib.get_close_matches(key, names + list(COMMON_PROPERTIES), n=1)
@@ -55,6 +67,52 @@ def declare(cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
     return ctx.add(resource)
 
 
+def printable(text: str) -> str:
+    """Control characters (a newline, a terminal escape) escaped, so an identity in
+    an error message is one line of plain text."""
+    if all(c.isprintable() or c == " " for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def _redact(exc: ConvergeError, cls: Type[Resource], args: Tuple[Any, ...],
+            kwargs: Dict[str, Any]) -> None:
+    """A sensitive resource's error: every value of its sensitive properties (the
+    content, the command...) that the message or identity shows becomes
+    '(sensitive)'."""
+    given = dict(zip([f.name for f in cls.fields()], args, strict=False), **kwargs)
+    secrets: set = set()  # type: ignore[type-arg]
+    for f in cls.fields():
+        if f.metadata.get("sensitive") and given.get(f.name) is not None:
+            _texts(given[f.name], secrets)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        exc.message = exc.message.replace(secret, "(sensitive)")
+        if exc.identity:
+            exc.identity = exc.identity.replace(secret, "(sensitive)")
+    exc.args = (exc.message,)
+
+
+def _texts(value: Any, out: set) -> None:  # type: ignore[type-arg]
+    """Every way a message may show a value: str, repr, and those of its parts."""
+    if isinstance(value, str):  # a command string is also suggested as a list
+        out.update({value, repr(value), printable(value), repr(value.split())})
+        return
+    if isinstance(value, bytes):
+        out.update({repr(value), value.decode("utf-8", "replace")})
+        return
+    if isinstance(value, dict):
+        out.update({repr(value), str(value)})
+        for item in value.values():
+            _texts(item, out)
+        return
+    if isinstance(value, (list, tuple)):
+        out.update({repr(value), repr(list(value)), " ".join(str(v) for v in value)})
+        for item in value:
+            _texts(item, out)
+        return
+    out.update({repr(value), str(value)})
+
+
 def _refuse_relative_paths(resource: Resource) -> None:
     value = getattr(resource, "path", None)
     if isinstance(value, str) and not value.startswith("/"):
@@ -66,6 +124,8 @@ def _refuse_relative_paths(resource: Resource) -> None:
 def _apply_common(resource: Resource, common: Dict[str, Any]) -> None:
     meta = resource.meta
     cls = type(resource)
+    # first: the identity of a sensitive resource (execute, line) hides its values
+    meta.sensitive = boolean(common.get("sensitive", False), "sensitive")
     action = common.get("action", cls.default_action or cls.actions[0])
     actions = [action] if isinstance(action, str) else list(action)
     for a in actions:
@@ -88,7 +148,6 @@ def _apply_common(resource: Resource, common: Dict[str, Any]) -> None:
         meta.retry_delay = float(common.get("retry_delay", 2.0))
     except (TypeError, ValueError):
         raise resource.fail("retry_delay must be a number of seconds") from None
-    meta.sensitive = boolean(common.get("sensitive", False), "sensitive")
 
 
 def _guard(resource: Resource, name: str, value: Any) -> Any:

@@ -107,14 +107,17 @@ def prop(
     choices: Optional[Sequence[Any]] = None,
     factory: Any = MISSING,
     wire: bool = True,
+    sensitive: bool = False,
 ) -> Any:
     """Declare a property: its default, its documentation and how it is used.
 
     ``identity`` marks the property that names the resource (``file[/etc/motd]``);
     ``choices`` limits its values; ``wire=False`` keeps a compile-time-only input
-    (a template's variables) out of the plan.
+    (a template's variables) out of the plan; ``sensitive`` marks a value that a
+    resource declared ``sensitive=True`` never shows (content, a command).
     """
-    meta = {"doc": doc, "identity": identity, "choices": choices, "wire": wire}
+    meta = {"doc": doc, "identity": identity, "choices": choices, "wire": wire,
+            "sensitive": sensitive}
     return Field(default, factory, meta)
 
 

@@ -40,6 +40,22 @@ def text(value: Any, what: str, *, one_line: bool = False) -> str:
     return value
 
 
+def regex(value: str, what: str) -> str:
+    """A regular expression Python compiles without error or warning (a warning,
+    such as "possible set intersection" for '[a&&b]', means a later Python may read
+    the pattern differently)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            re.compile(value)
+        except (re.error, Warning) as exc:
+            raise PropertyError("%s %s is not a valid regular expression: %s"
+                                % (what, quoted(value), exc)) from None
+    return value
+
+
 def mode(value: Any, what: str = "mode") -> Optional[str]:
     """0o644, 420, "644" and "0644" all become "0644"; None stays None."""
     if value is None:

@@ -56,7 +56,7 @@ class Cron(Resource, type_name="cron"):
 
     name: str = prop(doc="Names the entry: its '# converge: NAME' marker line.", identity=True)
     command: Optional[str] = prop(None, doc="The command line cron runs (a literal % written "
-                                  "as \\%). Required for create.")
+                                  "as \\%). Required for create.", sensitive=True)
     minute: Union[str, int, list] = prop("*", doc="Minute, 0-59: a number, range, list or "
                                          "step ('*/10').")
     hour: Union[str, int, list] = prop("*", doc="Hour, 0-23.")
@@ -69,7 +69,8 @@ class Cron(Resource, type_name="cron"):
     user: str = prop("root", doc="The user the job runs as.")
     environment: Dict[str, str] = prop(factory=dict, doc="Variables set on lines above the "
                                        "job, such as {'MAILTO': 'root'}; cron applies them to "
-                                       "every later line of the same file.")
+                                       "every later line of the same file.",
+                                       sensitive=True)
     cron_file: Optional[str] = prop(None, doc="A file name under /etc/cron.d; the user's "
                                     "crontab when unset.")
     disabled: bool = prop(False, doc="Keep the entry, commented out.")

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from ..errors import PropertyError, ResourceError
 from . import _validate as v
-from ._base import Change, Resource, Skipped, prop
+from ._base import Change, Resource, Skipped, prop, short_hash
 
 
 class Execute(Resource, type_name="execute"):
@@ -39,13 +39,15 @@ class Execute(Resource, type_name="execute"):
     actions = ("run",)
 
     command: Union[List[str], str] = prop(doc="An argument list such as ['update-grub'], or "
-                                          "a shell string with shell=True.", identity=True)
+                                          "a shell string with shell=True.", identity=True,
+                                          sensitive=True)
     shell: bool = prop(False, doc="Run the command string with /bin/sh -c.")
     creates: Optional[str] = prop(None, doc="A path the command creates: when it exists, the "
                                   "command does not run (skipped due to creates).")
     cwd: Optional[str] = prop(None, doc="The working directory (must exist).")
     environment: Dict[str, str] = prop(factory=dict, doc="Variables added to the command's "
-                                       "environment (LC_ALL=C is set unless given here).")
+                                       "environment (LC_ALL=C is set unless given here).",
+                                       sensitive=True)
     user: Optional[str] = prop(None, doc="Run as this user (HOME, USER and LOGNAME follow).")
     returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.")
     timeout: Optional[float] = prop(None, doc="Seconds before the command (and everything it "
@@ -106,8 +108,12 @@ class Execute(Resource, type_name="execute"):
     @property
     def name(self) -> str:
         if isinstance(self.command, str):
-            return self.command
-        return " ".join(shlex.quote(a) for a in self.command)
+            text = self.command
+        else:
+            text = " ".join(shlex.quote(str(a)) for a in self.command)
+        if self.meta.sensitive:  # execute[(sensitive) 3f2a9c1b]: unique, shows nothing
+            return "(sensitive) " + short_hash(text.encode("utf-8"))
+        return text
 
     def argv(self) -> List[str]:
         return ["/bin/sh", "-c", self.command] if self.shell else list(self.command)

@@ -33,7 +33,8 @@ class File(Resource, type_name="file"):
 
     path: str = prop(doc="Path of the file; relative paths are relative to the current "
                      "directory on a local run.", identity=True)
-    content: Union[str, bytes, None] = prop(None, doc="The whole content, as text or bytes.")
+    content: Union[str, bytes, None] = prop(None, doc="The whole content, as text or bytes.",
+                                            sensitive=True)
     source: Optional[str] = prop(
         None, doc="A file next to the recipe (or in its files/ or templates/ folder) whose "
         "content to use; a name ending in .j2 is rendered as a jinja2 template.", wire=False)

@@ -28,9 +28,9 @@ import re
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
 
-from ..errors import ResourceError
+from ..errors import PropertyError, ResourceError
 from . import _validate as v
-from ._base import Change, Resource, prop
+from ._base import Change, Resource, prop, short_hash
 from .file import absolute, unified_diff
 
 
@@ -41,14 +41,22 @@ class Line(Resource, type_name="line"):
 
     path: str = prop(doc="The file.", identity=True)
     line: Optional[str] = prop(None, doc="The whole line, without its newline. Required for "
-                               "present.")
+                               "present.", sensitive=True)
     match: Optional[str] = prop(None, doc="A regular expression (Python syntax, searched in "
                                 "each line): present replaces the last matching line; absent "
-                                "removes every matching line.")
+                                "removes every matching line.", sensitive=True)
     create: bool = prop(True, doc="Create the file (mode 0644) when it is missing; when False, "
                         "a missing file is a failure.")
 
     def normalise(self) -> None:
+        try:
+            self._normalise()
+        except PropertyError as exc:
+            if exc.identity:
+                raise
+            raise self.fail(exc.message) from None
+
+    def _normalise(self) -> None:
         self.path = v.path(self.path)
         if self.line is not None:
             if not isinstance(self.line, str):
@@ -60,11 +68,7 @@ class Line(Resource, type_name="line"):
             if not isinstance(self.match, str) or not self.match:
                 raise self.fail("match must be a non-empty regular expression")
             v.text(self.match, "match", one_line=True)
-            try:
-                re.compile(self.match)
-            except re.error as exc:
-                raise self.fail("match %r is not a valid regular expression: %s"
-                                % (self.match, exc)) from None
+            v.regex(self.match, "match")
         if self.line is None and self.match is None:
             raise self.fail("give the line, or a match for action='absent'")
         if not isinstance(self.create, bool):
@@ -77,6 +81,8 @@ class Line(Resource, type_name="line"):
     @property
     def name(self) -> str:
         what = self.line if self.line is not None else self.match
+        if what is not None and self.meta.sensitive:  # unique, and shows nothing
+            what = "(sensitive) " + short_hash(what.encode("utf-8"))
         return self.path if what is None else "%s: %s" % (self.path, what)
 
     def _show(self, text: str) -> str:

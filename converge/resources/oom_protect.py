@@ -72,11 +72,7 @@ class OomProtect(Resource, type_name="oom_protect"):
                     "\n" in self.pattern or "\0" in self.pattern:
                 raise self.fail("pattern must be a one-line, non-empty regular expression")
             v.text(self.pattern, "pattern", one_line=True)
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise self.fail("pattern %s is not a valid regular expression: %s"
-                                % (v.quoted(self.pattern), exc)) from None
+            v.regex(self.pattern, "pattern")
         if self.pids is not None:
             pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
             self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})

@@ -48,7 +48,7 @@ class Sysctl(Resource, type_name="sysctl"):
     key: str = prop(doc="The parameter, dotted as sysctl shows it: 'vm.panic_on_oom' "
                     "(slash notation 'vm/panic_on_oom' is accepted).", identity=True)
     value: Any = prop(None, doc="The value: a number, a text, or a list of fields for "
-                      "multi-value keys ([32768, 60999]). Required for apply.")
+                      "multi-value keys ([32768, 60999]). Required for apply.", sensitive=True)
     persist: bool = prop(True, doc="Also write the value to a sysctl.d file so it holds "
                          "after a reboot.")
     conf_file: Optional[str] = prop(None, doc="Where to persist: an absolute path, or a "

@@ -23,7 +23,7 @@ class Template(File, type_name="template"):
     """Manage a file whose content is rendered from a jinja2 template."""
 
     variables: Dict[str, Any] = prop(factory=dict, doc="Names the template can use, besides "
-                                     "attrs and node.", wire=False)
+                                     "attrs and node.", wire=False, sensitive=True)
 
     def normalise(self) -> None:
         if self.content is not None:

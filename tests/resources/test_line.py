@@ -119,7 +119,7 @@ def test_sensitive_line_is_not_shown(converger: Converger) -> None:
 
 
 @pytest.mark.parametrize("recipe, message", [
-    ("line('/etc/x', 'a\\nb')", "line[/etc/x: a\nb]: line contains a newline; declare one "
+    ("line('/etc/x', 'a\\nb')", "line[/etc/x: a\\nb]: line contains a newline; declare one "
      "line resource per line"),
     ("line('/etc/x', 'a', match='(')", "line[/etc/x: a]: match '(' is not a valid regular "
      "expression: missing ), unterminated subpattern at position 0"),

@@ -1,0 +1,168 @@
+"""sensitive=True: the secret values of a resource never show in the console
+(plain, --diff, --debug), in `converge plan`, in the JSON report, in error
+messages or in the run journal (which keeps hashes only); every channel says
+(sensitive) instead. The secrets come from attributes.yaml, never from the
+command line, so no process's argv holds them either (the SSH trip is checked in
+tests/lab/test_secrets_ssh.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import List
+
+import pytest
+
+RECIPE = """\
+from converge import cron, directory, execute, file, line, sysctl, template
+directory("/srv/app")
+file("/srv/app/db.conf", content="password=%s\\n" % attrs["secret"], mode="0600",
+     sensitive=True)
+template("/srv/app/token.conf", source="token.j2", variables={"token": attrs["secret"]},
+         sensitive=True)
+line("/srv/app/pgpass", "*:*:*:app:%s" % attrs["secret"], sensitive=True)
+sysctl("kernel.domainname", attrs["secret"], persist=False, sensitive=True)
+cron("backup", command="/usr/local/bin/backup --key %s" % attrs["secret"],
+     cron_file="backup", sensitive=True)
+execute(["echo", attrs["secret"]], returns=[7], sensitive=True, ignore_failure=True)
+"""
+
+
+def secret(n: int) -> str:
+    return "S3CRET-%d-%s" % (n, os.urandom(6).hex())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    (work / "templates").mkdir(parents=True)
+    (work / "recipe.py").write_text(RECIPE)
+    (work / "templates/token.j2").write_text("token = {{ token }}\n")
+    root = tmp_path / "root"
+    for folder in ("etc", "srv", "proc/sys/kernel", "var/lib"):
+        (root / folder).mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    (root / "proc/sys/kernel/domainname").write_text("(none)\n")
+    return tmp_path
+
+
+def converge(project: Path, value: str, *args: str) -> subprocess.CompletedProcess:
+    (project / "work/attributes.yaml").write_text("secret: %s\n" % value)
+    argv = [sys.executable, "-m", "converge", *args]
+    if "--root" not in args and args[0] in ("apply", "plan"):
+        argv += ["--root", str(project / "root")]
+    done = subprocess.run(argv + ["recipe.py"], cwd=project / "work", capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert value not in " ".join(argv)  # the secret is never on a command line
+    return done
+
+
+def shown(done: subprocess.CompletedProcess) -> str:
+    return done.stdout + done.stderr
+
+
+def assert_hidden(text: str, secrets: List[str]) -> None:
+    for value in secrets:
+        assert value not in text, "secret %s shown:\n%s" % (value, text)
+
+
+def test_no_channel_shows_a_sensitive_value(project: Path) -> None:
+    first, second = secret(1), secret(2)
+    report = project / "report.json"
+    runs = [
+        converge(project, first, "plan"),
+        converge(project, first, "apply", "--diff", "--json", str(report)),
+        converge(project, first, "apply", "--diff"),
+        converge(project, second, "plan"),
+        converge(project, second, "apply", "--diff", "--debug"),
+        converge(project, second, "apply", "--json", "-"),
+    ]
+    # the run really converged: the secrets are where the recipe put them
+    root = project / "root"
+    assert second in (root / "srv/app/db.conf").read_text()
+    assert second in (root / "srv/app/token.conf").read_text()
+    assert second in (root / "srv/app/pgpass").read_text()
+    assert second in (root / "etc/cron.d/backup").read_text()
+    assert (root / "proc/sys/kernel/domainname").read_text().strip() == second
+    for done in runs:
+        assert_hidden(shown(done), [first, second])
+    assert_hidden(report.read_text(), [first, second])
+
+    plan = shown(runs[0])
+    assert "would update content in file /srv/app/db.conf (sensitive)" in plan
+    assert "would update content in file /srv/app/token.conf (sensitive)" in plan
+    assert "would set kernel.domainname from (sensitive) to (sensitive)" in plan
+    assert "* line[/srv/app/pgpass: (sensitive) " in plan
+    assert "* execute[(sensitive) " in plan and "would execute (sensitive)" in plan
+    update = shown(runs[4])
+    assert "update content in file /srv/app/db.conf (sensitive)" in update
+    assert "append line (sensitive) to /srv/app/pgpass" in update
+    assert "update cron entry backup in /etc/cron.d/backup" in update
+    assert "output not shown: sensitive" in update
+    assert "+++" not in update and "---" not in update  # no diff at all
+    data = json.loads(runs[5].stdout[runs[5].stdout.index("{"):])
+    resources = data["hosts"]["localhost"]["resources"]
+    assert all("diff" not in r for r in resources)
+
+
+def test_the_journal_keeps_hashes_of_sensitive_content_only(project: Path) -> None:
+    first, second = secret(1), secret(2)
+    for value in (first, second):
+        done = converge(project, value, "apply")
+        assert "Converged" in done.stdout, shown(done)
+    runs = project / "root/var/lib/converge/runs"
+    journals = sorted(runs.glob("*.json"))
+    assert len(journals) == 2
+    text = "".join(p.read_text() for p in journals)
+    assert_hidden(text, [first, second])
+    old = ("password=%s\n" % first).encode()
+    assert hashlib.sha256(old).hexdigest() in text  # what was replaced: its hash only
+    records = [r for r in json.loads(journals[1].read_text())["resources"]
+               if r.get("sensitive")]
+    assert {r["type"] for r in records} >= {"file", "template", "line", "cron"}
+    # the replaced content itself is kept for rollback in a backup only root can read
+    backups = [p for p in (project / "root/var/lib/converge").rglob("*") if p.is_file()
+               and p.parent != runs and old in p.read_bytes()]
+    assert backups and all(p.stat().st_mode & 0o077 == 0 for p in backups)
+
+
+@pytest.mark.parametrize("call, message", [
+    pytest.param('execute(["mysql", "-p" + attrs["secret"]], returns=["x"], sensitive=True)',
+                 "execute[(sensitive)]: returns 'x' is not an integer", id="execute-returns"),
+    pytest.param('execute(["mysql", "-p" + attrs["secret"], 7], shell=True, sensitive=True)',
+                 "execute[(sensitive)]: shell=True takes the command as one string, not a list",
+                 id="execute-shell"),
+    pytest.param('execute("mysql -p" + attrs["secret"], sensitive=True)',
+                 "execute[(sensitive)]: command is a string, and strings are never run by a "
+                 "shell unless asked: give an argument list such as (sensitive), or shell=True",
+                 id="execute-string"),
+    pytest.param('line("/etc/x", attrs["secret"] + "\\n", sensitive=True)',
+                 "line[/etc/x: (sensitive)]: line contains a newline; declare one line "
+                 "resource per line", id="line-newline"),
+    pytest.param('sysctl("vm.swappiness", attrs["secret"] + "\\n", sensitive=True)',
+                 "sysctl[vm.swappiness]: value (sensitive) contains a newline or NUL character",
+                 id="sysctl-value"),
+    pytest.param('file("/etc/x", content=attrs["secret"], sensitive=True, notifies="x")',
+                 "file[/etc/x]: notifies takes svc.restart or [('restart', svc)], not 'x'",
+                 id="file-notifies"),
+])
+def test_compile_errors_of_sensitive_resources_hide_the_values(project: Path, call: str,
+                                                               message: str) -> None:
+    (project / "work/broken.py").write_text(
+        "from converge import *\n" + textwrap.dedent(call) + "\n")
+    value = secret(3)
+    (project / "work/attributes.yaml").write_text("secret: %s\n" % value)
+    for extra in ([], ["--debug"]):
+        done = subprocess.run([sys.executable, "-m", "converge", "apply", "--root",
+                               str(project / "root"), "broken.py", *extra],
+                              cwd=project / "work", capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 1
+        assert_hidden(shown(done), [value])
+        assert "error: broken.py:2: " + message in done.stderr
