@@ -131,14 +131,17 @@ class System:
         real = self.real(path)
         directory = os.path.dirname(real) or "."
         self._sweep(directory)
-        import tempfile
-
         prefix = ".%s%s%d-" % (os.path.basename(real)[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-        except OSError as exc:
-            exc.filename, exc.filename2 = path, None
-            raise
+        while True:  # tempfile.mkstemp, without importing tempfile (random, shutil...)
+            tmp = os.path.join(directory, "%s%s.tmp" % (prefix, os.urandom(6).hex()))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
         try:
             view = memoryview(data)
             while view:
