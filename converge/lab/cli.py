@@ -12,7 +12,6 @@ from typing import Any, List, Optional, TypeVar
 import typer
 
 from converge.lab.errors import LabError
-from converge.lab.lab import Lab
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +44,13 @@ def _clear_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def Lab() -> Any:  # noqa: N802 - stands in for the class, imported when a command runs
+    """The lab, loaded only by lab commands: `converge apply` does not pay for it."""
+    from converge.lab.lab import Lab as _Lab
+
+    return _Lab()
 
 
 def _split(values: List[str]) -> List[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -540,6 +539,8 @@ def _host_mounts_under(path: Path) -> list[str]:
 def _host_packages_digest() -> str:
     """Changes when this machine's packages do: a layer lies over its /usr and /etc,
     and overlayfs is undefined when a lower layer changes under it."""
+    import hashlib
+
     try:
         return hashlib.sha256(Path(DPKG_STATUS).read_bytes()).hexdigest()
     except OSError:
