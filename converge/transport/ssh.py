@@ -1,9 +1,11 @@
 """Push a plan to a host over SSH (paramiko), the agent bundle riding along.
 
-One connection per host, ``TCP_NODELAY`` on its socket. Each request (facts, or
-a run) is one exec channel running the loader with the target's ``python3``;
-the plan goes over stdin, events come back as JSON lines as they happen (see
-converge/transport/bundle.py for the trip, docs/ssh.md for the round trips).
+One connection per host, ``TCP_NODELAY`` on its socket, keepalives and a TCP
+user timeout so that a silently dead link fails the host (see ``_keepalive``).
+Each request (facts, or a run) is one exec channel running the loader with the
+target's ``python3``; the plan goes over stdin, events come back as JSON lines as
+they happen (see converge/transport/bundle.py for the trip, docs/ssh.md for the
+round trips).
 
 Host keys are checked against known_hosts (the inventory's, the OpenSSH
 config's UserKnownHostsFile, or ~/.ssh/known_hosts); an unknown host is refused
@@ -39,6 +41,7 @@ from . import bundle
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 MIN_PYTHON = (3, 8)
+DEAD_AFTER = 3  # unacknowledged for this many timeouts: the link is dead (see _keepalive)
 _known_hosts_lock = threading.Lock()
 
 
@@ -230,6 +233,9 @@ class SSHTransport:
             else:
                 sock = socket.create_connection((s.hostname, s.port), timeout=self.timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                                    int(self.timeout * DEAD_AFTER * 1000))
         except (OSError, paramiko.SSHException) as exc:
             raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
                                host=self.host) from exc
@@ -284,8 +290,16 @@ class SSHTransport:
                                host=self.host) from exc
         transport = client.get_transport()
         if transport is not None:
-            transport.set_keepalive(15)
+            transport.set_keepalive(self._keepalive())
         return client
+
+    def _keepalive(self) -> int:
+        """Seconds between keepalives: ``timeout``, at most 15. With TCP_USER_TIMEOUT
+        at DEAD_AFTER timeouts, a link that dies without a FIN or RST (cable, route,
+        firewall) fails the host within about (1 + DEAD_AFTER) timeouts instead of
+        hanging the run for TCP's quarter of an hour; a live but silent agent (a
+        long apt-get) keeps its connection, since the peer's kernel acks them."""
+        return max(1, int(min(15.0, self.timeout)))
 
     # -- one request ----------------------------------------------------------------
 
