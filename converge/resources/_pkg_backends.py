@@ -157,12 +157,25 @@ class Apt(Backend):
         return argv + ["--"] + [n if not v else "%s=%s" % (n, v) for n, v in specs]
 
     def explain(self, action: str, names: Sequence[str], result: Any) -> ResourceError:
-        missing = re.findall(r"Unable to locate package (\S+)", result.output())
+        output = result.output()
+        missing = re.findall(r"Unable to locate package (\S+)", output)
         if missing:
             return ResourceError(
                 "package %s is not available from any configured repository" % missing[0],
                 hint="check the name; if it is right, run apt-get update")
-        return super().explain(action, names, result)
+        error = super().explain(action, names, result)
+        broken = re.findall(r"dpkg: error processing package (\S+) \(--configure\)", output)
+        if "Could not get lock" in output or "Unable to acquire the dpkg" in output:
+            error.hint = ("another package manager is running (apt-get, dpkg, unattended-"
+                          "upgrades: the lock's holder is named above); let it finish, then "
+                          "run again\n%s" % error.hint)
+        elif broken:
+            error.hint = ("the maintainer script of %s failed and dpkg left it half-configured "
+                          "(`dpkg --audit` lists it; later installs retry it): fix what the "
+                          "script needs, or publish a fixed version, then run again; "
+                          "`dpkg --configure -a` retries it by hand\n%s"
+                          % (", ".join(sorted(set(broken))), error.hint))
+        return error
 
 
 class Dnf(Backend):

@@ -40,7 +40,8 @@ def node_argv(node: Node, argv: Sequence[str]) -> list[str]:
 
 
 class NodeProcess:
-    """A command running in a node, its output read line by line as it comes.
+    """A command running in a node, its output read line by line as it comes (its
+    standard input is a pipe, closed by :meth:`finish`).
 
     nsenter forks to enter the node's pid namespace, so the command is nsenter's
     child: :meth:`kill` sends SIGKILL to that child, the process that does the work.
@@ -49,7 +50,8 @@ class NodeProcess:
     def __init__(self, node: Node, argv: Sequence[str],
                  env: Mapping[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            node_argv(node, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            node_argv(node, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True, errors="replace", cwd="/",
             env={**NODE_ENV, "PYTHONUNBUFFERED": "1", **(env or {})})
         assert self.proc.stdout is not None
