@@ -41,6 +41,9 @@ from converge.lab import Lab, Node  # noqa: E402
 
 PEERS = HERE / ".peers"
 VENV = PEERS / "venv"
+CONVERGE_VENV = PEERS / "converge-venv"  # converge's dependencies; converge from this checkout
+CONVERGE_PY = CONVERGE_VENV / "bin" / "python"
+CONVERGE_DEPENDENCIES = ("jinja2", "paramiko", "pyyaml", "typer")
 WORK = PEERS / "work"
 LAB_DIR = PEERS / "lab"
 WORKLOADS = HERE / "workloads"
@@ -100,34 +103,47 @@ def timed(fn: Callable[[], subprocess.CompletedProcess]) -> Tuple[float, Any]:
 
 def host_env(**extra: str) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PYINFRA_"))}
-    env.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
     env.update(extra)
     return env
 
 
 # -- setting up the peers ---------------------------------------------------------------
 
-def setup_venv() -> None:
-    """ansible-core and pyinfra in benchmarks/.peers/venv, made with this interpreter."""
-    stamp = VENV / "bench-requirements.json"
-    wanted = {"python": sys.base_prefix, "requirements": PEER_REQUIREMENTS}
+def setup_venv(venv: Path, requirements: List[str]) -> None:
+    """A virtual environment made with this interpreter, holding `requirements`."""
+    stamp = venv / "bench-requirements.json"
+    wanted = {"python": sys.base_prefix, "requirements": requirements}
     try:
         if json.loads(stamp.read_text()) == wanted:
             return
     except (OSError, ValueError):
         pass
-    print("setting up ansible-core and pyinfra in %s" % VENV.relative_to(REPO), flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                    *PEER_REQUIREMENTS], check=True)
+    print("setting up %s in %s" % (", ".join(requirements), venv.relative_to(REPO)), flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                    *requirements], check=True)
     stamp.write_text(json.dumps(wanted) + "\n")
+
+
+def converge_requirements() -> List[str]:
+    """converge's dependencies at the versions this interpreter has (those it is tested
+    with): converge runs from a virtual environment like the Python peers."""
+    from importlib.metadata import version
+
+    return ["%s==%s" % (name, version(name)) for name in CONVERGE_DEPENDENCIES]
 
 
 def setup(lab: Lab, tools: Sequence[str]) -> List[str]:
     """Peers, the lab layer and W1's package; returns the layers nodes need."""
     WORK.mkdir(parents=True, exist_ok=True)
+    setup_venv(CONVERGE_VENV, converge_requirements())
+    # Bytecode as an installed package has it (nodes see this checkout read-only, and
+    # a missing or stale .pyc would be compiled again at every run).
+    subprocess.run([str(CONVERGE_PY), "-m", "compileall", "-q", str(REPO / "converge")],
+                   check=True)
     if set(tools) & {"ansible", "pyinfra"}:
-        setup_venv()
+        setup_venv(VENV, PEER_REQUIREMENTS)
     lab.repo.build_deb(PACKAGE, "1.0-1", files={
         "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
     if "puppet" in tools:
@@ -197,14 +213,14 @@ def workload_dir(workload: str) -> Path:
 def converge_local(node: Node, workload: str) -> Run:
     recipe = workload_dir(workload) / "converge_recipe.py"
     seconds, done = timed(lambda: node.run(
-        [sys.executable, "-m", "converge", "apply", str(recipe), "--detailed-exitcode"],
-        env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}, timeout=TIMEOUT))
+        [str(CONVERGE_PY), "-m", "converge", "apply", str(recipe), "--detailed-exitcode"],
+        env={"PYTHONPATH": str(REPO)}, timeout=TIMEOUT))
     return _exit_coded("converge", done, seconds)
 
 
 def converge_push(lab: Lab, nodes: List[Node], workload: str) -> Run:
     recipe = workload_dir(workload) / "converge_recipe.py"
-    argv = [sys.executable, "-m", "converge", "apply", str(recipe), "-i",
+    argv = [str(CONVERGE_PY), "-m", "converge", "apply", str(recipe), "-i",
             str(lab.inventory_path()), "--forks", str(len(nodes)), "--detailed-exitcode"]
     seconds, done = timed(lambda: subprocess.run(
         argv, capture_output=True, text=True, cwd=WORK, timeout=TIMEOUT,
