@@ -11,7 +11,11 @@ from tests.faults.helpers import TALLY
 FIGURES = [
     ("trials", "kill -9 trials (local agent)"),
     ("ssh_trials", "kill -9 trials (agent over SSH)"),
-    ("injected", "faults injected"),
+    ("disk_full_faults", "writes refused by a full disk"),
+    ("ssh_cuts", "SSH links cut mid-run"),
+    ("ssh_cut_detected_ms", "ms from the cut to the host reported failed"),
+    ("package_faults", "package manager failures mid-batch"),
+    ("injected", "faults injected (all kinds)"),
     ("survived", "faults survived (every check held afterwards)"),
     ("files_checked", "managed files checked after a fault"),
     ("files_bad", "files lost or left partial"),
