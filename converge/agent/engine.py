@@ -56,8 +56,17 @@ class Engine:
         self.journal = journal if mode == "apply" else None
 
     def run(self, plan: Plan) -> List[Event]:
-        steps = {s.id: s for s in plan.steps}
+        """Converge every step; the events, in order. The directories written into
+        are made durable once, at the end (System.sync), however the run ends."""
         events: List[Event] = []
+        try:
+            self._run(plan, events)
+        finally:
+            self.system.sync()
+        return events
+
+    def _run(self, plan: Plan, events: List[Event]) -> None:
+        steps = {s.id: s for s in plan.steps}
         delayed: List[Tuple[str, str, str]] = []
         prepared: Dict[int, Resource] = {}
         for index, step in enumerate(plan.steps):
@@ -76,7 +85,6 @@ class Engine:
         else:
             for action, target, by in delayed:
                 self._record(events, self._notify(steps, action, target, by))
-        return events
 
     def _record(self, events: List[Event], event: Event) -> None:
         events.append(event)

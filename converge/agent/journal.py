@@ -17,13 +17,18 @@ are recorded too, so that a rollback removes what the run created. A
 ``sensitive`` resource's record holds hashes only: whatever else its hook
 returned is sealed in a backup blob, never written into the journal itself.
 
-Crash safety: the journal is written atomically (temp file, fsync, rename, fsync
-of the directory) when the run starts, again *before* each resource applies (its
-record says ``"status": "applying"`` until the run goes on), and when the run
-ends (``finished`` set). A run killed at any point leaves a readable journal of
-everything it had started to change; the temp file it may have left beside a
-journal or a backup is removed by the next run (System.write_atomic, prune). Old
-journals and their backups are pruned past ``keep`` runs when a run ends.
+Crash safety, at a cost that grows with what changes, not with the run's size:
+before the first resource applies, the run opens a write-ahead log beside its
+journal, ``runs/<id>.partial`` (JSON lines: the run's header, then each record as
+it is begun or finished), and before each resource applies its record (status
+``"applying"``) is appended and flushed to disk (fdatasync). When the run ends,
+the whole journal is written atomically (temp file, fsync, rename) as
+``runs/<id>.json`` and the log is removed. A run that changes nothing never opens
+the log: it writes its journal once, at the end. A run killed at any point leaves
+its journal or its log, from which :func:`load` reads everything it had started
+to change; the temp file it may have left beside a journal or a backup is
+removed by the next run (System.write_atomic, prune). Old journals and their
+backups are pruned past ``keep`` runs when a run ends.
 Standard library only, Python 3.8.
 """
 
@@ -134,21 +139,44 @@ class Journal:
             "pid": os.getpid(), "resources": [], "summary": None,
         }
         self._open: Dict[int, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
+        self._index: Dict[int, int] = {}  # id(record) -> its place in resources
         self._sealed = 0
-        self._write()
+        self._log = -1  # the write-ahead log's descriptor, once something changes
 
     def _new_id(self) -> str:
         now = time.time()
         while True:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
             run_id = "%s-%06d" % (stamp, int(now * 1e6) % 1000000)
-            if not self.system.exists("%s/runs/%s.json" % (self.base, run_id)):
+            if not any(self.system.exists("%s/runs/%s%s" % (self.base, run_id, suffix))
+                       for suffix in SUFFIXES):
                 return run_id
             now += 1e-6
 
-    def _write(self) -> None:
-        text = json.dumps(self.data, indent=1, sort_keys=True)
-        write_file(self.system, self.path, text.encode("utf-8") + b"\n")
+    def _add(self, record: Dict[str, Any]) -> None:
+        self._index[id(record)] = len(self.data["resources"])
+        self.data["resources"].append(record)
+
+    def _logged(self, record: Dict[str, Any], sync: bool = False) -> None:
+        """Append a record (new or updated) to the write-ahead log, opening the log
+        first if this is the run's first change; ``sync``: on disk before returning."""
+        if self._log == -1:
+            if not sync:
+                return  # nothing has changed yet: the journal at the end says it all
+            real = self.system.real("%s/runs/%s.partial" % (self.base, self.id))
+            self._log = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                                0o600)
+            header = dict(self.data, resources=[])
+            lines = [{"header": header}] + [{"i": i, "record": r}
+                                             for i, r in enumerate(self.data["resources"])]
+        else:
+            lines = [{"i": self._index[id(record)], "record": record}]
+        text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(self._log, view):]
+        if sync:
+            os.fdatasync(self._log)
 
     # -- called by the engine ------------------------------------------------------
 
@@ -184,9 +212,9 @@ class Journal:
             record["irreversible"] = before.pop("irreversible")
         if before:
             record["before"] = self._seal(before) if sensitive else before
-        self.data["resources"].append(record)
+        self._add(record)
         self._open[id(event)] = (event, record)
-        self._write()
+        self._logged(record, sync=True)
 
     def applied(self, event: Dict[str, Any]) -> None:
         """After apply (even a failed one): the files' fingerprints now."""
@@ -201,13 +229,14 @@ class Journal:
         entry = self._open.pop(id(event), None)
         if entry is None:
             record = {k: event.get(k) for k in ("id", "type", "action", "status")}
-            self.data["resources"].append(record)
+            self._add(record)
         else:
             record = entry[1]
             record["status"] = event["status"]
         for key in ("skip_reason", "notified_by", "error", "ignored"):
             if event.get(key) is not None:
                 record[key] = event[key]
+        self._logged(record)
 
     def finish(self, summary: Dict[str, int], interrupted: bool = False) -> None:
         """Write the final journal, then prune old runs."""
@@ -215,7 +244,13 @@ class Journal:
         self.data["summary"] = summary
         if interrupted:
             self.data["interrupted"] = True
-        self._write()
+        text = json.dumps(self.data, indent=1, sort_keys=True)
+        write_file(self.system, self.path, text.encode("utf-8") + b"\n")
+        self.system.sync()
+        if self._log != -1:
+            os.close(self._log)
+            self._log = -1
+            self.system.remove("%s/runs/%s.partial" % (self.base, self.id))
         prune(self.system, self.keep)
 
     # -- backups ----------------------------------------------------------------------
@@ -257,10 +292,39 @@ class Journal:
 # -- reading journals ---------------------------------------------------------------
 
 
+SUFFIXES = (".json", ".partial")  # a finished run's journal; a killed run's log
+
+
 def run_ids(system: Any) -> List[str]:
     """Every journaled run on this machine, oldest first."""
     names = system.listdir(state_dir(system) + "/runs")
-    return [n[:-5] for n in names if n.endswith(".json")]
+    return sorted({name.rpartition(".")[0] for name in names
+                   if name.endswith(SUFFIXES) and not name.startswith(".")})
+
+
+def _read(system: Any, base: str, run_id: str) -> Any:
+    """A run's journal; for a run killed before it ended, rebuilt from its log (the
+    header, then each record at its place, the last line of a record winning; a
+    torn last line, from a kill mid-write, is dropped)."""
+    text = system.read_text("%s/runs/%s.json" % (base, run_id))
+    if text is not None:
+        return json.loads(text)
+    lines = (system.read_text("%s/runs/%s.partial" % (base, run_id)) or "").splitlines()
+    data: Dict[str, Any] = {}
+    records: Dict[int, Any] = {}
+    for number, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if number == len(lines) - 1:
+                break
+            raise
+        if "header" in entry:
+            data = entry["header"]
+        else:
+            records[entry["i"]] = entry["record"]
+    data["resources"] = [records[i] for i in sorted(records)]
+    return data
 
 
 def load(system: Any, run_id: str) -> Dict[str, Any]:
@@ -275,8 +339,8 @@ def load(system: Any, run_id: str) -> Dict[str, Any]:
                        hint="give more of the id")
     path = "%s/runs/%s.json" % (state_dir(system), found[0])
     try:
-        data = json.loads((system.read_text(path) or ""))
-    except ValueError as exc:
+        data = _read(system, state_dir(system), found[0])
+    except (ValueError, KeyError, TypeError) as exc:
         raise RunError("the journal %s is damaged: %s" % (path, exc)) from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise RunError("the journal %s is not a version %d journal" % (path, VERSION))
@@ -348,7 +412,9 @@ def prune(system: Any, keep: int) -> None:
     ids = run_ids(system)
     kept = set(ids[-keep:])
     for run_id in ids[:-keep]:
-        system.remove("%s/runs/%s.json" % (base, run_id))
+        for suffix in SUFFIXES:
+            if system.exists("%s/runs/%s%s" % (base, run_id, suffix)):
+                system.remove("%s/runs/%s%s" % (base, run_id, suffix))
     folder = base + "/backup/runs"
     for name in system.listdir(folder):
         if name not in kept:

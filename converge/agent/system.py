@@ -63,6 +63,7 @@ class System:
         self.root = os.path.abspath(root)
         self.cwd = cwd or os.getcwd()
         self._tables: Dict[str, Dict[str, int]] = {}
+        self._unsynced: Set[str] = set()  # directories renamed into since the last sync()
         self._swept: Set[str] = set()  # directories cleared of dead writers' temp files
 
     # -- paths ---------------------------------------------------------------
@@ -118,7 +119,8 @@ class System:
         uid: int = -1,
         gid: int = -1,
     ) -> None:
-        """Replace ``path`` whole: temp file beside it, fsync, rename, fsync dir.
+        """Replace ``path`` whole: temp file beside it, fsync, rename; the directory
+        is fsynced by :meth:`sync` at the end of the run.
 
         A crash at any point leaves either the old file or the new one. Mode and
         ownership are set on the temp file before the rename, so the new content
@@ -167,7 +169,16 @@ class System:
             if isinstance(exc, OSError):
                 exc.filename, exc.filename2 = path, None
             raise
-        self._fsync_dir(directory)
+        self._unsynced.add(directory)
+
+    def sync(self) -> None:
+        """Make the renames of :meth:`write_atomic` durable: one fsync per directory
+        written into, at the end of a run, rather than one per file. Each file's
+        content is on disk before its rename either way, so a power cut before this
+        leaves every file whole, old or new; this is what makes "new" stick."""
+        for directory in sorted(self._unsynced):
+            self._fsync_dir(directory)
+        self._unsynced.clear()
 
     def sweep_temps(self, path: str) -> None:
         """Remove the temp files of writers that died in the directory ``path``:

@@ -139,6 +139,17 @@ def test_run_ids_sort_in_time_order_and_resolve_by_prefix(converger: Converger) 
     assert history[0]["changed"][0]["id"] == "file[/etc/motd]"
 
 
+def test_a_finished_run_leaves_its_journal_and_no_log(converger: Converger) -> None:
+    recipe = "from converge import file\nfile('/etc/same', content='same\\n')\n"
+    apply(converger, recipe)
+    folder = converger.root / STATE / "runs"
+    first = {p.name for p in folder.iterdir()}
+    apply(converger, recipe)
+    [new] = {p.name for p in folder.iterdir()} - first
+    assert new.endswith(".json")  # no write-ahead log was opened, none is left
+    assert not list(folder.glob("*.partial"))
+
+
 def test_a_killed_run_leaves_a_readable_journal(converger: Converger, tmp_path: Path) -> None:
     """SIGKILL in the middle of a run: the journal on disk says what it had done."""
     recipe = converger.write("killed.py", '''
@@ -151,7 +162,10 @@ file("/etc/never", content="2\\n")
                            str(converger.root), str(recipe)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == -9
-    [run] = journals(converger)
+    assert journals(converger) == []  # killed before its end: its write-ahead log only
+    [run_id] = jn.run_ids(converger.system)
+    assert (converger.root / STATE / "runs" / (run_id + ".partial")).is_file()
+    run = jn.load(converger.system, run_id)
     assert run["finished"] is None
     assert [(r["id"], r["status"]) for r in run["resources"]] == [
         ("file[/etc/first]", "updated"), ("execute[kill -9 $PPID]", "applying")]
