@@ -162,6 +162,7 @@ class RecipeContext:
         self.files: List[Path] = []  # the stack of recipe files being run
         self.included: set = set()  # type: ignore[type-arg]
         self._jinja: Any = None
+        self._resolved: Dict[Path, str] = {}
 
     # -- resources -------------------------------------------------------------------
 
@@ -217,18 +218,21 @@ class RecipeContext:
                 undefined=_strict_undefined(jinja2),
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - configuration files, not HTML
+                auto_reload=False,  # one compile: a template loaded once is reused as is
             )
-        where = display(path)
+        resolved = self._resolved.get(path)
+        if resolved is None:  # one template rendered for 200 files resolves once
+            resolved = self._resolved[path] = str(path.resolve())
         try:
-            template = self._jinja.get_template(str(path.resolve()))
+            template = self._jinja.get_template(resolved)
             return str(template.render(attrs=self.attrs, node=self.node, **variables))
         except jinja2.TemplateSyntaxError as exc:
             raise PropertyError("%s:%s: template syntax error: %s"
-                                % (where, exc.lineno, exc.message)) from None
+                                % (display(path), exc.lineno, exc.message)) from None
         except jinja2.UndefinedError as exc:
-            line = _template_line(exc.__traceback__, str(path.resolve()))
+            line = _template_line(exc.__traceback__, resolved)
             raise PropertyError("%s:%s: undefined in template: %s"
-                                % (where, line, exc.message)) from None
+                                % (display(path), line, exc.message)) from None
 
     # -- recipes ---------------------------------------------------------------------
 
