@@ -149,9 +149,36 @@ def load(path: str) -> Inventory:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        raise InventoryError("invalid YAML: %s" % getattr(exc, "problem", exc),
-                             source="%s:%d" % (where, line)) from None
+        problem = str(getattr(exc, "problem", exc))
+        hint = None
+        if "could not determine a constructor for the tag" in problem:
+            hint = ("inventories are read with yaml.safe_load, which builds no Python "
+                    "objects and runs nothing: remove the tag")
+        raise InventoryError("invalid YAML: %s" % problem, source="%s:%d" % (where, line),
+                             hint=hint) from None
+    _refuse_duplicate_keys(tree, where)
     return _Loader(where, Path(path).parent, tree).build(data if data is not None else {})
+
+
+def _refuse_duplicate_keys(node: Any, where: str) -> None:
+    """YAML loaders keep the last of two equal keys without a word: a host or a
+    setting given twice would silently lose its first definition."""
+    if node is None:
+        return
+    if node.id == "mapping":
+        seen: Dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if key.id == "scalar" else None
+            if name is not None and name in seen:
+                raise InventoryError("duplicate key %r (first given on line %d)"
+                                     % (name, seen[name]),
+                                     source="%s:%d" % (where, key.start_mark.line + 1))
+            if name is not None:
+                seen[name] = key.start_mark.line + 1
+            _refuse_duplicate_keys(value, where)
+    elif node.id == "sequence":
+        for item in node.value:
+            _refuse_duplicate_keys(item, where)
 
 
 class _Loader:
@@ -303,7 +330,7 @@ class _Loader:
         for key, value in conn.items():
             where = path + (key,)
             if key == "port":
-                conn[key] = _port(value, "port", lambda m, w=where: self.error(m, w))
+                conn[key] = _port(value, "", lambda m, w=where: self.error(m, w))
             elif key == "become":
                 if not isinstance(value, bool):
                     raise self.error("become must be true or false, not %r" % (value,), where)
@@ -341,7 +368,8 @@ def _port(value: Any, what: str, error: Any = None) -> int:
     except ValueError:
         port = -1
     if isinstance(value, bool) or not 0 < port < 65536:
-        message = "%s: port %r is not a number from 1 to 65535" % (what, value)
+        message = "%sport %r is not a number from 1 to 65535" % (what + ": " if what else "",
+                                                                   value)
         raise error(message) if error else InventoryError(message)
     return port
 
