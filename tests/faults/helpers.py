@@ -122,8 +122,8 @@ def node_state(node: Node, managed: str, scan: Sequence[str] = ()) -> dict:
     (/proc/PID/root: no process started in the node, so a check costs milliseconds):
 
     {"files": {path: (size, sha256)}, "temps": [temp files under ``scan``, by
-    default ``managed`` and the state directory], "journals": {path: the journal,
-    or {"error": why json.load failed}}}."""
+    default ``managed`` and the state directory], "journals": {file name under
+    runs/: read_journal()}}."""
     root = "/proc/%d/root" % node.pid
     files = {}
     folder = root + managed
@@ -139,14 +139,35 @@ def node_state(node: Node, managed: str, scan: Sequence[str] = ()) -> dict:
     journals: dict[str, dict] = {}
     for where, _, names in os.walk(root + RUNS_DIR):
         for name in names:
-            if is_temp(name):
-                continue
-            path = os.path.join(where, name)
-            try:
-                journals[path[len(root):]] = json.loads(Path(path).read_text())
-            except (OSError, ValueError) as exc:
-                journals[path[len(root):]] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            if not is_temp(name):
+                journals[name] = read_journal(os.path.join(where, name))
     return {"files": files, "temps": sorted(temps), "journals": journals}
+
+
+def read_journal(path: str) -> dict:
+    """A journal file read back as converge's format says it must be readable:
+    ``<id>.json`` one JSON document; ``<id>.partial`` (the write-ahead log of a run
+    that did not finish) JSON lines, a header first, of which only the last line
+    may be torn (a kill in the middle of an append). Returns the header's kind and
+    finished fields and whether the last line was torn, or {"error": why}."""
+    try:
+        text = Path(path).read_text()
+        if path.endswith(".json"):
+            data = json.loads(text)
+            return {"kind": data["kind"], "finished": data["finished"], "torn": False}
+        lines = text.splitlines()
+        entries, torn = [], False
+        for number, line in enumerate(lines):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                if number != len(lines) - 1:
+                    raise
+                torn = True
+        header = entries[0]["header"]
+        return {"kind": header["kind"], "finished": header["finished"], "torn": torn}
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
 
 
 def planned_files(recipe: Path, attrs: Mapping[str, str]) -> dict[str, tuple[int, str]]:

@@ -5,12 +5,13 @@ different lengths, every tenth one 64 KiB or more) and kills the agent after the
 k-th resource line it printed (k from a seeded RNG), some trials a few random
 milliseconds later so that the kill lands inside a write. After every kill each
 managed file must be exactly its old or its new content (sha256), never empty or
-partial, every run journal must load as JSON, and the newest must be the killed
-run's, unfinished. Every fifth trial `converge history` must list that run as
-interrupted and `converge rollback RUN` must put every file back as it was before
-it; every tenth trial, and at the end, the next run must converge with no temp
-file left behind. The same is done over SSH, killing the remote agent inside the
-node.
+partial; every run journal must be readable (a finished run's JSON; a killed
+run's write-ahead log of JSON lines, of which only the last may be torn), and the
+newest must be the killed run's, unfinished. Every fifth trial `converge history`
+must list that run as interrupted and `converge rollback RUN` must put every file
+back as it was before it; every tenth trial, and at the end, the next run must
+converge with no temp file left behind. The same is done over SSH, killing the
+remote agent inside the node.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class Checker:
         self.versions = versions
         self.problems: list[str] = []
         self.temps: set[str] = set()  # temp files seen after a fault
+        self.journals_read: set[str] = set()
 
     def after_fault(self, label: str) -> dict:
         state = node_state(self.node, MANAGED)
@@ -121,27 +123,33 @@ class Checker:
         fresh = set(state["temps"]) - self.temps
         TALLY["temps_after_fault"] += len(fresh)
         self.temps |= fresh
-        for path, journal in state["journals"].items():
-            TALLY["journals_read"] += 1
+        for name, journal in state["journals"].items():
+            if name not in self.journals_read:  # counted once, checked after every fault
+                self.journals_read.add(name)
+                TALLY["journals_read"] += 1
+                TALLY["journals_torn_last_line"] += bool(journal.get("torn"))
             if "error" in journal:
                 TALLY["journals_bad"] += 1
                 self.problems.append("%s: journal %s does not load: %s"
-                                     % (label, path, journal["error"]))
+                                     % (label, name, journal["error"]))
         return state
 
-    def killed_run(self, label: str, state: dict) -> str | None:
-        """The id of the killed run: the newest journal, an apply never finished."""
-        journals = {os.path.basename(p)[:-len(".json")]: j
-                    for p, j in state["journals"].items() if "error" not in j}
-        if not journals:
-            self.problems.append("%s: the killed run left no journal" % label)
+    def killed_run(self, label: str, state: dict, known: set[str], start: dict
+                   ) -> str | None:
+        """The id of the killed run: its journal (the newest, not in ``known``) is an
+        unfinished apply; a run killed before it changed anything may have none."""
+        fresh = {name.rpartition(".")[0]: journal for name, journal
+                 in state["journals"].items() if name.rpartition(".")[0] not in known}
+        if not fresh:
+            if state["files"] != start:
+                self.problems.append("%s: the killed run changed files but left no "
+                                     "journal" % label)
             return None
-        run_id = max(journals)
-        journal = journals[run_id]
+        run_id = max(fresh)
+        journal = fresh[run_id]
         if journal.get("kind") != "apply" or journal.get("finished") is not None:
-            self.problems.append("%s: the newest journal %s is not an unfinished apply: "
-                                 "kind %s, finished %s" % (label, run_id, journal.get("kind"),
-                                                           journal.get("finished")))
+            self.problems.append("%s: the newest journal %s is not an unfinished apply: %s"
+                                 % (label, run_id, journal))
         return run_id
 
     def rolled_back(self, label: str, run_id: str, start: dict,
@@ -210,7 +218,9 @@ def test_kill_9_at_random_points_of_a_200_file_run(node: Node, recipe: Path,
         label = "trial %d (towards %s, kill after %d lines%s)" % (
             trial, gen, after, " + %.1f ms" % (delay * 1000) if delay else "")
         before = len(check.problems)
-        start = node_state(node, MANAGED)["files"]
+        start_state = node_state(node, MANAGED)
+        start = start_state["files"]
+        known = {name.rpartition(".")[0] for name in start_state["journals"]}
         agent = NodeProcess(node, in_node_converge(inside, "-a", "gen=" + gen),
                             env={"PYTHONDONTWRITEBYTECODE": "1"})
         seen = 0
@@ -228,7 +238,7 @@ def test_kill_9_at_random_points_of_a_200_file_run(node: Node, recipe: Path,
                                   % (label, code, out[-500:], err[-500:]))
             continue
         TALLY["injected"] += 1
-        run_id = check.killed_run(label, check.after_fault(label))
+        run_id = check.killed_run(label, check.after_fault(label), known, start)
         if trial % 5 == 4 and run_id:
             check.rolled_back(label, run_id, start, converge("history", "--json"),
                               converge("rollback", run_id))
