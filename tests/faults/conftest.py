@@ -24,6 +24,7 @@ FIGURES = [
     ("journals_read", "journal files read back (JSON, or JSON lines)"),
     ("journals_torn_last_line", "write-ahead logs with a torn last line"),
     ("journals_bad", "journal files unreadable"),
+    ("kills_after_the_journal_was_finished", "kills that came after the run's end"),
     ("next_runs", "next runs that converged"),
     ("rollbacks", "rollbacks after a fault that restored the files"),
 ]
