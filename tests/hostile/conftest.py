@@ -4,15 +4,25 @@ of the inputs tried (printed in the terminal summary)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import warnings
 from collections import Counter
 from typing import Any, List, Mapping, Optional, Sequence
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from converge.agent.system import RunResult, System
+
+# Hypothesis keeps caches (and, on a failure, patches) in a .hypothesis folder of
+# the current directory: keep them in a temporary one, gone when the tests end.
+_HOME = tempfile.mkdtemp(prefix="converge-hypothesis-")
+set_hypothesis_home_dir(_HOME)
+atexit.register(shutil.rmtree, _HOME, True)
 
 # Deterministic (same examples on every run, no database written) and quick;
 # CONVERGE_HOSTILE_EXAMPLES=2000 tries more, for a deeper search by hand.
