@@ -12,11 +12,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import List
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.hostile.conftest import TRIED as tried
+from tests.hostile.conftest import hostile_text
 
 RECIPE = """\
 from converge import cron, directory, execute, file, line, sysctl, template
@@ -166,3 +172,35 @@ def test_compile_errors_of_sensitive_resources_hide_the_values(project: Path, ca
         assert done.returncode == 1
         assert_hidden(shown(done), [value])
         assert "error: broken.py:2: " + message in done.stderr
+
+
+SENSITIVE_CALLS = [
+    'execute(["mysql", "-p" + attrs["secret"]], returns=["x"], sensitive=True)',
+    'execute("mysql -p" + attrs["secret"], sensitive=True)',
+    'execute(["mysql", attrs["secret"]], shell=True, sensitive=True)',
+    'line("/etc/x", attrs["secret"] + "\\n", sensitive=True)',
+    'line("/etc/x", "a", match="(" + attrs["secret"], sensitive=True)',
+    'sysctl("vm.swappiness", attrs["secret"] + "\\n", sensitive=True)',
+    'cron("job", command=attrs["secret"] + "\\n", sensitive=True)',
+    'file("/etc/x", content=attrs["secret"], mode="999", sensitive=True)',
+    'template("/etc/x", source="t.j2", variables={"a": attrs["secret"]}, mode="9",'
+    ' sensitive=True)',
+]
+
+
+@given(tail=hostile_text, call=st.sampled_from(SENSITIVE_CALLS))
+def test_no_compile_error_shows_a_hostile_secret(tail: str, call: str) -> None:
+    from converge.errors import ConvergeError
+    from converge.recipe import compile_recipe
+
+    value = "S3CRET" + tail
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "t.j2").write_text("{{ a }}\n")
+        recipe = Path(work) / "recipe.py"
+        recipe.write_text("from converge import *\n" + call + "\n")
+        tried["refused"] += 1
+        with pytest.raises(ConvergeError) as info:
+            compile_recipe(recipe, attrs={"secret": value})
+    text = str(info.value)
+    assert "S3CRET" not in text, text
+    assert "(sensitive)" in text or "is not" in text or "must" in text, text
