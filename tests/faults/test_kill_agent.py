@@ -43,7 +43,7 @@ pytestmark = pytest.mark.lab
 
 SEED = 20240804  # issue #8, item 4: the trials are the same on every run
 TRIALS = 50
-SSH_TRIALS = 6
+SSH_TRIALS = 4
 MANAGED = "/srv/faults"
 FILES = 200
 RECIPE = '''\
