@@ -4,11 +4,13 @@ that need them, so ``converge --help`` starts fast."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 # Plain help: typer would import rich (60 ms) for every command. Read at import only.
 _saved = os.environ.get("TYPER_USE_RICH")
@@ -88,12 +90,52 @@ KeepRunsOpt = typer.Option(50, "--keep-runs", metavar="N", min=1, help="How many
                            "journals (with their backups) each target keeps.")
 
 
+# The SSH target options every command that reaches targets takes, declared once:
+# (parameter, type, option); see :func:`with_targets`.
+TARGET_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
+    ("hosts", List[str], HostOpt),
+    ("inventory", Optional[Path], InventoryOpt),
+    ("limit", List[str], LimitOpt),
+    ("forks", int, ForksOpt),
+    ("become", bool, BecomeOpt),
+    ("ask_become_pass", bool, BecomePassOpt),
+    ("accept_new", bool, AcceptNewOpt),
+    ("user", Optional[str], UserOpt),
+    ("key", Optional[str], KeyOpt),
+)
+
+
+def with_targets(*, forks: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the SSH target options (-H, -i, -l, --become, -K, --accept-new,
+    --user, --key, and --forks where the command runs hosts in parallel), handed to
+    it as one :class:`Targets` in its ``targets`` parameter."""
+    options = [o for o in TARGET_OPTIONS if forks or o[0] != "forks"]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != "targets"]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                   annotation=kind) for name, kind, option in options]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> None:
+            chosen = {name: values.pop(name) for name, _, _ in options}
+            command(targets=Targets(**chosen), **values)
+
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=own + added)
+        return wrapper
+
+    return decorate
+
+
 class Targets:
     """The command line's SSH options (all empty: converge this machine)."""
 
-    def __init__(self, hosts: List[str], inventory: Optional[Path], limit: List[str],
-                 forks: int, become: bool, ask_become_pass: bool, accept_new: bool,
-                 user: Optional[str], key: Optional[str]) -> None:
+    def __init__(self, hosts: List[str] = (), inventory: Optional[Path] = None,  # type: ignore[assignment]
+                 limit: List[str] = (), forks: int = 20, become: bool = False,  # type: ignore[assignment]
+                 ask_become_pass: bool = False, accept_new: bool = False,
+                 user: Optional[str] = None, key: Optional[str] = None) -> None:
         self.hosts, self.inventory, self.limit, self.forks = hosts, inventory, limit, forks
         self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
         self.user, self.key = user, key
@@ -104,8 +146,12 @@ class Targets:
         return bool(self.hosts or self.inventory)
 
     def run_options(self, lock_timeout: float, keep_runs: int) -> "Targets":
-        self.lock_timeout, self.keep_runs = lock_timeout, keep_runs
-        return self
+        """These targets with the journal and lock options of apply and rollback."""
+        import copy
+
+        chosen = copy.copy(self)
+        chosen.lock_timeout, chosen.keep_runs = lock_timeout, keep_runs
+        return chosen
 
     def local(self, root: str, debug: bool) -> Any:
         """The transport for this machine (``--root``)."""
@@ -176,7 +222,7 @@ def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
         typer.echo("error: %s" % entry["error"], err=True)
 
 
-_NO_TARGETS = Targets([], None, [], 20, False, False, False, None, None)
+_NO_TARGETS = Targets()
 
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
@@ -200,6 +246,7 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
 
 
 @app.command()
+@with_targets()
 def apply(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -209,28 +256,18 @@ def apply(
     root: str = RootOpt,
     debug: bool = DebugOpt,
     fail_fast: bool = FailFastOpt,
-    hosts: List[str] = HostOpt,
-    inventory: Optional[Path] = InventoryOpt,
-    limit: List[str] = LimitOpt,
-    forks: int = ForksOpt,
-    become: bool = BecomeOpt,
-    ask_become_pass: bool = BecomePassOpt,
-    accept_new: bool = AcceptNewOpt,
-    user: Optional[str] = UserOpt,
-    key: Optional[str] = KeyOpt,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode",
         help="Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures (as Puppet)."),
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
+    targets: Targets = _NO_TARGETS,
 ) -> None:
     """Converge the machine to the recipe: change what differs, report every resource.
 
     Each target journals the run (converge history) and takes its run lock."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
-                        fail_fast, targets=Targets(
-        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key
-    ).run_options(lock_timeout, keep_runs))
+                        fail_fast, targets=targets.run_options(lock_timeout, keep_runs))
     if detailed_exitcode:
         code = (EXIT_CHANGED if outcome.changed else 0) | (EXIT_FAILED if outcome.failed else 0)
         raise typer.Exit(code)
@@ -238,6 +275,7 @@ def apply(
 
 
 @app.command()
+@with_targets()
 def plan(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -246,24 +284,16 @@ def plan(
     cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
     debug: bool = DebugOpt,
-    hosts: List[str] = HostOpt,
-    inventory: Optional[Path] = InventoryOpt,
-    limit: List[str] = LimitOpt,
-    forks: int = ForksOpt,
-    become: bool = BecomeOpt,
-    ask_become_pass: bool = BecomePassOpt,
-    accept_new: bool = AcceptNewOpt,
-    user: Optional[str] = UserOpt,
-    key: Optional[str] = KeyOpt,
+    targets: Targets = _NO_TARGETS,
 ) -> None:
     """Show what apply would change, with diffs; change nothing."""
     outcome = _converge(recipe, "plan", attr, json_file, not no_diff, cookbook_path, root,
-                        debug, False, targets=Targets(
-        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
+                        debug, False, targets=targets)
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
 
 
 @app.command()
+@with_targets()
 def check(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -272,45 +302,29 @@ def check(
     cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
     debug: bool = DebugOpt,
-    hosts: List[str] = HostOpt,
-    inventory: Optional[Path] = InventoryOpt,
-    limit: List[str] = LimitOpt,
-    forks: int = ForksOpt,
-    become: bool = BecomeOpt,
-    ask_become_pass: bool = BecomePassOpt,
-    accept_new: bool = AcceptNewOpt,
-    user: Optional[str] = UserOpt,
-    key: Optional[str] = KeyOpt,
+    targets: Targets = _NO_TARGETS,
 ) -> None:
     """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
-                        False, quiet=True, targets=Targets(
-        hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user, key))
+                        False, quiet=True, targets=targets)
     if outcome.failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGED if outcome.changed else EXIT_OK)
 
 
 @app.command()
+@with_targets(forks=False)
 def history(
     json_out: bool = typer.Option(False, "--json", help="Print the journal as JSON."),
     root: str = RootOpt,
     debug: bool = DebugOpt,
-    hosts: List[str] = HostOpt,
-    inventory: Optional[Path] = InventoryOpt,
-    limit: List[str] = LimitOpt,
-    become: bool = BecomeOpt,
-    ask_become_pass: bool = BecomePassOpt,
-    accept_new: bool = AcceptNewOpt,
-    user: Optional[str] = UserOpt,
-    key: Optional[str] = KeyOpt,
+    targets: Targets = _NO_TARGETS,
 ) -> None:
     """List the runs journaled on the target, oldest first, and what each changed."""
     import json
 
     from .report import history_lines
 
-    targets = Targets(hosts, inventory, limit, 1, become, ask_become_pass, accept_new, user, key)
     transports = _transports(targets, root, debug)
     found, failed = {}, False
     for transport in transports:
@@ -347,6 +361,7 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 
 
 @app.command()
+@with_targets()
 def rollback(
     run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
@@ -361,15 +376,7 @@ def rollback(
     debug: bool = DebugOpt,
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
-    hosts: List[str] = HostOpt,
-    inventory: Optional[Path] = InventoryOpt,
-    limit: List[str] = LimitOpt,
-    forks: int = ForksOpt,
-    become: bool = BecomeOpt,
-    ask_become_pass: bool = BecomePassOpt,
-    accept_new: bool = AcceptNewOpt,
-    user: Optional[str] = UserOpt,
-    key: Optional[str] = KeyOpt,
+    targets: Targets = _NO_TARGETS,
 ) -> None:
     """Restore what a run changed: files (content, mode, owner; created ones deleted),
     sysctls, cron entries, oom scores, packages it installed. A run of its own."""
@@ -377,8 +384,7 @@ def rollback(
     from .runner import rollback as roll_back
 
     started = time.monotonic()
-    targets = Targets(hosts, inventory, limit, forks, become, ask_become_pass, accept_new, user,
-                      key).run_options(lock_timeout, keep_runs)
+    targets = targets.run_options(lock_timeout, keep_runs)
     transports = _transports(targets, root, debug)
     if not yes:
         yes = _confirm_removals(transports, run_id)
@@ -386,7 +392,7 @@ def rollback(
     if targets.remote:
         fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
         try:
-            outcome = roll_back(transports, run_id, force=force, yes=yes, forks=forks,
+            outcome = roll_back(transports, run_id, force=force, yes=yes, forks=targets.forks,
                                 on_event=fleet.event, on_host=fleet.host_done)
         finally:
             fleet.stop()
