@@ -55,6 +55,21 @@ def test_every_example_compiles(example: Path, tmp_path: Path, monkeypatch) -> N
     assert plan.steps, example
 
 
+def test_the_readme_recipe_compiles(tmp_path: Path, monkeypatch) -> None:
+    """The README's first recipe is the seed's steps; its oom_protect(-1000) needs
+    CAP_SYS_RESOURCE, which lab nodes here lack, so it is compiled, not applied."""
+    from converge.recipe import compile_recipe
+    from tests.conftest import FACTS
+
+    block = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert block, "README.md lost its recipe"
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(block.group(1))
+    monkeypatch.chdir(tmp_path)
+    plan = compile_recipe(recipe, facts=lambda: FACTS)
+    assert [s.type for s in plan.steps] == ["package", "sysctl", "oom_protect", "cron", "file"]
+
+
 # -- snippets ---------------------------------------------------------------------------
 
 MARKER = re.compile(r"<!-- snippet: (?P<path>\S+) -->\n")
