@@ -9,7 +9,7 @@ import inspect
 from typing import Any, Callable, Dict, List, Tuple, Type
 
 from . import context
-from .errors import ConvergeError, PropertyError
+from .errors import ConvergeError, PropertyError, printable
 from .recipe import caller_source, display
 from .resources._base import COMMON_PROPERTIES, Notification, Resource, load_all
 from .resources._validate import boolean, integer
@@ -65,14 +65,6 @@ def _declare(ctx: Any, cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[
     if ctx.remote:
         _refuse_relative_paths(resource)
     return ctx.add(resource)
-
-
-def printable(text: str) -> str:
-    """Control characters (a newline, a terminal escape) escaped, so an identity in
-    an error message is one line of plain text."""
-    if all(c.isprintable() or c == " " for c in text):
-        return text
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def _redact(exc: ConvergeError, cls: Type[Resource], args: Tuple[Any, ...],

@@ -92,3 +92,13 @@ class ResourceError(ConvergeError):
 class RunError(ConvergeError):
     """A run could not start (another holds the run lock), or a rollback was refused
     (unknown run, missing backup, files changed since that run)."""
+
+
+def printable(text: str, tabs: bool = False) -> str:
+    """Control characters (a newline, a terminal escape) escaped, so a value shown
+    to people is one line of plain text that cannot drive their terminal; ``tabs``
+    keeps tabs as they are (lines of a file's diff)."""
+    if all(c.isprintable() or c == " " or (tabs and c == "\t") for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == " " or (tabs and c == "\t")
+                   else repr(c)[1:-1] for c in text)

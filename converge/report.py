@@ -8,6 +8,7 @@ import sys
 from typing import IO, Any, Dict, List, Optional
 
 from .agent.engine import Event, summarize
+from .errors import printable
 
 RED, GREEN, YELLOW, DIM, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", "\033[0m"
 BOLD = "\033[1m"
@@ -30,7 +31,10 @@ class Console:
         return code + text + RESET if self.color else text
 
     def lines(self, event: Event) -> List[str]:
-        """The lines for one event, without trailing newlines."""
+        """The lines for one event, without trailing newlines. Whatever came from a
+        target is shown escaped (:func:`printable`): a file name, a command's error
+        or a diff line must not drive the terminal."""
+        event = _shown(event)
         head = "* %s action %s" % (event["id"], event["action"])
         status = event["status"]
         out: List[str] = []
@@ -83,6 +87,21 @@ class Console:
     def summary(self, events: List[Event], seconds: float) -> None:
         self.stream.write(summary_line(summarize(events), seconds, self.plan) + "\n")
         self.stream.flush()
+
+
+def _shown(event: Event) -> Event:
+    """The event's texts as they may be shown: each line :func:`printable`."""
+    def lines(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        return "\n".join(printable(line, tabs=True) for line in text.split("\n"))
+
+    shown = dict(event)
+    for key in ("id", "action", "skip_reason", "notified_by", "error"):
+        shown[key] = lines(event.get(key))
+    for key in ("changes", "diffs", "warnings"):
+        shown[key] = [lines(text) for text in event.get(key) or []]
+    return shown
 
 
 def summary_line(counts: Dict[str, int], seconds: float, plan: bool = False) -> str:
