@@ -96,9 +96,11 @@ class Engine:
         """The batching hook (see the module docstring): the resources of the run
         of steps from ``start``, by index, after their type's ``prepare``."""
         prepare = getattr(REGISTRY.get(steps[start].type), "prepare", None)
+        if prepare is None:
+            return {}
         run: Dict[int, Resource] = {}
         index = start
-        while (prepare is not None and index < len(steps)
+        while (index < len(steps)
                and steps[index].type == steps[start].type and _batchable(steps[index])):
             run[index] = steps[index].resource()
             index += 1

@@ -370,7 +370,7 @@ def last_changed(system: Any) -> Dict[str, Any]:
 
 def history(system: Any) -> List[Dict[str, Any]]:
     """Every run, oldest first: id, kind, times, recipe, summary, what it changed."""
-    out = []
+    out: List[Dict[str, Any]] = []
     for run_id in run_ids(system):
         try:
             run = load(system, run_id)
@@ -389,7 +389,7 @@ def history(system: Any) -> List[Dict[str, Any]]:
 
 def load_blob(system: Any, path: str) -> bytes:
     """A backup the journal refers to; RunError when it is gone."""
-    data = system.read_bytes(path)
+    data: Optional[bytes] = system.read_bytes(path)
     if data is None:
         raise RunError("backup %s is missing" % path,
                        hint="it was pruned or deleted; restore the file by hand")

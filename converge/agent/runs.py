@@ -9,7 +9,7 @@ call these; nothing here prints. Standard library only, Python 3.8.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..plan import Plan
 from . import journal as jn
@@ -45,7 +45,7 @@ def _engine(system: Any, mode: str, options: Options, journal: Any = None) -> En
                   debug=options.debug, journal=journal)
 
 
-def _journaled(engine: Engine, journal: jn.Journal, plan: Plan, before: List[Event] = ()
+def _journaled(engine: Engine, journal: jn.Journal, plan: Plan, before: Sequence[Event] = ()
                ) -> List[Event]:
     """Run the engine, then finish the journal, whatever happened."""
     events: List[Event] = list(before)

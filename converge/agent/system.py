@@ -134,11 +134,11 @@ class System:
         directory = os.path.dirname(real) or "."
         self._sweep(directory)
         prefix = ".%s%s%d-" % (os.path.basename(real)[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
-        while True:  # tempfile.mkstemp, without importing tempfile (random, shutil...)
+        fd = -1
+        while fd == -1:  # tempfile.mkstemp, without importing tempfile (random, shutil...)
             tmp = os.path.join(directory, "%s%s.tmp" % (prefix, os.urandom(6).hex()))
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                break
             except FileExistsError:
                 continue
             except OSError as exc:
