@@ -45,7 +45,7 @@ class _Registry(Dict[str, Type["Resource"]]):
             raise KeyError(name) from None
         return dict.__getitem__(self, name)
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         try:
             return self[name]
         except KeyError:

@@ -33,7 +33,7 @@ def script_name(name: str) -> str:
 
 
 def systemd_running(system: Any) -> bool:
-    return system.is_dir("/run/systemd/system")
+    return bool(system.is_dir("/run/systemd/system"))
 
 
 def unit_file(system: Any, unit: str) -> Optional[str]:

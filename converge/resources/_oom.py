@@ -54,9 +54,10 @@ def cmdline(system: Any, pid: int) -> Optional[str]:
 
 def _read(system: Any, path: str) -> Optional[str]:
     try:
-        return system.read_text(path)
+        text: Optional[str] = system.read_text(path)
     except OSError:  # ESRCH, EACCES: the process is gone or not ours to read
         return None
+    return text
 
 
 def pids(system: Any) -> List[int]:

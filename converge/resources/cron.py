@@ -57,13 +57,14 @@ class Cron(Resource, type_name="cron"):
     name: str = prop(doc="Names the entry: its '# converge: NAME' marker line.", identity=True)
     command: Optional[str] = prop(None, doc="The command line cron runs (a literal % written "
                                   "as \\%). Required for create.", sensitive=True)
-    minute: Union[str, int, list] = prop("*", doc="Minute, 0-59: a number, range, list or "
-                                         "step ('*/10').")
-    hour: Union[str, int, list] = prop("*", doc="Hour, 0-23.")
-    day: Union[str, int, list] = prop("*", doc="Day of the month, 1-31.")
-    month: Union[str, int, list] = prop("*", doc="Month, 1-12 or a name (jan).")
-    weekday: Union[str, int, list] = prop("*", doc="Day of the week, 0-7 (0 and 7 are "
-                                          "Sunday) or a name (mon).")
+    minute: Union[str, int, List[Union[str, int]]] = prop(
+        "*", doc="Minute, 0-59: a number, range, list or step ('*/10').")
+    hour: Union[str, int, List[Union[str, int]]] = prop("*", doc="Hour, 0-23.")
+    day: Union[str, int, List[Union[str, int]]] = prop("*", doc="Day of the month, 1-31.")
+    month: Union[str, int, List[Union[str, int]]] = prop(
+        "*", doc="Month, 1-12 or a name (jan).")
+    weekday: Union[str, int, List[Union[str, int]]] = prop(
+        "*", doc="Day of the week, 0-7 (0 and 7 are Sunday) or a name (mon).")
     special: Optional[str] = prop(None, doc="Instead of the five fields: @reboot, @hourly, "
                                   "@daily, @weekly, @monthly or @yearly.")
     user: str = prop("root", doc="The user the job runs as.")

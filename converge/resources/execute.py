@@ -116,7 +116,9 @@ class Execute(Resource, type_name="execute"):
         return text
 
     def argv(self) -> List[str]:
-        return ["/bin/sh", "-c", self.command] if self.shell else list(self.command)
+        if isinstance(self.command, str):  # normalise: a string exactly when shell=True
+            return ["/bin/sh", "-c", self.command]
+        return list(self.command)
 
     # -- target ----------------------------------------------------------------------
 

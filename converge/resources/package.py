@@ -143,7 +143,7 @@ class Package(Resource, type_name="package"):
         _transaction(system, batch)
 
     def current(self, system: Any) -> Dict[str, Any]:
-        state = self.__dict__.pop("_prefetched", None)
+        state: Optional[Dict[str, Any]] = self.__dict__.pop("_prefetched", None)
         if state is None:
             state = self._backend(system).state(system, self.names, self._wants_candidates())
         return state
@@ -239,6 +239,7 @@ def _transaction(system: Any, batch: List[Tuple[Package, List[Change]]]) -> None
     if not batch:
         return
     backend = batch[0][0]._backend(system)
+    error: Optional[ResourceError]
     try:
         failed = _act(system, backend, [c for _, changes in batch for c in changes])
     except ResourceError as exc:
