@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type
 
 from . import context
 from .errors import ConvergeError, PropertyError, printable
-from .recipe import caller_source, display
+from .recipe import Pair, caller_source, display
 from .resources._base import COMMON_PROPERTIES, Notification, Resource, load_all
 from .resources._validate import boolean, integer
 
@@ -156,19 +156,23 @@ def _guard(resource: Resource, name: str, value: Any) -> Any:
     raise resource.fail("%s must be an argument list or a callable, not %r" % (name, value))
 
 
-def _pairs(resource: Resource, name: str, value: Any) -> List[Tuple[str, Any]]:
-    """(action, resource) pairs from the forms notifies/subscribes accept."""
+def _pairs(resource: Resource, name: str, value: Any) -> List[Pair]:
+    """(action, resource, timing) from the forms notifies/subscribes accept; the
+    timing is None unless the entry gives one (('restart', svc, 'immediately'))."""
     if isinstance(value, (Notification, tuple)):
         value = [value]
     if not isinstance(value, list):
         raise resource.fail("%s takes svc.restart or [('restart', svc)], not %r" % (name, value))
-    out: List[Tuple[str, Any]] = []
+    out: List[Pair] = []
     for item in value:
         if isinstance(item, Notification):
-            out.append((item.action, item.target))
+            out.append((item.action, item.target, None))
         elif isinstance(item, tuple) and len(item) in (2, 3) and isinstance(item[0], str):
             target = item[1].identity if isinstance(item[1], Resource) else str(item[1])
-            out.append((item[0], target) if len(item) == 2 else (item[0], target, item[2]))
+            if len(item) == 3 and item[2] not in TIMINGS:
+                raise resource.fail("notification timing '%s' is not one of: %s"
+                                    % (item[2], ", ".join(TIMINGS)))
+            out.append((item[0], target, item[2] if len(item) == 3 else None))
         else:
             raise resource.fail("%s entry %r is not svc.restart or ('restart', svc)"
                                 % (name, item))
@@ -179,12 +183,8 @@ def _notifications(resource: Resource, value: Any, timing: str) -> List[Notifica
     if value is None:
         return []
     notes = []
-    for entry in _pairs(resource, "notifies", value):
-        when = entry[2] if len(entry) == 3 else timing
-        if when not in TIMINGS:
-            raise resource.fail("notification timing '%s' is not one of: %s"
-                                % (when, ", ".join(TIMINGS)))
-        notes.append(Notification(entry[0], entry[1], when))
+    for action, target, when in _pairs(resource, "notifies", value):
+        notes.append(Notification(action, target, when or timing))
     return notes
 
 

@@ -12,12 +12,15 @@ import os
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from . import context as ctxvar
 from .errors import ConvergeError, PropertyError, RecipeError
 from .plan import Plan, Step
 from .resources._base import Notification, Resource
+
+#: (action, target identity, timing when one was given) from notifies= and subscribes=
+Pair = Tuple[str, str, Optional[str]]
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
 
@@ -158,9 +161,9 @@ class RecipeContext:
         self.remote = remote
         self.resources: List[Resource] = []
         self.by_id: Dict[str, Resource] = {}
-        self.subscriptions: List[tuple] = []  # type: ignore[type-arg]
+        self.subscriptions: List[Tuple[Resource, List[Pair]]] = []
         self.files: List[Path] = []  # the stack of recipe files being run
-        self.included: set = set()  # type: ignore[type-arg]
+        self.included: Set[Path] = set()
         self._jinja: Any = None
         self._resolved: Dict[Path, str] = {}
 
@@ -311,10 +314,10 @@ class RecipeContext:
 
     def plan(self, recipe: str = "") -> Plan:
         for resource, entries in self.subscriptions:
-            for action, other in entries:
+            for action, other, timing in entries:
                 target = self._known(other, resource)
                 target.meta.notifies.append(Notification(action, resource.identity,
-                                                         "delayed"))
+                                                         timing or "delayed"))
         steps = []
         for resource in self.resources:
             for note in resource.meta.notifies:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from converge.errors import PropertyError
 from converge.plan import Plan
 from tests.conftest import Converger, statuses
 
@@ -68,6 +71,28 @@ def test_subscribes_is_notifies_reversed(converger: Converger) -> None:
         file("/etc/reloaded", content="r", action="nothing", subscribes=[("create", cfg)])
     ''')
     assert events[-1]["id"] == "file[/etc/reloaded]" and events[-1]["status"] == "updated"
+
+
+def test_subscribes_takes_a_timing(converger: Converger) -> None:
+    events = converger.run('''
+        from converge import file
+        file("/etc/reloaded", content="r", action="nothing",
+             subscribes=[("create", "file[/etc/cfg]", "immediately")])
+        cfg = file("/etc/cfg", content="c")
+        file("/etc/other", content="o")
+    ''')
+    assert [e["id"] for e in events] == ["file[/etc/reloaded]", "file[/etc/cfg]",
+                                         "file[/etc/reloaded]", "file[/etc/other]"]
+    assert events[2]["status"] == "updated"
+
+
+def test_subscribes_refuses_an_unknown_timing(converger: Converger) -> None:
+    with pytest.raises(PropertyError, match="notification timing 'soon' is not one of"):
+        converger.compile('''
+            from converge import file
+            cfg = file("/etc/cfg", content="c")
+            file("/etc/reloaded", content="r", subscribes=[("create", cfg, "soon")])
+        ''')
 
 
 def test_plan_mode_reports_would_be_notifications(converger: Converger) -> None:

@@ -189,7 +189,7 @@ COMMON_PROPERTIES: Dict[str, str] = {
     "notifies": "Actions of other resources to run when this one changes: "
     "svc.restart, or [('restart', svc)]. Delayed to the end of the run by default.",
     "subscribes": "The reverse of notifies: [('restart', cfg)] runs this resource's "
-    "restart when cfg changes.",
+    "restart when cfg changes; ('restart', cfg, 'immediately') runs it right after cfg.",
     "immediately": "Run this resource's notifications right after it, not at the end.",
     "ignore_failure": "A failure is reported but does not fail the run.",
     "retries": "How many times to retry a failed resource.",
