@@ -51,7 +51,8 @@ class Console:
             out.append(head + self._paint(RED, tag))
             for change in event["changes"]:
                 out.append("  - " + self._verb(change))
-            where = (event.get("source") + ": ") if event.get("source") else ""
+            source = event.get("source")
+            where = "%s: " % (source,) if source else ""
             message = (event.get("error") or "").splitlines() or [""]
             out.append(self._paint(RED, "  ! %s%s" % (where, message[0])))
             out.extend("    " + line for line in message[1:])
@@ -97,7 +98,7 @@ def _shown(event: Event) -> Event:
         return "\n".join(printable(line, tabs=True) for line in text.split("\n"))
 
     shown = dict(event)
-    for key in ("id", "action", "skip_reason", "notified_by", "error"):
+    for key in ("id", "action", "skip_reason", "notified_by", "error", "source"):
         shown[key] = lines(event.get(key))
     for key in ("changes", "diffs", "warnings"):
         shown[key] = [lines(text) for text in event.get(key) or []]

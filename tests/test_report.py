@@ -24,3 +24,12 @@ def test_terminal_escapes_from_a_target_are_shown_escaped_and_colour_stays_ours(
     event["status"] = "updated"
     diff = console.lines(event)[-2]
     assert diff == "    \x1b[32m+\tindented\\x1b[2J\x1b[0m"  # tabs kept, escapes shown
+
+
+def test_a_failed_event_s_source_is_shown_escaped_whatever_its_type() -> None:
+    console = Console(io.StringIO(), color=False)
+    event = {"id": "file[/tmp/a]", "action": "create", "status": "failed", "changes": [],
+             "error": "boom", "source": "recipe.py:3\x1b[2J"}
+    assert console.lines(event)[1] == "  ! recipe.py:3\\x1b[2J: boom"
+    event["source"] = 3  # a target's JSON may say anything: rendered, not a TypeError
+    assert console.lines(event)[1] == "  ! 3: boom"
