@@ -54,8 +54,9 @@ def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes
             os.path.join(home, ".cache", "converge")
     target = os.path.join(base, "agent-" + digest)
     ready = os.path.isfile(os.path.join(target, "converge", "__init__.py"))
-    stdout.write(("CONVERGE/1 %s %s py=%d.%d.%d\n" % ((digest, "ready" if ready else "need")
-                                                    + tuple(sys.version_info[:3]))).encode())
+    major, minor, micro = sys.version_info[:3]
+    stdout.write(("CONVERGE/1 %s %s py=%d.%d.%d\n" % (digest, "ready" if ready else "need",
+                                                     major, minor, micro)).encode())
     stdout.flush()
     request = stdin.readline()
     if not ready:

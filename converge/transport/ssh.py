@@ -335,7 +335,7 @@ class SSHTransport:
             else:
                 stderr = self._sudo_password(chan, prompt.encode())
             out = chan.makefile("rb", -1)
-            noise = []
+            noise: List[str] = []
             while True:
                 raw = out.readline()
                 if not raw:
