@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type
 
 from . import context
 from .errors import ConvergeError, PropertyError, printable
-from .recipe import Pair, caller_source, display
+from .recipe import Pair, RecipeContext, caller_source, display
 from .resources._base import COMMON_PROPERTIES, Notification, Resource, load_all
 from .resources._validate import boolean, integer
 
@@ -40,7 +40,7 @@ def declare(cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
         raise
 
 
-def _declare(ctx: Any, cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
+def _declare(ctx: RecipeContext, cls: Type[Resource], args: Tuple[Any, ...], kwargs: Dict[str, Any],
              common: Dict[str, Any], names: List[str], label: str, source: str) -> Resource:
     for key in kwargs:
         if key not in names:

@@ -15,7 +15,7 @@ A Step is one resource with one action::
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type
 
 from .resources._base import REGISTRY, Notification, Resource
 
@@ -56,7 +56,7 @@ class Step:
 
     def resource(self, action: Optional[str] = None) -> Resource:
         """The resource this step converges, rebuilt for the target."""
-        cls = REGISTRY.get(self.type)
+        cls: Optional[Type[Resource]] = REGISTRY.get(self.type)
         if cls is None:
             raise KeyError("unknown resource type %r" % self.type)
         res = cls.from_plan(self.props, action or self.action)

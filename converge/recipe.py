@@ -12,12 +12,28 @@ import os
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+    Union,
+)
 
 from . import context as ctxvar
 from .errors import ConvergeError, PropertyError, RecipeError
 from .plan import Plan, Step
 from .resources._base import Notification, Resource
+
+if TYPE_CHECKING:
+    import jinja2
 
 #: (action, target identity, timing when one was given) from notifies= and subscribes=
 Pair = Tuple[str, str, Optional[str]]
@@ -35,11 +51,12 @@ def display(path: Union[str, Path]) -> str:
     return text if rel.startswith("..") else rel
 
 
-def _strict_undefined(jinja2: Any) -> Any:
+def _strict_undefined() -> Type[jinja2.StrictUndefined]:
     """jinja2's StrictUndefined, but an attribute that is not set says so as a
     recipe does (jinja2 would say "'converge.recipe.Attrs object' has no attribute")."""
+    import jinja2
 
-    class Undefined(jinja2.StrictUndefined):  # type: ignore[misc, name-defined]
+    class Undefined(jinja2.StrictUndefined):
         @property
         def _undefined_message(self) -> str:
             if isinstance(self._undefined_obj, Attrs):
@@ -49,7 +66,7 @@ def _strict_undefined(jinja2: Any) -> Any:
     return Undefined
 
 
-class Attrs(dict):  # type: ignore[type-arg]
+class Attrs(Dict[str, Any]):
     """Attributes: a dict whose keys also read as attributes (``attrs.chrony.servers``)."""
 
     def __init__(self, data: Optional[Dict[str, Any]] = None, prefix: str = "") -> None:
@@ -218,7 +235,7 @@ class RecipeContext:
         if self._jinja is None:
             self._jinja = jinja2.Environment(
                 loader=jinja2.FileSystemLoader("/"),
-                undefined=_strict_undefined(jinja2),
+                undefined=_strict_undefined(),
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - configuration files, not HTML
                 auto_reload=False,  # one compile: a template loaded once is reused as is
@@ -321,11 +338,11 @@ class RecipeContext:
         steps = []
         for resource in self.resources:
             for note in resource.meta.notifies:
-                target = self.by_id.get(note.target)
-                if target is None:
+                notified = self.by_id.get(note.target)
+                if notified is None:
                     raise PropertyError("notifies %s, which no recipe declares" % note.target,
                                         source=resource.meta.source, identity=resource.identity)
-                valid = type(target).actions + type(target).notify_only
+                valid = type(notified).actions + type(notified).notify_only
                 if note.action not in valid:
                     raise PropertyError(
                         "notifies %s to %s, but its actions are: %s"

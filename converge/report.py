@@ -164,8 +164,9 @@ def history_lines(runs: List[Dict[str, Any]], changes: int = 3) -> List[str]:
 
 def json_report(hosts: Dict[str, Dict[str, Any]], seconds: float, mode: str) -> Dict[str, Any]:
     """The whole report: one entry per host and the totals."""
-    total = {"hosts": len(hosts), "failed_hosts": 0, "unreachable_hosts": 0, "updated": 0,
-             "up_to_date": 0, "skipped": 0, "failed": 0, "total": 0, "ignored": 0}
+    total: Dict[str, float] = {
+        "hosts": len(hosts), "failed_hosts": 0, "unreachable_hosts": 0, "updated": 0,
+        "up_to_date": 0, "skipped": 0, "failed": 0, "total": 0, "ignored": 0}
     for entry in hosts.values():
         if entry.get("error") or entry["summary"]["failed"]:
             total["failed_hosts"] += 1

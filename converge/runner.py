@@ -42,11 +42,11 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return self.summary["updated"] > 0
+        return bool(self.summary["updated"] > 0)
 
     @property
     def failed(self) -> bool:
-        return self.summary["failed"] > 0 or self.summary["failed_hosts"] > 0
+        return bool(self.summary["failed"] > 0 or self.summary["failed_hosts"] > 0)
 
 
 def unreachable(exc: BaseException) -> bool:
