@@ -13,6 +13,8 @@ tmpfs, fresh /proc /dev /sys /run), waits for `go`, configures its network,
 drops capabilities, pivots into the new root and becomes the node's sshd.
 """
 
+from __future__ import annotations
+
 import base64
 import ctypes
 import fcntl
@@ -21,6 +23,11 @@ import os
 import socket
 import struct
 import sys
+from typing import Any, NoReturn
+
+# A node's spec, as the lab sends it (JSON); a snapshot: {"vm": {rel: (mode, data)}}
+Spec = dict[str, Any]
+Snapshot = dict[str, dict[str, tuple[int, bytes]]]
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -53,35 +60,38 @@ SYSCTL_COPIES = ("vm", "kernel")
 libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> None:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, "%s: %s" % (what, os.strerror(err)))
 
 
-def mount(source, target, fstype, flags, data=None):
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
     """mount(2), with an error that names the target."""
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
     _check(
         libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
         "mount %s on %s" % (fstype or source, target),
     )
 
 
-def bind(source, target, readonly=False, flags=0):
+def bind(source: str, target: str, readonly: bool = False, flags: int = 0) -> None:
     """Bind `source` on `target`, read-only when asked (a bind needs a remount for that)."""
     mount(source, target, None, MS_BIND | flags)
     if readonly:
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
 
 
-def umount_detach(target):
+def umount_detach(target: str) -> None:
     _check(libc.umount2(target.encode(), MNT_DETACH), "umount " + target)
 
 
-def mountpoints_under(root):
+def mountpoints_under(root: str) -> list[tuple[str, list[str]]]:
     """Mount points at or below `root`, with their per-mount flags, parents first."""
-    found = []
+    found: list[tuple[str, list[str]]] = []
     with open("/proc/self/mountinfo") as info:
         for line in info:
             fields = line.split()
@@ -91,7 +101,7 @@ def mountpoints_under(root):
     return found
 
 
-def readonly_tree(root):
+def readonly_tree(root: str) -> None:
     """Remount every mount of the bound host tree read-only, keeping nosuid/nodev/noexec."""
     keep = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
     for point, opts in mountpoints_under(root):
@@ -101,7 +111,7 @@ def readonly_tree(root):
         mount(None, point, None, flags)
 
 
-def makedirs_like(upper, rel, host_root="/"):
+def makedirs_like(upper: str, rel: str, host_root: str = "/") -> None:
     """Create `upper/rel`'s parents with the host directories' modes and owners."""
     parts = [p for p in rel.split("/") if p][:-1]
     here, host = upper, host_root
@@ -115,14 +125,15 @@ def makedirs_like(upper, rel, host_root="/"):
                 os.chown(here, st.st_uid, st.st_gid)
 
 
-def layer_home(spec, name):
+def layer_home(spec: Spec, name: str) -> str:
     """The directory holding upper/NAME and work/NAME for one overlay."""
     if spec.get("keep_upper") and name in spec["keep_dirs"]:
         return os.path.join(spec["layers"], "kept")
-    return spec["layers"]
+    layers: str = spec["layers"]
+    return layers
 
 
-def build_layers(spec):
+def build_layers(spec: Spec) -> None:
     """A private tmpfs holding each overlay's upper and work directories, seeded.
 
     With spec["keep_upper"] (a directory on the host), the upper and work
@@ -162,7 +173,7 @@ def build_layers(spec):
         os.chmod(target, seed["mode"])
 
 
-def mount_overlays(spec):
+def mount_overlays(spec: Spec) -> None:
     """Each overlay: the node's upper over spec["lowers"] (extra layers, first on
     top) over the host's directory."""
     root, layers = spec["root"], spec["layers"]
@@ -181,7 +192,7 @@ def mount_overlays(spec):
         mount("overlay", target, "overlay", 0, opts)
 
 
-def write_sysctl_copy(directory, files):
+def write_sysctl_copy(directory: str, files: dict[str, tuple[int, bytes]]) -> None:
     for rel, (mode, data) in sorted(files.items()):
         path = os.path.join(directory, rel)
         parent = os.path.dirname(path)
@@ -192,7 +203,7 @@ def write_sysctl_copy(directory, files):
         os.chmod(path, mode)
 
 
-def mount_proc(spec, snapshot):
+def mount_proc(spec: Spec, snapshot: Snapshot) -> None:
     """A /proc for the node's pid namespace; vm and kernel knobs become writable copies."""
     proc = os.path.join(spec["root"], "proc")
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -218,7 +229,7 @@ def mount_proc(spec, snapshot):
         bind(os.path.join(spec["root"], "dev", "null"), sysrq)
 
 
-def mount_dev(spec):
+def mount_dev(spec: Spec) -> None:
     dev = os.path.join(spec["root"], "dev")
     mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=64k")
     for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
@@ -237,7 +248,7 @@ def mount_dev(spec):
         os.symlink("/proc/self/fd/%d" % number, os.path.join(dev, name))
 
 
-def mount_run(spec):
+def mount_run(spec: Spec) -> None:
     run = os.path.join(spec["root"], "run")
     mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     os.mkdir(os.path.join(run, "sshd"), 0o755)
@@ -248,7 +259,7 @@ def mount_run(spec):
     bind(spec["repo"], repo_target, readonly=True)
 
 
-def build_root(spec, snapshot):
+def build_root(spec: Spec, snapshot: Snapshot) -> None:
     """Assemble the node's root under spec['root'] in this (private) mount namespace."""
     root = spec["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -270,16 +281,16 @@ def build_root(spec, snapshot):
         bind(path, target, readonly=True)
 
 
-def ifreq(name, payload=b""):
+def ifreq(name: str, payload: bytes = b"") -> bytes:
     return name.encode().ljust(16, b"\0") + payload.ljust(24, b"\0")
 
 
-def link_up(sock, name):
+def link_up(sock: socket.socket, name: str) -> None:
     flags = struct.unpack("H", fcntl.ioctl(sock, SIOCGIFFLAGS, ifreq(name))[16:18])[0]
     fcntl.ioctl(sock, SIOCSIFFLAGS, ifreq(name, struct.pack("H", flags | IFF_UP)))
 
 
-def configure_network(spec):
+def configure_network(spec: Spec) -> None:
     """lo up; eth0 gets the node's address on its /30 (the kernel adds the link route)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -292,19 +303,19 @@ def configure_network(spec):
         sock.close()
 
 
-def drop_capabilities(caps):
+def drop_capabilities(caps: list[int]) -> None:
     for cap in caps:
         _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d" % cap)
 
 
-def pivot(root):
+def pivot(root: str) -> None:
     os.chdir(root)
     _check(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
     umount_detach(".")
     os.chdir("/")
 
 
-def node_main(spec, snapshot, go_fd):
+def node_main(spec: Spec, snapshot: Snapshot, go_fd: int) -> NoReturn:
     """PID 1 of a node: build, wait for the network, become sshd. Never returns."""
     log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
@@ -329,7 +340,7 @@ def node_main(spec, snapshot, go_fd):
         os._exit(2)
 
 
-def start_node(spec, snapshot):
+def start_node(spec: Spec, snapshot: Snapshot) -> tuple[int, int]:
     """Fork a node; return (pid of its PID 1 on the host, write end of its go pipe)."""
     go_read, go_write = os.pipe()
     report_read, report_write = os.pipe()
@@ -359,12 +370,12 @@ def start_node(spec, snapshot):
     return int(data), go_write
 
 
-def snapshot_sysctls():
+def snapshot_sysctls() -> Snapshot:
     """Host values of /proc/sys/vm and /proc/sys/kernel (minus kernel/random), read once."""
-    snapshot = {}
+    snapshot: Snapshot = {}
     for name in SYSCTL_COPIES:
         top = os.path.join("/proc/sys", name)
-        files = {}
+        files: dict[str, tuple[int, bytes]] = {}
         for dirpath, dirnames, filenames in os.walk(top):
             if dirpath == "/proc/sys/kernel":
                 dirnames[:] = [d for d in dirnames if d != "random"]
@@ -381,10 +392,11 @@ def snapshot_sysctls():
     return snapshot
 
 
-def main():
+def main() -> None:
     request = json.loads(sys.stdin.readline())
     snapshot = snapshot_sysctls()
-    pids, pipes = {}, {}
+    pids: dict[str, int] = {}
+    pipes: dict[str, int] = {}
     for spec in request["nodes"]:
         node_snapshot = dict(snapshot)
         kernel = dict(snapshot["kernel"])

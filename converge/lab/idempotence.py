@@ -15,6 +15,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from converge.lab.errors import LabError
 from converge.lab.lab import Lab
@@ -31,13 +32,13 @@ class ApplyRun:
     returncode: int
     stdout: str
     stderr: str
-    report: dict = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
-    def resources(self) -> list[dict]:
+    def resources(self) -> list[dict[str, Any]]:
         return [res for host in self.report.get("hosts", {}).values()
                 for res in host.get("resources", [])]
 
-    def with_status(self, status: str) -> list[dict]:
+    def with_status(self, status: str) -> list[dict[str, Any]]:
         return [res for res in self.resources() if res.get("status") == status]
 
     @property
@@ -55,7 +56,7 @@ class IdempotenceResult:
     second: ApplyRun
 
     @property
-    def not_idempotent(self) -> list[dict]:
+    def not_idempotent(self) -> list[dict[str, Any]]:
         """Resources the second run changed."""
         return self.second.with_status(CHANGED)
 

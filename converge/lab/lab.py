@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import converge
 from converge.lab import net
@@ -263,8 +264,8 @@ class Lab:
             self.key_path.parent.mkdir(mode=0o700, exist_ok=True)
             _keygen([self.key_path], comment="converge-lab")
 
-    def _start(self, state: dict, names: list[str], slots: list[net.Slot],
-               extra: dict | None = None) -> list[Node]:
+    def _start(self, state: dict[str, Any], names: list[str], slots: list[net.Slot],
+               extra: dict[str, Any] | None = None) -> list[Node]:
         for name in names:
             node_dir = self._node_dir(name)
             shutil.rmtree(node_dir, ignore_errors=True)
@@ -305,7 +306,7 @@ class Lab:
             raise LabError(f"could not start nodes: {err.strip()}")
         return nodes
 
-    def _spec(self, name: str, slot: net.Slot) -> dict:
+    def _spec(self, name: str, slot: net.Slot) -> dict[str, Any]:
         node_dir = self._node_dir(name)
         return {
             "name": name, "root": str(node_dir / "root"), "layers": str(node_dir / "layers"),
@@ -316,7 +317,7 @@ class Lab:
             "binds": _interpreter_binds(), "seeds": self._seeds(name, slot),
         }
 
-    def _seeds(self, name: str, slot: net.Slot) -> list[dict]:
+    def _seeds(self, name: str, slot: net.Slot) -> list[dict[str, Any]]:
         node_dir = self._node_dir(name)
         pub = self.key_path.with_suffix(".pub").read_bytes()
         hosts = (f"127.0.0.1\tlocalhost\n{slot.node}\t{name}\n"
@@ -338,7 +339,7 @@ class Lab:
             path = Path("/etc/skel") / skel
             if path.exists():
                 files.append((f"/root/{skel}", path.read_bytes(), 0o644))
-        seeds: list[dict] = [
+        seeds: list[dict[str, Any]] = [
             {"path": "/etc/apt/sources.list.d", "opaque": True},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
         ]
@@ -373,7 +374,7 @@ class Lab:
                 leftovers.append(f"{node.name}: mount {point} still present")
         return leftovers
 
-    def _forget(self, state: dict, names: list[str]) -> None:
+    def _forget(self, state: dict[str, Any], names: list[str]) -> None:
         """Drop nodes from the record and remove their directories."""
         for name in names:
             shutil.rmtree(self._node_dir(name), ignore_errors=True)
@@ -416,7 +417,8 @@ class Lab:
         finally:
             os.close(fd)
 
-    def _state(self) -> dict:
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any]
         try:
             state = json.loads((self.directory / "state.json").read_text())
         except FileNotFoundError:
@@ -424,7 +426,7 @@ class Lab:
         state.setdefault("nodes", {})
         return state
 
-    def _save(self, state: dict) -> None:
+    def _save(self, state: dict[str, Any]) -> None:
         _atomic_write(self.directory / "state.json", json.dumps(state, indent=2) + "\n")
         nodes = [_node(name, info) for name, info in state["nodes"].items()]
         lines = []
@@ -450,13 +452,14 @@ class Lab:
         _atomic_write(self.directory / "inventory.yml", "\n".join(lines) + "\n")
 
 
-def _node(name: str, info: dict) -> Node:
+def _node(name: str, info: dict[str, Any]) -> Node:
     return Node(name=name, address=info["address"], pid=info["pid"], start=info["start"],
                 host_address=info["host_address"], link=info["link"])
 
 
-def _free_names(existing: dict, count: int) -> list[str]:
-    names, number = [], 1
+def _free_names(existing: dict[str, Any], count: int) -> list[str]:
+    names: list[str] = []
+    number = 1
     while len(names) < count:
         name = f"node{number}"
         if name not in existing:
@@ -547,11 +550,12 @@ def _host_packages_digest() -> str:
         return ""
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:

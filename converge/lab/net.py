@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from converge.lab.errors import LabError
 
@@ -50,9 +51,10 @@ def parse_pool(text: str) -> ipaddress.IPv4Network:
     return pool
 
 
-def _ip_json(*args: str) -> list[dict]:
+def _ip_json(*args: str) -> list[dict[str, Any]]:
     done = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout or "[]")
+    entries: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+    return entries
 
 
 def host_networks() -> list[tuple[str, ipaddress.IPv4Network]]:

@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from converge.lab.errors import LabError
 
@@ -56,6 +57,27 @@ class Node:
                 f"remove it with `converge lab down {self.name}` and bring up a new one"
             )
 
+    @overload
+    def run(
+        self,
+        argv: Sequence[str],
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        text: Literal[True] = True,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    @overload
+    def run(
+        self,
+        argv: Sequence[str],
+        input: str | bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        *,
+        text: Literal[False],
+    ) -> subprocess.CompletedProcess[bytes]: ...
+
     def run(
         self,
         argv: Sequence[str],
@@ -63,22 +85,24 @@ class Node:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         text: bool = True,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
         """Run argv inside the node (its namespaces, its root, its capabilities)."""
         self.check_alive()
-        if isinstance(input, str) and not text:
-            input = input.encode()
         drop = ",".join(f"-{cap}" for cap in DROPPED_CAPS)
         command = [
             "nsenter", f"--target={self.pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
             "--", "setpriv", f"--bounding-set={drop}", "--inh-caps=-all", "--",
             *argv,
         ]
-        return subprocess.run(
-            command, input=input, capture_output=True, timeout=timeout, text=text,
-            env={**NODE_ENV, **(env or {})}, cwd="/",
-            **({"errors": "replace"} if text else {}),
-        )
+        environ = {**NODE_ENV, **(env or {})}
+        if not text:
+            data = input.encode() if isinstance(input, str) else input
+            return subprocess.run(command, input=data, capture_output=True, timeout=timeout,
+                                  env=environ, cwd="/")
+        if isinstance(input, bytes):
+            raise TypeError("input is bytes: run it with text=False")
+        return subprocess.run(command, input=input, capture_output=True, timeout=timeout,
+                              text=True, errors="replace", env=environ, cwd="/")
 
     def read_file(self, path: str) -> bytes:
         """A file's content as the node sees it."""

@@ -157,7 +157,8 @@ def _write_control(tree: Path, name: str, version: str, depends: list[str],
         path.chmod(0o755)
 
 
-def _checked(argv: list[str], what: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _checked(argv: list[str], what: str, cwd: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0]) is None:
         raise LabError(f"{argv[0]} not found: install dpkg-dev and apt (apt-get install dpkg-dev)")
     done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
