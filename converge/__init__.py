@@ -14,7 +14,7 @@ are loaded on first use, so importing converge (and starting the CLI) stays chea
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, List
 
 from ._version import __version__ as __version__
 
@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError("module 'converge' has no attribute %r" % name)
 
 
-def __dir__() -> list:  # type: ignore[type-arg]
+def __dir__() -> List[str]:
     from . import dsl
 
     return sorted(list(dsl.FUNCTIONS) + ["include_recipe", "node", "attrs", "__version__"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Callable, Dict, List, Tuple, Type
+from typing import Any, Callable, Dict, List, Set, Tuple, Type
 
 from . import context
 from .errors import ConvergeError, PropertyError, printable
@@ -73,7 +73,7 @@ def _redact(exc: ConvergeError, cls: Type[Resource], args: Tuple[Any, ...],
     content, the command...) that the message or identity shows becomes
     '(sensitive)'."""
     given = dict(zip([f.name for f in cls.fields()], args, strict=False), **kwargs)
-    secrets: set = set()  # type: ignore[type-arg]
+    secrets: Set[str] = set()
     for f in cls.fields():
         if f.metadata.get("sensitive") and given.get(f.name) is not None:
             _texts(given[f.name], secrets)
@@ -84,7 +84,7 @@ def _redact(exc: ConvergeError, cls: Type[Resource], args: Tuple[Any, ...],
     exc.args = (exc.message,)
 
 
-def _texts(value: Any, out: set) -> None:  # type: ignore[type-arg]
+def _texts(value: Any, out: Set[str]) -> None:
     """Every way a message may show a value: str, repr, and those of its parts."""
     if isinstance(value, str):  # a command string is also suggested as a list
         out.update({value, repr(value), printable(value), repr(value.split())})

@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import InventoryError
 
@@ -84,7 +84,7 @@ class Inventory:
             chosen -= self._match(pattern)
         return [host for name, host in self.hosts.items() if name in chosen]
 
-    def _match(self, pattern: str) -> set:  # type: ignore[type-arg]
+    def _match(self, pattern: str) -> Set[str]:
         found = {n for n in self.hosts if fnmatch.fnmatchcase(n, pattern)}
         for group, members in self.groups.items():
             if fnmatch.fnmatchcase(group, pattern):
@@ -355,7 +355,7 @@ class _Loader:
                                              for p in parents)
 
     def members(self, group: str, direct: Dict[str, List[str]],
-                children: Dict[str, List[str]]) -> set:  # type: ignore[type-arg]
+                children: Dict[str, List[str]]) -> Set[str]:
         found = set(direct[group])
         for kid in children[group]:
             found |= self.members(kid, direct, children)

@@ -452,7 +452,7 @@ def _host_db(table: str) -> Tuple[Callable[[str], int], Callable[[int], str]]:
     return (lambda n: grp.getgrnam(n).gr_gid), (lambda i: grp.getgrgid(i).gr_name)
 
 
-def _switch_user(uid: int, gid: int):  # type: ignore[no-untyped-def]
+def _switch_user(uid: int, gid: int) -> Callable[[], None]:
     """A preexec function that drops to uid/gid (subprocess's user= needs 3.9)."""
 
     def switch() -> None:

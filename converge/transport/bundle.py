@@ -26,7 +26,7 @@ import io
 import os
 import zipfile
 from functools import lru_cache
-from typing import IO, Optional, Tuple  # noqa: F401 - IO, Optional: the loader's type comment
+from typing import IO, List, Optional, Tuple  # noqa: F401 - IO, Optional: the loader's type comment
 
 PROTOCOL = 1
 HANDSHAKE = "CONVERGE/%d" % PROTOCOL
@@ -93,7 +93,7 @@ def loader_source(digest: str, base: Optional[str] = None) -> str:
         source, digest, base)
 
 
-def _files() -> list:  # type: ignore[type-arg]
+def _files() -> List[Tuple[str, bytes]]:
     """(archive name, bytes) of every file in the bundle, sorted."""
     files = [("converge/__init__.py", INIT.encode())]
     for name in MODULES:
