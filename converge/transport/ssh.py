@@ -158,6 +158,15 @@ class SSHTransport:
 
     def run(self, plan: Plan, *, mode: str = "apply", fail_fast: bool = False,
             emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
+        events, reply = self._events({"op": "run", "mode": mode, "fail_fast": fail_fast,
+                                      "plan": plan.to_dict()}, emit, len(plan.steps))
+        self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
+        return events
+
+    def _events(self, request: Dict[str, Any], emit: Optional[Callable[[Event], None]],
+                expected: int = 0) -> Tuple[List[Event], Dict[str, Any]]:
+        """A request that converges (a run, a rollback): the events, each also given
+        to ``emit`` as it arrives, and the agent's closing reply."""
         events: List[Event] = []
 
         def collect(event: Event) -> None:
@@ -165,13 +174,9 @@ class SSHTransport:
             if emit:
                 emit(event)
 
-        reply = self._request({"op": "run", "mode": mode, "fail_fast": fail_fast,
-                               "debug": self.debug, "plan": plan.to_dict(),
-                               "keep_runs": self.keep_runs,
-                               "lock_timeout": self.lock_timeout}, collect,
-                              expected=len(plan.steps))
-        self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
-        return events
+        request.update(debug=self.debug, keep_runs=self.keep_runs,
+                       lock_timeout=self.lock_timeout)
+        return events, self._request(request, collect, expected=expected)
 
     def history(self) -> List[Dict[str, Any]]:
         """The target's run journal (see converge/agent/journal.py)."""
@@ -183,17 +188,8 @@ class SSHTransport:
     def rollback(self, run_id: Optional[str] = None, *, force: bool = False, yes: bool = False,
                  emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
         """Roll back a run on the target, as the agent there does it."""
-        events: List[Event] = []
-
-        def collect(event: Event) -> None:
-            events.append(event)
-            if emit:
-                emit(event)
-
-        self._request({"op": "rollback", "run": run_id, "force": force, "yes": yes,
-                       "debug": self.debug, "keep_runs": self.keep_runs,
-                       "lock_timeout": self.lock_timeout}, collect)
-        return events
+        return self._events({"op": "rollback", "run": run_id, "force": force, "yes": yes},
+                            emit)[0]
 
     def close(self) -> None:
         for client in [self._client] + self._hops[::-1]:
