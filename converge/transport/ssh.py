@@ -18,25 +18,39 @@ socket error becomes a converge error here, chained.
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import os
+import re
 import secrets
 import select
 import shlex
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import paramiko
-
 from ..agent.engine import Event
 from ..errors import AuthError, ConnectError, HostKeyError, TransportError
 from ..inventory import Host
 from ..plan import Plan
 from . import bundle
+
+# paramiko's config module imports invoke, when installed, only to run "Match exec"
+# lines: 70 ms (unittest.mock, a vendored yaml...) on every push. It is left out
+# here and brought in by _ssh_config for a config that has such a line.
+_blocked = "invoke" not in sys.modules
+if _blocked:
+    sys.modules["invoke"] = None  # type: ignore[assignment]
+try:
+    import paramiko
+finally:
+    if _blocked:
+        del sys.modules["invoke"]
+
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -82,11 +96,22 @@ def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None
     )
 
 
+MATCH_EXEC = re.compile(r"^\s*match\b.*\bexec\b", re.IGNORECASE | re.MULTILINE)
+
+
 @lru_cache(maxsize=8)
 def _ssh_config(path: str) -> Optional[paramiko.SSHConfig]:
     if not os.path.isfile(path):
         return None
-    return paramiko.SSHConfig.from_path(path)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    config_module = vars(paramiko.config)  # types-paramiko does not declare invoke
+    if MATCH_EXEC.search(text) and config_module.get("invoke") is None:
+        try:  # see the top of this module
+            config_module["invoke"] = importlib.import_module("invoke")
+        except ImportError:
+            pass  # paramiko says "Match exec" needs invoke when the line is used
+    return paramiko.SSHConfig.from_text(text)
 
 
 @lru_cache(maxsize=32)
