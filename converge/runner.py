@@ -79,6 +79,12 @@ def run(
     if forks < 1:
         raise ValueError("forks must be 1 or more")
     started = time.monotonic()
+    # The first ``forks`` hosts connect and start their agent while the recipe
+    # compiles (daemon threads: a compile error does not wait for a slow host).
+    for transport in transports[:forks]:
+        if hasattr(transport, "warm"):
+            threading.Thread(target=transport.warm, name="converge-warm-" + transport.host,
+                             daemon=True).start()
     try:
         plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
                                        cookbook_path, remote, forks)

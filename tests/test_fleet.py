@@ -116,6 +116,38 @@ def test_compile_error_stops_everything_before_any_host(tmp_path: Path) -> None:
     assert all(not t.ran and t.closed for t in fleet)
 
 
+class WarmingTransport(FakeTransport):
+    """A transport with warm(): it records the call and can block until released."""
+
+    def __init__(self, host: str, release: Optional[threading.Event] = None) -> None:
+        super().__init__(host)
+        self.release = release
+        self.warmed = threading.Event()
+
+    def warm(self) -> None:
+        self.warmed.set()
+        if self.release is not None:
+            self.release.wait()
+
+
+def test_the_first_forks_hosts_warm_up_while_the_recipe_compiles(recipe: Path) -> None:
+    fleet = [WarmingTransport("h%d" % i) for i in range(5)]
+    outcome = run(recipe, fleet, attrs={"who": "x"}, remote=True, forks=3)
+    assert not outcome.failed
+    assert [t.warmed.wait(timeout=30) for t in fleet[:3]] == [True] * 3
+    assert [t.warmed.is_set() for t in fleet[3:]] == [False, False]
+
+
+def test_a_compile_error_does_not_wait_for_hosts_still_connecting(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.py"
+    path.write_text("from converge import file\nfile('/etc/motd', mode='999')\n")
+    stuck = threading.Event()  # never set: a host whose connection never completes
+    fleet = [WarmingTransport("a", stuck), WarmingTransport("b", stuck)]
+    with pytest.raises(RecipeError, match="recipe.py:2"):
+        run(path, fleet, remote=True)
+    assert all(t.closed and not t.ran for t in fleet)
+
+
 def test_host_var_errors_in_one_host_stop_everything(recipe: Path) -> None:
     fleet = [FakeTransport("a"), FakeTransport("b")]
     with pytest.raises(RecipeError, match="attribute 'who' is not set"):

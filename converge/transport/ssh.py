@@ -171,6 +171,11 @@ class SSHTransport:
         self._client: Optional[paramiko.SSHClient] = None
         self._hops: List[paramiko.SSHClient] = []
         self._facts: Optional[Dict[str, Any]] = None
+        self._warm_lock = threading.Lock()
+        self._warming: Optional[threading.Event] = None  # set once warm() has ended
+        self._warm_chan: Optional[paramiko.Channel] = None
+        self._warm_error: Optional[BaseException] = None
+        self._abandoned = False  # closed while warm() was still connecting
 
     # -- the transport interface ------------------------------------------------
 
@@ -216,7 +221,59 @@ class SSHTransport:
         return self._events({"op": "rollback", "run": run_id, "force": force, "yes": yes},
                             emit)[0]
 
+    def warm(self) -> None:
+        """Connect and start the agent's loader before the first request needs it.
+
+        The runner calls this on a thread while it compiles the recipe, so the
+        connection and the target's Python start-up overlap the compile. The loader
+        waits for its request line; the first request uses that channel. An error
+        here is raised by the first request, as if it had happened there.
+        """
+        with self._warm_lock:
+            if self._warming is not None:
+                return
+            self._warming = threading.Event()
+        try:
+            client = self.connect()
+            command, prompt = self._command(bundle.build()[1])
+            transport = client.get_transport()
+            if prompt is None and transport is not None:  # sudo -S: its prompt comes first
+                chan = transport.open_session(timeout=self.timeout)
+                self.commands += 1
+                chan.exec_command(command)
+                self._warm_chan = chan
+        except BaseException as exc:  # noqa: BLE001 - raised by the first request
+            self._warm_error = exc
+        finally:
+            with self._warm_lock:
+                self._warming.set()
+                if self._abandoned:
+                    self._close_now()
+
+    def _take_warm(self) -> Optional[paramiko.Channel]:
+        """The channel warm() started (None if it did not run), once warm() ended."""
+        if self._warming is None:
+            return None
+        self._warming.wait()
+        error, self._warm_error = self._warm_error, None
+        chan, self._warm_chan = self._warm_chan, None
+        if error is not None:
+            raise error
+        return chan
+
     def close(self) -> None:
+        """Close the connection. While warm() is still connecting (the run stopped
+        at a compile error), do not wait for it: it closes what it opened itself."""
+        with self._warm_lock:
+            if self._warming is not None and not self._warming.is_set():
+                self._abandoned = True
+                return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        if self._warm_chan is not None:
+            self._warm_chan.close()
+            self._warm_chan = None
         for client in [self._client] + self._hops[::-1]:
             if client is not None:
                 client.close()
@@ -337,19 +394,27 @@ class SSHTransport:
 
     def _request(self, request: Dict[str, Any], on_event: Optional[Callable[[Event], None]]
                  = None, expected: int = 0) -> Dict[str, Any]:
+        seen = 0
+        try:
+            warm = self._take_warm()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise TransportError("cannot start the agent: %s" % _reason(exc),
+                                 host=self.host) from exc
         client = self.connect()
         data, digest = bundle.build()
         command, prompt = self._command(digest)
         line = json.dumps(request, separators=(",", ":")).encode() + b"\n"
-        seen = 0
         try:
             transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise TransportError("the connection to %s has closed" % self.host,
                                      host=self.host)
-            chan = transport.open_session(timeout=self.timeout)
-            self.commands += 1
-            chan.exec_command(command)
+            if warm is not None and prompt is None:
+                chan = warm
+            else:
+                chan = transport.open_session(timeout=self.timeout)
+                self.commands += 1
+                chan.exec_command(command)
             stderr = b""
             if prompt is None:
                 chan.sendall(line)  # pipelined: the loader reads it after its handshake
