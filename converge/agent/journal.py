@@ -244,7 +244,7 @@ class Journal:
         self.data["summary"] = summary
         if interrupted:
             self.data["interrupted"] = True
-        text = json.dumps(self.data, indent=1, sort_keys=True)
+        text = json.dumps(self.data, sort_keys=True, separators=(",", ":"))  # C-encoded
         write_file(self.system, self.path, text.encode("utf-8") + b"\n")
         self.system.sync()
         if self._log != -1:
