@@ -118,9 +118,12 @@ class System:
         mode: Optional[int] = None,
         uid: int = -1,
         gid: int = -1,
+        durable: bool = True,
     ) -> None:
         """Replace ``path`` whole: temp file beside it, fsync, rename; the directory
-        is fsynced by :meth:`sync` at the end of the run.
+        is fsynced by :meth:`sync` at the end of the run. ``durable=False`` skips
+        both fsyncs: still whole, old or new, after a crash, but a power cut may
+        keep the old (for a record nothing depends on).
 
         A crash at any point leaves either the old file or the new one. Mode and
         ownership are set on the temp file before the rename, so the new content
@@ -155,7 +158,8 @@ class System:
             os.fchmod(fd, mode)
             if uid != -1 or gid != -1:
                 os.fchown(fd, uid, gid)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             os.close(fd)
             fd = -1
             os.rename(tmp, real)
@@ -169,7 +173,8 @@ class System:
             if isinstance(exc, OSError):
                 exc.filename, exc.filename2 = path, None
             raise
-        self._unsynced.add(directory)
+        if durable:
+            self._unsynced.add(directory)
 
     def sync(self) -> None:
         """Make the renames of :meth:`write_atomic` durable: one fsync per directory
