@@ -99,5 +99,8 @@ def test_a_sensitive_plan_never_reaches_argv(lab: Lab, lab_node: Node, tmp_path:
     assert lab_node.read_file("/srv/app/db.conf") == ("password=%s\n" % secret).encode()
     assert lab_node.read_file("/srv/app/token.conf") == ("token = %s\n" % secret).encode()
     journals = lab_node.run(["sh", "-c", "cat /var/lib/converge/runs/*.json"])
-    assert journals.returncode == 0 and '"sensitive": true' in journals.stdout
+    assert journals.returncode == 0
+    [journal] = [json.loads(line) for line in journals.stdout.splitlines()]
+    assert [r["id"] for r in journal["resources"] if r.get("sensitive")] == [
+        "file[/srv/app/db.conf]", "template[/srv/app/token.conf]"]
     assert secret not in journals.stdout
