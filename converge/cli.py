@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 # Plain help: typer would import rich (60 ms) for every command. Read at import only.
 _saved = os.environ.get("TYPER_USE_RICH")
@@ -132,11 +132,12 @@ def with_targets(*, forks: bool = True) -> Callable[[Callable[..., None]], Calla
 class Targets:
     """The command line's SSH options (all empty: converge this machine)."""
 
-    def __init__(self, hosts: List[str] = (), inventory: Optional[Path] = None,  # type: ignore[assignment]
-                 limit: List[str] = (), forks: int = 20, become: bool = False,  # type: ignore[assignment]
+    def __init__(self, hosts: Sequence[str] = (), inventory: Optional[Path] = None,
+                 limit: Sequence[str] = (), forks: int = 20, become: bool = False,
                  ask_become_pass: bool = False, accept_new: bool = False,
                  user: Optional[str] = None, key: Optional[str] = None) -> None:
-        self.hosts, self.inventory, self.limit, self.forks = hosts, inventory, limit, forks
+        self.hosts, self.limit = list(hosts), list(limit)
+        self.inventory, self.forks = inventory, forks
         self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
         self.user, self.key = user, key
         self.lock_timeout, self.keep_runs = 60.0, 50
