@@ -373,8 +373,9 @@ PUSH_RUNNERS = {"converge": converge_push, "ansible": ansible_push,
 TIMEOUT = 3600.0
 
 
-def floor(lab: Lab, nodes: List[Node]) -> float:
-    """Parallel paramiko connections running `python3 -c pass`, one thread per node."""
+def floor(lab: Lab, nodes: List[Node], workers: Optional[int] = None) -> float:
+    """Parallel paramiko connections running `python3 -c pass`, one thread per node
+    (or ``workers`` at a time, as converge's --forks)."""
     import paramiko
 
     key = paramiko.PKey.from_path(str(lab.key_path))
@@ -392,7 +393,7 @@ def floor(lab: Lab, nodes: List[Node]) -> float:
         client.close()
 
     started = time.monotonic()
-    with ThreadPoolExecutor(len(nodes)) as pool:
+    with ThreadPoolExecutor(workers or len(nodes)) as pool:
         list(pool.map(one, nodes))
     return time.monotonic() - started
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import json
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import paramiko
+from run import floor as run_floor  # benchmarks/run.py, beside this script
 
 from converge.inventory import Host
 from converge.lab import Lab
@@ -60,23 +58,8 @@ def hosts_for(lab: Lab, nodes: list, count: int) -> list:
 
 
 def floor(lab: Lab, nodes: list) -> float:
-    key = paramiko.PKey.from_path(str(lab.key_path))
-
-    def one(node) -> None:  # type: ignore[no-untyped-def]
-        sock = socket.create_connection((node.address, 22))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client = paramiko.SSHClient()
-        client.get_host_keys().load(str(lab.known_hosts_path))
-        client.connect(node.address, username="root", pkey=key, sock=sock,
-                       allow_agent=False, look_for_keys=False)
-        _, out, _ = client.exec_command("python3 -c pass")
-        assert out.channel.recv_exit_status() == 0
-        client.close()
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(FORKS) as pool:
-        list(pool.map(one, nodes))
-    return time.monotonic() - started
+    """The paramiko floor of run.py, ``FORKS`` connections at a time."""
+    return run_floor(lab, nodes, workers=FORKS)
 
 
 def push(recipe: Path, hosts: list) -> tuple:
