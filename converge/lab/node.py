@@ -21,6 +21,13 @@ NODE_ENV = {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root
             "LOGNAME": "root", "SHELL": "/bin/bash"}
 
 
+def _python_path() -> dict[str, str]:
+    """The controller's PYTHONPATH, so `python3 -m converge` in a node runs the same
+    converge as the controller (a checkout other than the installed one, say)."""
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": path} if path else {}
+
+
 def process_start(pid: int) -> int | None:
     """The start time of a live (not zombie) process, or None: guards against pid reuse."""
     try:
@@ -94,7 +101,7 @@ class Node:
             "--", "setpriv", f"--bounding-set={drop}", "--inh-caps=-all", "--",
             *argv,
         ]
-        environ = {**NODE_ENV, **(env or {})}
+        environ = {**NODE_ENV, **_python_path(), **(env or {})}
         if not text:
             data = input.encode() if isinstance(input, str) else input
             return subprocess.run(command, input=data, capture_output=True, timeout=timeout,
