@@ -23,6 +23,8 @@ else:
     os.environ["TYPER_USE_RICH"] = _saved
 
 from ._version import __version__  # noqa: E402
+from .cli_vault import app as vault_app  # noqa: E402
+from .cli_vault import with_vault  # noqa: E402
 from .errors import ConvergeError  # noqa: E402
 
 # Exit codes (documented in docs/operations.md; stable).
@@ -38,6 +40,9 @@ app = typer.Typer(
     help="converge: configuration management for Linux servers, in plain Python.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+app.add_typer(vault_app, name="vault")
 
 
 def _version(value: bool) -> None:
@@ -248,6 +253,7 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
 
 @app.command()
 @with_targets()
+@with_vault
 def apply(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -277,6 +283,7 @@ def apply(
 
 @app.command()
 @with_targets()
+@with_vault
 def plan(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -295,6 +302,7 @@ def plan(
 
 @app.command()
 @with_targets()
+@with_vault
 def check(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -315,6 +323,7 @@ def check(
 
 @app.command()
 @with_targets(forks=False)
+@with_vault
 def history(
     json_out: bool = typer.Option(False, "--json", help="Print the journal as JSON."),
     root: str = RootOpt,
@@ -363,6 +372,7 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 
 @app.command()
 @with_targets()
+@with_vault
 def rollback(
     run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
@@ -456,11 +466,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         app(args=args, prog_name="converge")
     except ConvergeError as exc:
+        from .vault import scrub
+
         if "--debug" in args:
             import traceback
 
-            traceback.print_exc()
-        sys.stderr.write("error: %s\n" % exc)
+            sys.stderr.write(scrub(traceback.format_exc()))
+        sys.stderr.write("error: %s\n" % scrub(str(exc)))
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

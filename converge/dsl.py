@@ -62,9 +62,36 @@ def _declare(ctx: RecipeContext, cls: Type[Resource], args: Tuple[Any, ...], kwa
         exc.identity = exc.identity or label
         raise
     resource.meta.source = source
+    _vault_values(resource)
     if ctx.remote:
         _refuse_relative_paths(resource)
     return ctx.add(resource)
+
+
+def _vault_values(resource: Resource) -> None:
+    """A value decrypted from a vault makes the resource that holds it sensitive (by
+    value: ``"password=%s" % secret`` holds it too). A command line never carries one:
+    every user of the target can read a process's argv."""
+    from . import vault
+
+    if not vault.revealed():
+        return
+    meta = resource.meta
+    commands = [("only_if", meta.only_if), ("not_if", meta.not_if)]
+    if resource.type_name == "execute":
+        commands.insert(0, ("command", getattr(resource, "command", None)))
+    for name, command in commands:
+        if not callable(command) and vault.holds_secret(command):
+            meta.sensitive = True
+            error = resource.fail(
+                "%s holds a value decrypted from a vault, and a command line is visible "
+                "to every user of the target (ps, /proc): pass the value in "
+                "environment={...} and refer to it as $NAME" % name)
+            error.source = meta.source
+            raise error
+    values = [getattr(resource, f.name, None) for f in type(resource).fields()]
+    if vault.holds_secret(values):
+        meta.sensitive = True
 
 
 def _redact(exc: ConvergeError, cls: Type[Resource], args: Tuple[Any, ...],

@@ -11,8 +11,10 @@
     │   ├── AuthError             the connection was refused our credentials
     │   └── HostKeyError          the host key is unknown or has changed
     ├── ResourceError             a resource failed on the target
-    └── RunError                  a run cannot start or be rolled back: the run lock
-                                  is held, a journal is missing, a file changed since
+    ├── RunError                  a run cannot start or be rolled back: the run lock
+    │                             is held, a journal is missing, a file changed since
+    └── VaultError                a vault file or value cannot be read or written: no
+                                  password, a wrong password, damaged text
 
 Every error carries keyword-only context: ``source`` ("recipe.py:7"), ``host`` and
 ``identity`` ("file[/etc/motd]"); ``str(error)`` puts them in front of the message,
@@ -92,6 +94,11 @@ class ResourceError(ConvergeError):
 class RunError(ConvergeError):
     """A run could not start (another holds the run lock), or a rollback was refused
     (unknown run, missing backup, files changed since that run)."""
+
+
+class VaultError(ConvergeError):
+    """A vault file or value cannot be read or written: no password was given, the
+    password does not open it, or its text is damaged."""
 
 
 def printable(text: str, tabs: bool = False) -> str:

@@ -15,7 +15,8 @@ Connection settings (``address port user key become known_hosts``) may be given 
 a host, or in any ``vars`` (top level < group < host), as the lab's inventory
 does; every other var becomes a recipe attribute layer for that host. Relative
 paths (key, known_hosts, ssh_config) are relative to the inventory file. The file
-is read with ``yaml.safe_load``; mistakes name the file and line.
+is read with ``yaml.safe_load`` (plus ``!vault`` values, and whole files encrypted
+with Ansible Vault: converge/vault.py); mistakes name the file and line.
 """
 
 from __future__ import annotations
@@ -137,14 +138,18 @@ def load(path: str) -> Inventory:
     """Read an inventory file (YAML, safe_load)."""
     import yaml
 
+    from . import vault
+
     where = _display(path)
     try:
-        text = Path(path).read_text()
+        text = vault.read_yaml_text(path, where)
     except OSError as exc:
         raise InventoryError("cannot read inventory %s: %s" % (where, exc.strerror or exc)) \
             from exc
+    except UnicodeDecodeError:
+        raise InventoryError("cannot read inventory %s: not UTF-8 text" % where) from None
     try:
-        data = yaml.safe_load(text)
+        data = vault.safe_load(text, where)
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -376,10 +376,14 @@ def resolve_recipe(path: Union[str, Path]) -> Path:
 
 
 def load_yaml(path: Path) -> Dict[str, Any]:
+    """An attributes file: plain YAML, ``!vault`` values in it, or a whole file
+    encrypted with Ansible Vault (see converge/vault.py)."""
     import yaml
 
+    from . import vault
+
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = vault.safe_load(vault.read_yaml_text(path, display(path)), display(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

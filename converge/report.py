@@ -9,6 +9,7 @@ from typing import IO, Any, Dict, List, Optional
 
 from .agent.engine import Event, summarize
 from .errors import printable
+from .vault import scrub, scrub_data
 
 RED, GREEN, YELLOW, DIM, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", "\033[0m"
 BOLD = "\033[1m"
@@ -91,11 +92,12 @@ class Console:
 
 
 def _shown(event: Event) -> Event:
-    """The event's texts as they may be shown: each line :func:`printable`."""
+    """The event's texts as they may be shown: each line :func:`printable`, and no
+    value decrypted from a vault (see converge/vault.py)."""
     def lines(text: Any) -> Any:
         if not isinstance(text, str):
             return text
-        return "\n".join(printable(line, tabs=True) for line in text.split("\n"))
+        return "\n".join(printable(line, tabs=True) for line in scrub(text).split("\n"))
 
     shown = dict(event)
     for key in ("id", "action", "skip_reason", "notified_by", "error", "source"):
@@ -179,7 +181,7 @@ def json_report(hosts: Dict[str, Dict[str, Any]], seconds: float, mode: str) -> 
 
 
 def write_json(report: Dict[str, Any], path: str) -> None:
-    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    text = json.dumps(scrub_data(report), indent=2, sort_keys=False) + "\n"
     if path == "-":
         sys.stdout.write(text)
     else:
