@@ -23,6 +23,9 @@ else:
     os.environ["TYPER_USE_RICH"] = _saved
 
 from ._version import __version__  # noqa: E402
+from .cli_runs import app as runs_app  # noqa: E402
+from .cli_runs import report as report_command  # noqa: E402
+from .cli_runs import with_store  # noqa: E402
 from .cli_vault import app as vault_app  # noqa: E402
 from .cli_vault import with_vault  # noqa: E402
 from .errors import ConvergeError  # noqa: E402
@@ -43,6 +46,8 @@ app = typer.Typer(
 
 
 app.add_typer(vault_app, name="vault")
+app.add_typer(runs_app, name="runs")
+app.command("report")(report_command)
 
 
 def _version(value: bool) -> None:
@@ -195,7 +200,8 @@ def _notice(host: str) -> Any:
 
 def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
               cookbook_path: List[Path], root: str, debug: bool, fail_fast: bool,
-              quiet: bool = False, targets: Optional[Targets] = None) -> Any:
+              quiet: bool = False, targets: Optional[Targets] = None,
+              recorder: Any = None) -> Any:
     from .recipe import parse_assignments
     from .report import Console, write_json
     from .runner import run
@@ -206,11 +212,11 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
         outcome = _push(recipe, mode, parse_assignments(attr), cookbook_path, debug,
-                        fail_fast, console, targets)
+                        fail_fast, console, targets, recorder)
     else:
         transport = (targets or _NO_TARGETS).local(root, debug)
         outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
-                      cookbook_path=cookbook_path, fail_fast=fail_fast,
+                      cookbook_path=cookbook_path, fail_fast=fail_fast, recorder=recorder,
                       on_event=lambda host, event: console.event(event, host))
         _local_summary(outcome, transport.host, started, mode == "plan")
     if json_file:
@@ -232,7 +238,7 @@ _NO_TARGETS = Targets()
 
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
-          fail_fast: bool, console: Any, targets: Targets) -> Any:
+          fail_fast: bool, console: Any, targets: Targets, recorder: Any = None) -> Any:
     """Converge the inventory's or -H hosts over SSH."""
     from .inventory import host_vars
     from .report import FleetConsole
@@ -244,7 +250,8 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
     try:
         outcome = run(recipe, transports, mode=mode, attrs=attrs, host_vars=host_vars(hosts),
                       cookbook_path=cookbook_path, fail_fast=fail_fast, remote=True,
-                      forks=targets.forks, on_event=fleet.event, on_host=fleet.host_done)
+                      forks=targets.forks, on_event=fleet.event, on_host=fleet.host_done,
+                      recorder=recorder)
     finally:
         fleet.stop()
     fleet.finish(outcome.report, plan=(mode == "plan"))
@@ -254,6 +261,7 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
 @app.command()
 @with_targets()
 @with_vault
+@with_store("apply")
 def apply(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -269,12 +277,15 @@ def apply(
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
     targets: Targets = _NO_TARGETS,
+    recorder: Any = None,
 ) -> None:
     """Converge the machine to the recipe: change what differs, report every resource.
 
-    Each target journals the run (converge history) and takes its run lock."""
+    Each target journals the run (converge history) and takes its run lock; the run is
+    recorded in the run store (converge runs, converge report)."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
-                        fail_fast, targets=targets.run_options(lock_timeout, keep_runs))
+                        fail_fast, targets=targets.run_options(lock_timeout, keep_runs),
+                        recorder=recorder)
     if detailed_exitcode:
         code = (EXIT_CHANGED if outcome.changed else 0) | (EXIT_FAILED if outcome.failed else 0)
         raise typer.Exit(code)
@@ -303,6 +314,7 @@ def plan(
 @app.command()
 @with_targets()
 @with_vault
+@with_store("check")
 def check(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -312,10 +324,11 @@ def check(
     root: str = RootOpt,
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
+    recorder: Any = None,
 ) -> None:
     """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
-                        False, quiet=True, targets=targets)
+                        False, quiet=True, targets=targets, recorder=recorder)
     if outcome.failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGED if outcome.changed else EXIT_OK)
@@ -373,6 +386,7 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 @app.command()
 @with_targets()
 @with_vault
+@with_store("rollback")
 def rollback(
     run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
@@ -388,6 +402,7 @@ def rollback(
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
     targets: Targets = _NO_TARGETS,
+    recorder: Any = None,
 ) -> None:
     """Restore what a run changed: files (content, mode, owner; created ones deleted),
     sysctls, cron entries, oom scores, packages it installed. A run of its own."""
@@ -404,12 +419,13 @@ def rollback(
         fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
         try:
             outcome = roll_back(transports, run_id, force=force, yes=yes, forks=targets.forks,
-                                on_event=fleet.event, on_host=fleet.host_done)
+                                on_event=fleet.event, on_host=fleet.host_done,
+                                recorder=recorder)
         finally:
             fleet.stop()
         fleet.finish(outcome.report)
     else:
-        outcome = roll_back(transports, run_id, force=force, yes=yes,
+        outcome = roll_back(transports, run_id, force=force, yes=yes, recorder=recorder,
                             on_event=lambda host, event: console.event(event, host))
         _local_summary(outcome, transports[0].host, started, False)
     if json_file:

@@ -68,6 +68,7 @@ def run(
     remote: bool = False,
     forks: int = DEFAULT_FORKS,
     on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+    recorder: Optional[Any] = None,
 ) -> Outcome:
     """Compile and converge ``recipe`` on every transport's host, ``forks`` at a time.
 
@@ -100,7 +101,8 @@ def run(
                                   emit=emit))
 
     return _each_host(transports, work, mode=mode, started=started, forks=forks,
-                      failures=failures, on_event=on_event, on_host=on_host)
+                      failures=failures, on_event=on_event, on_host=on_host,
+                      recorder=recorder)
 
 
 def rollback(
@@ -112,6 +114,7 @@ def rollback(
     forks: int = DEFAULT_FORKS,
     on_event: Optional[Callable[[str, Event], None]] = None,
     on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+    recorder: Optional[Any] = None,
 ) -> Outcome:
     """Roll back ``run_id`` (default: each host's last apply that changed anything)
     on every transport's host, ``forks`` at a time; the report is a run's."""
@@ -122,7 +125,8 @@ def rollback(
         return list(transport.rollback(run_id, force=force, yes=yes, emit=emit))
 
     return _each_host(transports, work, mode="rollback", started=time.monotonic(),
-                      forks=forks, failures=[], on_event=on_event, on_host=on_host)
+                      forks=forks, failures=[], on_event=on_event, on_host=on_host,
+                      recorder=recorder)
 
 
 def _each_host(
@@ -130,9 +134,43 @@ def _each_host(
     *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
+    recorder: Optional[Any] = None,
 ) -> Outcome:
     """``work(transport, emit)`` on every host but the ``failures``, ``forks`` at a
-    time; one host's failure is recorded in its report entry, never raised."""
+    time; one host's failure is recorded in its report entry, never raised. A
+    ``recorder`` (converge/store.py) is fed the same events and host entries."""
+    if recorder is None:
+        return _hosts(transports, work, mode=mode, started=started, forks=forks,
+                      failures=failures, on_event=on_event, on_host=on_host)
+    recorder.begin()
+    shown_event, shown_host = on_event, on_host
+
+    def record_event(host: str, event: Event) -> None:
+        recorder.event(host, event)
+        if shown_event:
+            shown_event(host, event)
+
+    def record_host(host: str, entry: Dict[str, Any]) -> None:
+        recorder.host(host, entry)
+        if shown_host:
+            shown_host(host, entry)
+
+    try:
+        outcome = _hosts(transports, work, mode=mode, started=started, forks=forks,
+                         failures=failures, on_event=record_event, on_host=record_host)
+    except BaseException:
+        recorder.finish(None, interrupted=True)
+        raise
+    recorder.finish(outcome.report)
+    return outcome
+
+
+def _hosts(
+    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
+    *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
+    on_event: Optional[Callable[[str, Event], None]],
+    on_host: Optional[Callable[[str, Dict[str, Any]], None]],
+) -> Outcome:
     lock = threading.Lock()
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
