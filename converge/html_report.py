@@ -149,8 +149,9 @@ def _resource(event: Dict[str, Any]) -> List[str]:
     status = event.get("status", "")
     word = {"up_to_date": "up to date"}.get(status, status)
     seconds = event.get("time")
-    out = ['<details class="resource" data-resource="%s" data-status="%s">'
-           % (_attr(event.get("id", "?")), _attr(status)),
+    opened = " open" if status == "failed" else ""  # a failure is shown without a click
+    out = ['<details class="resource" data-resource="%s" data-status="%s"%s>'
+           % (_attr(event.get("id", "?")), _attr(status), opened),
            '<summary>%s action %s <span class="status %s">%s</span>%s</summary>' % (
                _e(event.get("id", "?")), _e(event.get("action", "")), _attr(status),
                _e(word), " %.3fs" % seconds if seconds is not None else "")]

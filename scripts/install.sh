@@ -11,6 +11,9 @@ dev=0
 # System packages the lab and the end-to-end tests use. Installing them must not
 # start any daemon on this machine: a temporary policy-rc.d forbids it.
 APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo"
+# The run store's tests start a throwaway PostgreSQL cluster; the HTML report is
+# opened in headless Chromium (neither is started by installing them).
+APT_PACKAGES="$APT_PACKAGES postgresql chromium chromium-driver"
 
 if [ "$dev" = 1 ]; then
     # Package lists are also what the lab mirrors real packages (sysstat, chrony)
