@@ -404,7 +404,7 @@ def _reveal_strings(text: str) -> None:
     import yaml
 
     try:
-        data = yaml.load(text, Loader=loader(""))  # noqa: S506 - SafeLoader subclass
+        data = _load(text, "")
     except yaml.YAMLError:
         return  # the caller parses it again and reports the error with its line
     for value in _strings(data):
@@ -447,9 +447,16 @@ def loader(where: str) -> Any:
 
 def safe_load(text: str, where: str) -> Any:
     """yaml.safe_load, plus ``!vault`` values."""
-    import yaml
+    return _load(text, where)
 
-    return yaml.load(text, Loader=loader(where))  # noqa: S506 - SafeLoader subclass
+
+def _load(text: str, where: str) -> Any:
+    """What yaml.safe_load does, with the SafeLoader subclass of :func:`loader`."""
+    reader = loader(where)(text)
+    try:
+        return reader.get_single_data()
+    finally:
+        reader.dispose()
 
 
 def encrypt_string(value: str, secret: Secret, name: Optional[str] = None) -> str:
