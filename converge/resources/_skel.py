@@ -1,0 +1,77 @@
+"""A home directory made from /etc/skel, as ``useradd -m`` makes one, for a user
+that already exists (useradd only does it at creation), through the System.
+
+The home's mode is HOME_MODE from /etc/login.defs, else 0777 minus UMASK (0755
+with Debian's UMASK 022), as useradd computes it. Standard library only, 3.8.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from typing import Any, Optional
+
+SKEL = "/etc/skel"
+
+
+def login_defs(system: Any, key: str) -> Optional[str]:
+    for line in (system.read_text("/etc/login.defs") or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == key:
+            return fields[1]
+    return None
+
+
+def home_mode(system: Any) -> int:
+    for key, umask in (("HOME_MODE", False), ("UMASK", True)):
+        value = login_defs(system, key)
+        if value and value.isdigit():
+            try:
+                number = int(value, 8)
+            except ValueError:
+                continue
+            return (0o777 & ~number) if umask else number & 0o7777
+    return 0o755
+
+
+def default_home(system: Any, username: str) -> str:
+    """Where useradd puts a new user's home: HOME= of /etc/default/useradd
+    (default /home), then the user name."""
+    base = "/home"
+    for line in (system.read_text("/etc/default/useradd") or "").splitlines():
+        if line.startswith("HOME=") and line[5:].strip().startswith("/"):
+            base = line[5:].strip().rstrip("/") or "/"
+    return os.path.join(base, username)
+
+
+def copy_skel(system: Any, home: str, uid: int, gid: int) -> None:
+    """Create ``home`` (and missing parents, root's) with a copy of /etc/skel owned
+    by the user; links are copied as links, never followed."""
+    parent = os.path.dirname(home)
+    if not system.is_dir(parent):
+        from .file import makedirs
+
+        makedirs(system, parent, 0o755)
+    system.mkdir(home, home_mode(system))
+    system.chown(home, uid, gid)
+    _copy(system, SKEL, home, uid, gid)
+
+
+def _copy(system: Any, source: str, target: str, uid: int, gid: int) -> None:
+    for name in system.listdir(source):
+        src, dst = source + "/" + name, target + "/" + name
+        st = system.stat(src)
+        if st is None:
+            continue
+        mode = stat_mod.S_IMODE(st.st_mode)
+        if stat_mod.S_ISLNK(st.st_mode):
+            link = system.readlink(src)
+            if link is not None:
+                system.symlink(link, dst)
+                system.chown(dst, uid, gid)
+        elif stat_mod.S_ISDIR(st.st_mode):
+            system.mkdir(dst, mode)
+            system.chown(dst, uid, gid)
+            _copy(system, src, dst, uid, gid)
+        elif stat_mod.S_ISREG(st.st_mode):
+            system.write_atomic(dst, system.read_bytes(src) or b"", mode, uid, gid)
