@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 SKEL = "/etc/skel"
 
@@ -46,18 +46,26 @@ def default_home(system: Any, username: str) -> str:
 
 def copy_skel(system: Any, home: str, uid: int, gid: int) -> None:
     """Create ``home`` (and missing parents, root's) with a copy of /etc/skel owned
-    by the user; links are copied as links, never followed."""
+    by the user; links are copied as links, never followed.
+
+    Everything is written while root owns it, then handed to the user from the
+    deepest entry up, the home last: until then the user can rename nothing in the
+    tree, so no entry can be swapped for a link that would send a write or a chown
+    elsewhere (a user who owned ``~/.config`` early could replace a folder in it)."""
     parent = os.path.dirname(home)
     if not system.is_dir(parent):
         from .file import makedirs
 
         makedirs(system, parent, 0o755)
     system.mkdir(home, home_mode(system))
-    system.chown(home, uid, gid)
-    _copy(system, SKEL, home, uid, gid)
+    made = [home] + _copy(system, SKEL, home)
+    for path in reversed(made):
+        system.chown(path, uid, gid)
 
 
-def _copy(system: Any, source: str, target: str, uid: int, gid: int) -> None:
+def _copy(system: Any, source: str, target: str) -> List[str]:
+    """Copy the tree, root-owned; the paths made, each after its folder."""
+    made: List[str] = []
     for name in system.listdir(source):
         src, dst = source + "/" + name, target + "/" + name
         st = system.stat(src)
@@ -68,10 +76,12 @@ def _copy(system: Any, source: str, target: str, uid: int, gid: int) -> None:
             link = system.readlink(src)
             if link is not None:
                 system.symlink(link, dst)
-                system.chown(dst, uid, gid)
+                made.append(dst)
         elif stat_mod.S_ISDIR(st.st_mode):
             system.mkdir(dst, mode)
-            system.chown(dst, uid, gid)
-            _copy(system, src, dst, uid, gid)
+            made.append(dst)
+            made += _copy(system, src, dst)
         elif stat_mod.S_ISREG(st.st_mode):
-            system.write_atomic(dst, system.read_bytes(src) or b"", mode, uid, gid)
+            system.write_atomic(dst, system.read_bytes(src) or b"", mode)
+            made.append(dst)
+    return made
