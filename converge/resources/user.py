@@ -84,9 +84,11 @@ class User(Resource, type_name="user"):
             for what in ("home", "shell"):
                 value = getattr(self, what)
                 if value is not None:
-                    value = acc.passwd_field(v.path(value, what), what)
+                    value = v.path(value, what)
+                    acc.passwd_field(value, what)
                     if not value.startswith("/"):
-                        raise PropertyError("%s %s must be an absolute path" % (what, v.quoted(value)))
+                        raise PropertyError("%s %s must be an absolute path"
+                                            % (what, v.quoted(value)))
                     setattr(self, what, value)
             self.comment = acc.passwd_field(self.comment, "comment")
             self.password = acc.password(self.password)
@@ -374,7 +376,7 @@ def _expire(value: Any) -> Optional[str]:
     if isinstance(value, datetime.date):
         return value.isoformat()
     if value == "never":
-        return value
+        return "never"
     try:
         return datetime.datetime.strptime(str(value), "%Y-%m-%d").date().isoformat()
     except ValueError:

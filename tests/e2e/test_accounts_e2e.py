@@ -21,8 +21,10 @@ from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_rec
 pytestmark = pytest.mark.lab
 
 # openssl passwd -6 -salt convergesalt secret1 / secret2
-HASH1 = "$6$convergesalt$ep4J8GDo3G8498aTMtNb8JSGmUqMLPHNHH8TDiCXzMnyiAi47znq1xKrZOqIQuPKE2IVWTQldGBJOsGuegVE61"
-HASH2 = "$6$convergesalt$8SOneNFzqt.2FVH8Moqe0waN.CW.IKpFplluzh/XYJAg7nHzWv.ETzFO1yciKurPsYSLjTFZpSZpBlB5uwgVk/"
+HASH1 = ("$6$convergesalt$ep4J8GDo3G8498aTMtNb8JSGmUqMLPHNHH8TDiCXzMny"
+         "iAi47znq1xKrZOqIQuPKE2IVWTQldGBJOsGuegVE61")
+HASH2 = ("$6$convergesalt$8SOneNFzqt.2FVH8Moqe0waN.CW.IKpFplluzh/XYJAg"
+         "7nHzWv.ETzFO1yciKurPsYSLjTFZpSZpBlB5uwgVk/")
 ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
 
 RECIPE = f"""\

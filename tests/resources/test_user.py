@@ -17,7 +17,8 @@ from converge.resources.group import Group
 from converge.resources.user import User
 from tests.conftest import Converger
 
-HASH = "$6$salt$Fz0oQxN6vHq1N0y8fYVQ0D3bTnCYp2mXxWhR7Hk8h1t6P2b0m4e2bJtJ0Zb5y9s3k1q7r8uCgEoL4dPpQ1xAa0"
+HASH = ("$6$salt$Fz0oQxN6vHq1N0y8fYVQ0D3bTnCYp2mXxWhR7Hk8h1t6P2b0m4e2"
+        "bJtJ0Zb5y9s3k1q7r8uCgEoL4dPpQ1xAa0")
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "deploy:x:1001:1001:Deploy:/home/deploy:/bin/sh\n"
           "svc:x:998:998::/nonexistent:\n")
