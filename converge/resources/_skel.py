@@ -85,3 +85,36 @@ def _copy(system: Any, source: str, target: str) -> List[str]:
             system.write_atomic(dst, system.read_bytes(src) or b"", mode)
             made.append(dst)
     return made
+
+
+def check_home(system: Any, home: str) -> None:
+    """Refuse to make, move or delete a home that another user could redirect: the
+    home itself a link, a link on the way owned by someone other than root, or a
+    folder on the way that a user other than root owns or may write into without
+    the sticky bit (that user could swap the home for a link between two steps)."""
+    from ..errors import ResourceError
+
+    parts = [p for p in home.split("/") if p]
+    path = ""
+    for number, part in enumerate(parts):
+        path += "/" + part
+        st = system.stat(path)
+        if st is None:
+            return
+        last = number == len(parts) - 1
+        if stat_mod.S_ISLNK(st.st_mode) and (last or st.st_uid != 0):
+            raise ResourceError(
+                "%s is a symbolic link (to %s) owned by %s: manage_home makes, moves and "
+                "deletes real folders only, never through a link"
+                % (path, system.readlink(path), system.user_name(st.st_uid)),
+                hint="remove the link, or give the user a home that is not one")
+        if last or not stat_mod.S_ISDIR(st.st_mode):
+            continue
+        open_to_all = st.st_mode & 0o022 and not st.st_mode & stat_mod.S_ISVTX
+        if st.st_uid != 0 or open_to_all:
+            raise ResourceError(
+                "%s, on the way to the home %s, is %s: its owner or writers could replace "
+                "the home with a link while it is made, moved or deleted"
+                % (path, home, "owned by %s" % system.user_name(st.st_uid)
+                   if st.st_uid != 0 else "writable by others without the sticky bit"),
+                hint="put the home under a folder only root can change (such as /home)")

@@ -42,7 +42,7 @@ from ..errors import PropertyError, ResourceError
 from . import _accounts as acc
 from . import _validate as v
 from ._base import Change, Resource, prop
-from ._skel import copy_skel, default_home
+from ._skel import check_home, copy_skel, default_home
 
 EPOCH = datetime.date(1970, 1, 1)
 FIELDS = ("uid", "gid", "home", "shell", "comment", "password", "expire_date")
@@ -303,6 +303,10 @@ class User(Resource, type_name="user"):
                 hint="declare it with group(...) before this user")
         kinds = {c.data for c in changes}
         name = self.username
+        if self.manage_home and kinds & {"create", "remove", "home", "skel"}:
+            for home in {current.get("home") or current.get("default_home"), self.home}:
+                if home:
+                    check_home(system, home)
         if "remove" in kinds:
             acc.run(system, ["userdel"] + (["-r"] if self.manage_home else []) + ["--", name],
                     warnings=self.warnings)

@@ -215,6 +215,32 @@ file("/tmp/after", content="ran\\n")
     assert lab_node.run(["getent", "passwd", "late"]).returncode == 2
 
 
+def test_a_home_an_unprivileged_user_could_redirect_is_refused(lab_node: Node,
+                                                               tmp_path: Path) -> None:
+    """A link planted at the home path, or a folder on the way owned by a user who
+    could plant one, is refused before useradd runs; nothing lands in the target."""
+    sh(lab_node, "useradd mallory && mkdir -p /srv/target && su mallory -s /bin/sh -c "
+                 "'ln -s /srv/target /tmp/xhome && mkdir /tmp/mine'")
+    recipe = """\
+from converge import user
+user("x1", home="/tmp/xhome", manage_home=True)
+user("x2", home="/tmp/mine/x2", manage_home=True)
+user("x3", home="/tmp/x3", manage_home=True)
+"""
+    run = apply(lab_node, tmp_path, recipe)
+    got = {r["id"]: (r["status"], r.get("error") or "") for r in run.resources()}
+    assert got["user[x1]"] == ("failed", "/tmp/xhome is a symbolic link (to /srv/target) owned "
+                               "by mallory: manage_home makes, moves and deletes real folders "
+                               "only, never through a link\nremove the link, or give the user "
+                               "a home that is not one")
+    assert got["user[x2]"][1].startswith("/tmp/mine, on the way to the home /tmp/mine/x2, is "
+                                         "owned by mallory")
+    assert got["user[x3]"][0] == "updated"  # /tmp: root's, sticky
+    assert sh(lab_node, "ls -A /srv/target") == ""
+    assert lab_node.run(["getent", "passwd", "x1"]).returncode == 2
+    assert sh(lab_node, "stat -c %U /tmp/x3/.bashrc") == "x3\n"
+
+
 def test_rollback_restores_accounts(lab_node: Node, tmp_path: Path) -> None:
     sh(lab_node, "groupadd staff2 && useradd -m -s /bin/sh -c old -G staff2 keeper "
                  f"&& printf 'keeper:{HASH2}\\n' | chpasswd -e && useradd gone "

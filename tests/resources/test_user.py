@@ -261,3 +261,11 @@ def test_default_home(tmp_path: Any) -> None:
     (tmp_path / "etc/default").mkdir(parents=True)
     (tmp_path / "etc/default/useradd").write_text("HOME=/srv/homes\n")
     assert default_home(system, "u") == "/srv/homes/u"
+
+
+def test_what_the_target_holds_is_shown_escaped(accounts: Converger) -> None:
+    """A comment set by hand with a terminal escape is shown as text, not sent raw."""
+    accounts.path("/etc/passwd").write_text(PASSWD.replace(":Deploy:", ":\x1b[2J\x1b]0;pwn\x07:"))
+    _, lines, _ = plan(accounts, 'user("deploy", comment="Deploy")')
+    assert lines == ["alter user deploy: comment from '\\x1b[2J\\x1b]0;pwn\\x07' to 'Deploy'"]
+    assert "\x1b" not in lines[0]
