@@ -147,6 +147,9 @@ def test_overwrite_modes(converger: Converger) -> None:
                  id="write-through-link"),
     pytest.param([("h", "hardlink", "/etc/shadow")],
                  "archive member 'h' has an absolute name", id="hardlink-out"),
+    pytest.param([("moo", "symlink", "../moo"), ("moo", "file", "x")],
+                 "archive member 'moo' is a link to '../moo', which resolves outside the "
+                 "destination", id="link-then-file-of-the-same-name"),  # mholt/archiver #69
     pytest.param([("p", "fifo", "")], "archive member 'p' is a device, fifo or socket",
                  id="fifo"),
 ])
