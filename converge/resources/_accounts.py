@@ -10,12 +10,14 @@ account here, as for useradd itself. Standard library only, Python 3.8.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import PropertyError, ResourceError
 from ._validate import quoted
 
+EPOCH = datetime.date(1970, 1, 1)
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
 NAME_MAX = 32
 ID_MAX = 4294967294  # (uid_t)-1 means "no change" to the kernel
@@ -192,3 +194,36 @@ def run(system: Any, argv: Sequence[str], input: Optional[str] = None,
                                                   done.output() or "(no output)"))
     if warnings is not None and done.output():
         warnings.extend(line for line in done.output().splitlines() if line.strip())
+
+
+# -- expiry dates ------------------------------------------------------------------------
+
+
+def expire_date(value: Any) -> Optional[str]:
+    """'YYYY-MM-DD' (from a string or a date), 'never', or None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if value == "never":
+        return "never"
+    try:
+        return datetime.datetime.strptime(str(value), "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise PropertyError("expire_date %s is not a date such as '2027-06-30' (or 'never')"
+                            % quoted(value)) from None
+
+
+def show_expire(days: Optional[int]) -> str:
+    return "never" if days is None else (EPOCH + datetime.timedelta(days=days)).isoformat()
+
+
+def expire_arg(date: str) -> str:
+    """usermod -e takes days since 1970-01-01 exactly (a date would be read in the
+    machine's time zone); '' removes the expiry."""
+    if date == "never":
+        return ""
+    day = datetime.datetime.strptime(date, "%Y-%m-%d").date()
+    return str((day - EPOCH).days)

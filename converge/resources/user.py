@@ -35,20 +35,18 @@ irreversible).
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import PropertyError, ResourceError
 from . import _accounts as acc
+from . import _user_argv as _argv
 from . import _validate as v
 from ._base import Change, Resource, prop
 from ._skel import check_home, copy_skel, default_home
-
-EPOCH = datetime.date(1970, 1, 1)
-FIELDS = ("uid", "gid", "home", "shell", "comment", "password", "expire_date")
+from ._user_rollback import UserRollback
 
 
-class User(Resource, type_name="user"):
+class User(UserRollback, Resource, type_name="user"):
     """Manage a local user account: create, modify, lock, unlock or remove it."""
 
     actions = ("create", "remove", "lock", "unlock", "modify")
@@ -96,7 +94,7 @@ class User(Resource, type_name="user"):
             self.manage_home = v.boolean(self.manage_home, "manage_home")
             self.groups = acc.names(self.groups, "groups")
             self.append = v.boolean(self.append, "append")
-            self.expire_date = _expire(self.expire_date)
+            self.expire_date = acc.expire_date(self.expire_date)
         except PropertyError as exc:
             raise self.fail(exc.message) from None
 
@@ -192,8 +190,8 @@ class User(Resource, type_name="user"):
                                                   v.quoted(want)), field))
         if self.password is not None and acc.bare(current["password"]) != acc.bare(self.password):
             out.append(("password (sensitive)", "password"))
-        if self.expire_date is not None and self.expire_date != _show_expire(current["expire"]):
-            out.append(("expire_date from %s to %s" % (_show_expire(current["expire"]),
+        if self.expire_date is not None and self.expire_date != acc.show_expire(current["expire"]):
+            out.append(("expire_date from %s to %s" % (acc.show_expire(current["expire"]),
                                                        self.expire_date), "expire_date"))
         if self.groups is not None:
             have = set(current["groups"])
@@ -219,78 +217,6 @@ class User(Resource, type_name="user"):
                 hint="give the user a password: user(%r, password='$6$...')" % self.username)
         return [Change("unlock user %s" % self.username, data="unlock")]
 
-    # -- journal and rollback -------------------------------------------------------------
-
-    def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
-               ) -> Dict[str, Any]:
-        """Journal hook: what this run replaces (the hash is sealed: the record is
-        marked sensitive whenever it holds one)."""
-        name = self.username
-        kinds = {c.data for c in changes}
-        if "create" in kinds:
-            created = self.manage_home and not current["home_exists"]
-            return {"username": name, "created": True, "home_created": created}
-        if kinds & {"lock", "unlock"}:
-            return {"username": name, "undo": "unlock" if "lock" in kinds else "lock"}
-        old = {"uid": current["uid"], "gid": str(current["gid"]), "home": current["home"],
-               "shell": current["shell"], "comment": current["comment"],
-               "expire_date": _show_expire(current["expire"])}
-        for field in ("home", "shell"):  # an empty field cannot be declared back
-            if not old[field]:
-                del old[field]
-        hashed = current["password"]
-        if hashed is not None and acc.bare(hashed):
-            self.meta.sensitive = True
-            old["password"] = hashed
-        if "remove" in kinds:
-            if self.manage_home and current["home_exists"]:
-                return {"irreversible": "its home directory %s was deleted with it"
-                        % current["home"]}
-            group = acc.group_by_gid(current["groups_table"], current["gid"])
-            return {"username": name, "removed": old, "groups": current["groups"],
-                    "group": group}
-        fields = {f: old[f] for f in FIELDS if f in kinds and f in old}
-        if "password" in kinds and "password" not in old:
-            return {"irreversible": "the previous password field was empty"}
-        out: Dict[str, Any] = {"username": name, "fields": fields,
-                               "moved": "home" in kinds and self.manage_home
-                               and current["home_exists"]}
-        if "groups" in kinds:
-            out["groups"] = current["groups"]
-        if "skel" in kinds:
-            out["skel"] = self.home or current["home"]
-        return out
-
-    @classmethod
-    def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
-        """Rollback: remove a created user, recreate a removed one, unlock what was
-        locked (and the reverse), or put back the fields and groups it changed."""
-        name = before["username"]
-        if before.get("created"):
-            return [("user", "remove", {"username": name,
-                                        "manage_home": bool(before.get("home_created"))})]
-        if "undo" in before:
-            return [("user", before["undo"], {"username": name})]
-        if "removed" in before:
-            old = dict(before["removed"])
-            steps: List[Tuple[str, str, Dict[str, Any]]] = []
-            if before.get("group"):
-                steps.append(("group", "create", {"group_name": before["group"],
-                                                  "gid": int(old["gid"])}))
-            table = acc.groups(system)
-            steps.append(("user", "create", dict(old, username=name, append=False, groups=[
-                g for g in before["groups"] if g in table])))
-            return steps
-        props: Dict[str, Any] = dict(before["fields"], username=name,
-                                     manage_home=bool(before.get("moved")))
-        if "groups" in before:  # less the groups gone since (made by that run, undone)
-            table = acc.groups(system)
-            props.update(groups=[g for g in before["groups"] if g in table], append=False)
-        steps = [("user", "modify", props)]
-        if before.get("skel"):
-            steps.append(("directory", "delete", {"path": before["skel"], "recursive": True}))
-        return steps
-
     # -- acting --------------------------------------------------------------------------
 
     def apply(self, system: Any, changes: List[Change]) -> None:
@@ -311,12 +237,12 @@ class User(Resource, type_name="user"):
             acc.run(system, ["userdel"] + (["-r"] if self.manage_home else []) + ["--", name],
                     warnings=self.warnings)
         elif "create" in kinds:
-            acc.run(system, self._useradd(), warnings=self.warnings)
+            acc.run(system, _argv.useradd(self), warnings=self.warnings)
         elif kinds & {"lock", "unlock"}:
             acc.run(system, ["usermod", "-L" if "lock" in kinds else "-U", "--", name],
                     warnings=self.warnings)
         else:
-            argv = self._usermod(kinds, current)
+            argv = _argv.usermod(self, kinds, current)
             if len(argv) > 1:
                 acc.run(system, argv + ["--", name], warnings=self.warnings)
         if self.password is not None and kinds & {"create", "password"}:
@@ -332,70 +258,3 @@ class User(Resource, type_name="user"):
         if left:
             raise ResourceError("the tools exited 0, yet user %s still differs: %s"
                                 % (name, "; ".join(left)))
-
-    def _useradd(self) -> List[str]:
-        argv = ["useradd"]
-        for flag, value in (("-u", self.uid), ("-g", self.gid), ("-d", self.home),
-                            ("-s", self.shell), ("-c", self.comment)):
-            if value is not None:
-                argv += [flag, str(value)]
-        argv += ["-m"] if self.manage_home else ["-M"]
-        if self.system:
-            argv.append("-r")
-        if self.groups:
-            argv += ["-G", ",".join(self.groups)]
-        if self.expire_date is not None:
-            argv += ["-e", _expire_arg(self.expire_date)]
-        return argv + ["--", self.username]
-
-    def _usermod(self, kinds: Any, current: Dict[str, Any]) -> List[str]:
-        argv = ["usermod"]
-        if "uid" in kinds:
-            argv += ["-u", str(self.uid)]
-        if "gid" in kinds:
-            argv += ["-g", str(current["want_gid"])]
-        if "home" in kinds:
-            argv += ["-d", str(self.home)] + (["-m"] if self.manage_home and
-                                                current["home_exists"] else [])
-        for flag, field in (("-s", "shell"), ("-c", "comment")):
-            if field in kinds:
-                argv += [flag, str(getattr(self, field))]
-        if "expire_date" in kinds:
-            argv += ["-e", _expire_arg(str(self.expire_date))]
-        if "groups" in kinds and self.groups is not None:
-            if self.append:
-                argv += ["-a", "-G", ",".join(g for g in self.groups
-                                              if g not in current["groups"])]
-            else:
-                argv += ["-G", ",".join(self.groups)]
-        return argv
-
-
-def _expire(value: Any) -> Optional[str]:
-    """'YYYY-MM-DD' (from a string or a date), 'never', or None."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        value = value.date()
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if value == "never":
-        return "never"
-    try:
-        return datetime.datetime.strptime(str(value), "%Y-%m-%d").date().isoformat()
-    except ValueError:
-        raise PropertyError("expire_date %s is not a date such as '2027-06-30' (or 'never')"
-                            % v.quoted(value)) from None
-
-
-def _show_expire(days: Optional[int]) -> str:
-    return "never" if days is None else (EPOCH + datetime.timedelta(days=days)).isoformat()
-
-
-def _expire_arg(date: str) -> str:
-    """usermod -e takes days since 1970-01-01 exactly (a date would be read in the
-    machine's time zone); '' removes the expiry."""
-    if date == "never":
-        return ""
-    day = datetime.datetime.strptime(date, "%Y-%m-%d").date()
-    return str((day - EPOCH).days)
