@@ -283,3 +283,41 @@ user("gonehome", action="remove", manage_home=True)
     history = json.loads(converge(lab_node, "history", "--json")[1])
     assert [(r["kind"], r["of"]) for r in history[-3:]] == [
         ("apply", None), ("rollback", history[-3]["id"]), ("rollback", history[-3]["id"])]
+
+
+def test_home_moved_uid_changed_and_groups_rolled_back(lab_node: Node, tmp_path: Path) -> None:
+    """Chef's useradd spec: with manage_home the home moves to the new path (and
+    without it the old one stays); usermod -u hands the home to the new uid. A
+    group's gid and members, and a removed group, come back with rollback."""
+    sh(lab_node, "useradd -m -u 2800 mover && useradd -u 2700 u_a && useradd -u 2701 u_b "
+                 "&& groupadd -g 2600 oldgrp && gpasswd -M u_a oldgrp "
+                 "&& groupadd -g 2650 crew && gpasswd -M u_a,u_b crew")
+    groups = {g: entry(lab_node, "group", g) for g in ("oldgrp", "crew")}
+    recipe = """\
+from converge import group, user
+user("mover", uid=2801, home="/srv/mover", manage_home=True)
+group("oldgrp", action="remove")
+group("crew", gid=2651, members=["u_b"])
+"""
+    run = apply(lab_node, tmp_path, recipe)
+    assert run.ok, run.stdout + run.stderr
+    assert changes(run) == [
+        ("user[mover]", "updated", [
+            "alter user mover: uid from 2800 to 2801",
+            "alter user mover: home from /home/mover to /srv/mover (moving its contents)"]),
+        ("group[oldgrp]", "updated", ["remove group oldgrp"]),
+        ("group[crew]", "updated", ["alter group crew: gid from 2650 to 2651",
+                                    "alter group crew: remove members u_a"]),
+    ]
+    assert lab_node.run(["test", "-e", "/home/mover"]).returncode == 1
+    assert sh(lab_node, "stat -c '%u' /srv/mover /srv/mover/.bashrc") == "2801\n2801\n"
+    assert entry(lab_node, "group", "crew") == ["crew", "x", "2651", "u_b"]
+    again = apply(lab_node, tmp_path, recipe)
+    assert {s for _, s, _ in changes(again)} == {"up_to_date"}, again.stdout
+
+    code, out = converge(lab_node, "rollback")
+    assert code == 0, out
+    assert entry(lab_node, "passwd", "mover")[2:6:3] == ["2800", "/home/mover"]
+    assert sh(lab_node, "stat -c '%u' /home/mover/.bashrc") == "2800\n"
+    assert lab_node.run(["test", "-e", "/srv/mover"]).returncode == 1
+    assert {g: entry(lab_node, "group", g) for g in groups} == groups
