@@ -23,7 +23,9 @@ are the only actions that change it, and unlocking an account that has no hash
 fails (usermod -U would exit 0 and leave it locked). ``manage_home`` creates the
 home from /etc/skel (``useradd -m``, or a copy for an existing user without one),
 moves it when ``home`` changes (``usermod -m``) and deletes it with the user
-(``userdel -r``). ``system`` only matters when the user is created.
+(``userdel -r``); a home that is a link, or that lies under a folder another
+user owns or may write into, is refused (that user could redirect it). ``system``
+only matters when the user is created.
 
 The state is read from /etc/passwd, /etc/shadow and /etc/group; after a change it
 is read again, and a tool that exits 0 without doing its work is a failure. Under
@@ -70,7 +72,7 @@ class User(UserRollback, Resource, type_name="user"):
                              "changes, and delete it with the user.")
     groups: Optional[List[str]] = prop(None, doc="Supplementary groups. Unset: left alone.")
     append: bool = prop(True, doc="True: add the listed groups and keep others. False: the "
-                        "list is exact, other supplementary groups are left.")
+                        "list is exact: other supplementary groups are removed.")
     expire_date: Optional[str] = prop(None, doc="The day the account expires, 'YYYY-MM-DD' "
                                       "(or a datetime.date); 'never' removes the expiry.")
 
