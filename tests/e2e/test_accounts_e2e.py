@@ -321,3 +321,20 @@ group("crew", gid=2651, members=["u_b"])
     assert sh(lab_node, "stat -c '%u' /home/mover/.bashrc") == "2800\n"
     assert lab_node.run(["test", "-e", "/srv/mover"]).returncode == 1
     assert {g: entry(lab_node, "group", g) for g in groups} == groups
+
+
+def test_a_user_made_in_a_run_owns_files_later_in_that_run(lab_node: Node,
+                                                           tmp_path: Path) -> None:
+    recipe = """\
+from converge import directory, file, group, user
+group("svcgrp", gid=2900)
+user("svcuser", gid="svcgrp", system=True)
+directory("/srv/svc", owner="svcuser", group="svcgrp", mode="0750")
+file("/srv/svc/conf", content="x\\n", owner="svcuser")
+"""
+    run = apply(lab_node, tmp_path, recipe)
+    assert run.ok and len(run.with_status("updated")) == 4, run.stdout + run.stderr
+    assert sh(lab_node, "stat -c '%U %G' /srv/svc /srv/svc/conf") == (
+        "svcuser svcgrp\nsvcuser root\n")  # the file's group is not managed
+    again = apply(lab_node, tmp_path, recipe)
+    assert {s for _, s, _ in changes(again)} == {"up_to_date"}, again.stdout
