@@ -19,7 +19,8 @@ Every member is checked before anything is written, the destination included:
 an absolute name, a '..' component, a link whose target leads outside the
 destination (through the archive's own links too), a member written through a
 link, a device or a fifo: the whole archive is refused, naming the member. A
-link already inside the destination is never followed to write a member.
+link already inside the destination is never followed to write a member, and a
+destination that is itself a link is refused.
 Rollback deletes what the extraction created (the destination, when it made it)
 and restores the files it replaced.
 """
@@ -75,16 +76,14 @@ class ArchiveFile(Resource, type_name="archive_file"):
         st = system.stat(self.destination)
         state: Dict[str, Any] = {"exists": st is not None, "entries": []}
         if st is not None:
-            if stat_mod.S_ISLNK(st.st_mode) and st.st_uid != 0:
-                raise ResourceError("destination %s is a symbolic link owned by %s; an archive "
-                                    "is never extracted through it" % (
-                                        self.destination, system.user_name(st.st_uid)))
-            if not system.is_dir(self.destination) and not (
-                    stat_mod.S_ISLNK(st.st_mode) and os.path.isdir(system.real(self.destination))):
+            if stat_mod.S_ISLNK(st.st_mode):
+                raise ResourceError("destination %s is a symbolic link (to %s); an archive is "
+                                    "never extracted through a link" % (
+                                        self.destination, system.readlink(self.destination)),
+                                    hint="give the directory it points to as destination")
+            if not stat_mod.S_ISDIR(st.st_mode):
                 raise ResourceError("destination %s exists and is not a directory"
                                     % self.destination)
-            if stat_mod.S_ISLNK(st.st_mode):
-                st = os.stat(system.real(self.destination))
             state.update(mode="%04o" % stat_mod.S_IMODE(st.st_mode), uid=st.st_uid,
                          gid=st.st_gid, owner=system.user_name(st.st_uid),
                          group=system.group_name(st.st_gid))

@@ -259,3 +259,13 @@ def test_rollback_into_an_existing_destination(converger: Converger) -> None:
         ("assets/", "dir", ""), ("assets/app.css", "file", "css\n")]))
     lines, _ = rollback(converger, 'archive_file("/srv/site.tgz", "/srv/www", overwrite=True)')
     assert tree(dest) == before, lines
+
+
+def test_a_destination_that_is_a_link_is_refused(converger: Converger) -> None:
+    converger.path("/etc/cron.d").mkdir(parents=True)
+    converger.path("/srv").mkdir()
+    converger.path("/srv/www").symlink_to("/etc/cron.d")
+    place(converger, "/srv/a.tgz", tar_bytes([("job", "file", "x")]))
+    event = run(converger, 'archive_file("/srv/a.tgz", "/srv/www", overwrite=True)')
+    assert event["error"].startswith("destination /srv/www is a symbolic link (to /etc/cron.d)")
+    assert list(converger.path("/etc/cron.d").iterdir()) == []
