@@ -122,3 +122,11 @@ file("/tmp/after", content="ran\\n")
     code, out = converge(lab_node, "rollback", third_id)  # the third run's new version
     assert code == 0, out
     assert lab_node.read_file("/opt/tools/tool") == V1
+
+    # drift by hand: the file no longer matches the last download, so no conditional GET
+    lab_node.write_file("/opt/tools/tool", b"edited by hand\n", 0o600)
+    fixed = apply(lab_node, tmp_path, recipe)
+    assert [r["status"] for r in fixed.resources()] == ["updated", "up_to_date"]
+    assert "change mode from '0600' to '0755'" in fixed.resources()[0]["changes"]
+    assert lab_node.read_file("/opt/tools/tool") == V2
+    assert sh(lab_node, "stat -c %a /opt/tools/tool") == "755\n"
