@@ -23,7 +23,7 @@ NAME_MAX = 32
 ID_MAX = 4294967294  # (uid_t)-1 means "no change" to the kernel
 # A crypt(3) hash in modular form ($id$[params$]salt$hash), optionally locked with
 # leading '!', or a field that holds no hash at all ('!', '*', '!!', '*LK*').
-HASH = re.compile(r"!*\$[0-9a-z]+\$[./0-9A-Za-z$=,+-]+")
+HASH = re.compile(r"!*\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5)\$[./0-9A-Za-z=,+-]*\$[./0-9A-Za-z$=,+-]+")
 NO_HASH = re.compile(r"[!*]+|\*LK\*")
 HASH_HINT = ("give a crypt hash such as '$6$salt$...' or '$y$...': make one with "
              "`openssl passwd -6` or `mkpasswd -m yescrypt` (a clear-text password is never "

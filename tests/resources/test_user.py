@@ -163,6 +163,10 @@ def test_apply_is_refused_under_a_root(accounts: Converger) -> None:
     pytest.param({"username": "deploy", "expire_date": "31/01/2030"},
                  "expire_date '31/01/2030' is not a date", id="expire"),
     pytest.param({"username": "deploy", "password": ""}, "password is empty", id="empty-password"),
+    pytest.param({"username": "deploy", "password": "$ecret$Passw0rd"},
+                 "password is not a crypt hash (its value is not shown)", id="dollar-text"),
+    pytest.param({"username": "deploy", "password": "$6$nosalt"},
+                 "password is not a crypt hash (its value is not shown)", id="no-hash-part"),
     pytest.param({"username": "deploy", "password": "$6$salt$abc\n"},
                  "password is not a crypt hash (its value is not shown)", id="hash-newline"),
 ])
