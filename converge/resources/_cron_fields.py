@@ -22,13 +22,23 @@ FIELDS: Dict[str, Tuple[int, int, Tuple[str, ...], int]] = {
 }
 SPECIALS = ("@reboot", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually",
             "@midnight")
-_ELEMENT = re.compile(r"(\*|[0-9]+|[0-9]+-[0-9]+)(?:/([0-9]+))?")
+_VALUE = r"[0-9]+|[a-z]+"
+#: One element of a list, as Debian's cron and cronie read it: *, a value or a range
+#: (either end a number or, in month and weekday, a three-letter name), then a step
+#: only after * or a range. A range may run backwards (22-2): the daemon wraps it.
+_ELEMENT = re.compile(r"(\*|(%s)(?:-(%s))?)(?:/([0-9]+))?" % (_VALUE, _VALUE))
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_SHAPES = ("a number, a range such as 1-5, a list such as 1,15, a step such as */10 or "
+           "1-30/5, or *")
 
 
 def field(name: str, value: Any) -> str:
-    """One time field: 5, "*/10", "1-5", [0, 30] or "mon" become cron's text."""
+    """One time field: 5, "*/10", "1-5", [0, 30], "mon" or "mon-fri" become cron's text.
+
+    Accepts what Debian's cron and cronie accept (names case-insensitively, in ranges
+    and lists too) and refuses what they refuse (``monday``, ``mon/2``, a step of 0),
+    plus what Debian's crontab would install while ignoring part of it (``1-2-3``)."""
     low, high, names, offset = FIELDS[name]
     if isinstance(value, bool):
         raise PropertyError("%s %r is not a cron field" % (name, value))
@@ -39,39 +49,35 @@ def field(name: str, value: Any) -> str:
     else:
         text = str(value).strip()
     lowered = text.lower()
-    if names and lowered in names:
-        return lowered
-    tokens = re.split(r"[,/-]", lowered)
-    if names and any(t in names for t in tokens) and all(
-            t in names or t.isdigit() or t == "*" for t in tokens):
-        raise PropertyError(
-            "%s %s uses a name in a range or list; cron accepts a name only on its own "
-            "(write numbers: %s)" % (name, quoted(text), _numbered(lowered, names, offset)))
-    for element in text.split(","):
+    for element in lowered.split(","):
         match = _ELEMENT.fullmatch(element)
         if not match:
-            raise PropertyError(
-                "%s %s is not a cron field (a number, a range such as 1-5, a list such as "
-                "1,15, a step such as */10, or *)" % (name, quoted(text)))
-        span, step = match.groups()
-        if span != "*":
-            bounds = [int(n) for n in span.split("-")]
-            for number in bounds:
-                if not low <= number <= high:
-                    raise PropertyError("%s '%s' is out of range %d-%d" % (name, number, low, high))
-            if len(bounds) == 2 and bounds[0] > bounds[1]:
-                raise PropertyError("%s '%s' is a backwards range (write %d-%d)"
-                                    % (name, element, bounds[1], bounds[0]))
-        if step is not None and not 1 <= int(step) <= high:
-            raise PropertyError("%s '%s': the step must be between 1 and %d"
-                                % (name, element, high))
-    return text
+            raise PropertyError("%s %s is not a cron field (%s)" % (name, quoted(text), _SHAPES))
+        _, first, last, step = match.groups()
+        if step is not None and first is not None and last is None:
+            raise PropertyError("%s %s: a step needs a range or * before it (write %s-%d/%s)"
+                                % (name, quoted(text), first, high, step))
+        for part in (first, last):
+            if part is not None:
+                _number(name, part, low, high, names, offset)
+        if step is not None and int(step) < 1:
+            raise PropertyError("%s %s: the step must be 1 or more" % (name, quoted(text)))
+    return lowered
 
 
-def _numbered(text: str, names: Tuple[str, ...], offset: int) -> str:
-    for index, n in enumerate(names):
-        text = text.replace(n, str(index + offset))
-    return text
+def _number(name: str, part: str, low: int, high: int, names: Tuple[str, ...],
+            offset: int) -> int:
+    if part.isdigit():
+        number = int(part)
+        if not low <= number <= high:
+            raise PropertyError("%s '%s' is out of range %d-%d" % (name, part, low, high))
+        return number
+    if part in names:
+        return names.index(part) + offset
+    if names:
+        raise PropertyError("%s '%s' is not a number %d-%d or one of the names %s"
+                            % (name, part, low, high, ", ".join(names)))
+    raise PropertyError("%s '%s' is not a number %d-%d" % (name, part, low, high))
 
 
 def special(value: Any) -> Optional[str]:

@@ -26,8 +26,13 @@ just to this entry: give entries that need different environments their own
 ``cron_file``. ``disabled=True`` keeps the job line commented out.
 Deleting the last entry of a ``cron_file`` removes the file.
 
-Fields are checked at compile time as cron reads them: numbers in range, lists,
-ranges, steps, month and weekday names (``minute '61' is out of range 0-59``). A
+Fields are checked at compile time as Debian's cron and cronie read them: numbers
+in range, lists, ranges, steps, and month and weekday names (three letters, any
+case) on their own or in ranges and lists (``weekday="mon-fri"``,
+``month="jan,jul"``). Refused: ``minute '61' is out of range 0-59``, a long name
+(``monday``), a step after a single value (``mon/2``), a step of 0, and what
+Debian's crontab would install while ignoring its end (``1-2-3``). A backwards
+range (``hour="22-2"``) wraps round, as in Debian's cron. A
 ``%`` in the command must be written ``\\%``: cron turns a bare ``%`` into a
 newline. Idempotent: an entry that is already as declared is not rewritten.
 """
@@ -62,9 +67,10 @@ class Cron(Resource, type_name="cron"):
     hour: Union[str, int, List[Union[str, int]]] = prop("*", doc="Hour, 0-23.")
     day: Union[str, int, List[Union[str, int]]] = prop("*", doc="Day of the month, 1-31.")
     month: Union[str, int, List[Union[str, int]]] = prop(
-        "*", doc="Month, 1-12 or a name (jan).")
+        "*", doc="Month, 1-12 or a name (jan), also in ranges and lists (jan-mar,jul).")
     weekday: Union[str, int, List[Union[str, int]]] = prop(
-        "*", doc="Day of the week, 0-7 (0 and 7 are Sunday) or a name (mon).")
+        "*", doc="Day of the week, 0-7 (0 and 7 are Sunday) or a name (mon), also in "
+        "ranges and lists (mon-fri).")
     special: Optional[str] = prop(None, doc="Instead of the five fields: @reboot, @hourly, "
                                   "@daily, @weekly, @monthly or @yearly.")
     user: str = prop("root", doc="The user the job runs as.")
