@@ -85,3 +85,49 @@ def test_a_type_outside_its_module_is_refused_at_definition() -> None:
             "path": prop(doc="x"),
         }, type_name="elsewhere")
     assert "elsewhere" not in REGISTRY
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_every_action_is_notifiable(name: str, converger: Converger) -> None:
+    """``notifies=x.ACTION`` compiles for every action of every type, also where the
+    action shares its name with a method of the resource (sysctl's ``apply``)."""
+    cls = REGISTRY[name]
+    actions = tuple(dict.fromkeys(cls.actions + cls.notify_only))
+    for call in example_lines(cls):
+        recipe = ("from converge import *\nx = " + call.strip() + "\n"
+                  "file('/srv/converge-notifier', content='n\\n', notifies=[%s])\n"
+                  % ", ".join("x." + a for a in actions))
+        for source in re.findall(r"source=[\"']([^\"']+)", call):
+            converger.write("templates/" + source, "rendered\n")
+        try:
+            plan = converger.compile(recipe)
+        except PropertyError as exc:
+            if "notifies" in str(exc):
+                raise
+            continue  # examples may name files that only exist next to a real recipe
+        target = plan.steps[-2].id
+        assert plan.steps[-1].notifies == [[a, target, "delayed"] for a in actions]
+        return
+    pytest.fail("no example of %s compiles on its own" % name)
+
+
+def test_an_action_named_like_a_property_is_refused_at_definition() -> None:
+    from converge.resources._base import Resource, prop
+
+    with pytest.raises(TypeError, match="action 'path' has the name of a property"):
+        type("Clash", (Resource,), {
+            "__module__": "tests.test_contract", "__annotations__": {"path": "str"},
+            "path": prop(doc="x"), "actions": ("path",),
+        }, type_name="clash_of_names")
+    assert "clash_of_names" not in REGISTRY
+
+
+def test_an_action_named_like_a_method_still_calls_the_method(converger: Converger) -> None:
+    """sysctl's ``apply`` action and its ``apply`` method: the engine still applies."""
+    converger.path("/proc/sys/vm").mkdir(parents=True)
+    converger.path("/proc/sys/vm/swappiness").write_text("60\n")
+    events = converger.run("from converge import sysctl, execute\n"
+                           "s = sysctl('vm.swappiness', 10)\n"
+                           "execute(['true'], notifies=s.apply)\n")
+    assert [e["status"] for e in events][:2] == ["updated", "updated"]
+    assert (converger.path("/proc/sys/vm/swappiness").read_text().strip() == "10")

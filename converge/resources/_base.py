@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
+import types
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import PropertyError
 
@@ -158,6 +159,51 @@ class Notification:
         return "Notification(%r, %r, %r)" % (self.action, self.target, self.timing)
 
 
+class BoundAction(Notification):
+    """``sysctl.apply``, where an action shares its name with a method: a
+    Notification in a recipe (``notifies=s.apply``), the method when called."""
+
+    __slots__ = ("method",)
+
+    def __init__(self, action: str, target: str, method: Callable[..., Any]) -> None:
+        super().__init__(action, target)
+        self.method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.method(*args, **kwargs)
+
+
+class _ActionMethod:
+    """Wraps a method named like one of its type's actions (see BoundAction)."""
+
+    def __init__(self, function: Callable[..., Any], action: str) -> None:
+        self.function = function
+        self.action = action
+        self.__doc__ = function.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.function
+        return BoundAction(self.action, obj.identity, self.function.__get__(obj, owner))
+
+
+def _notifiable_actions(cls: Any) -> None:
+    """Make ``resource.ACTION`` a Notification for every action of cls, also where a
+    method has the action's name; refuse an action named like any other attribute."""
+    fields = {f.name for f in cls._fields}
+    for action in tuple(cls.actions) + tuple(cls.notify_only):
+        owner = next((k for k in cls.__mro__ if action in k.__dict__), None)
+        value = None if owner is None else owner.__dict__[action]
+        if isinstance(value, _ActionMethod) or (owner is None and action not in fields):
+            continue
+        if isinstance(value, types.FunctionType) and action not in fields:
+            setattr(cls, action, _ActionMethod(value, action))
+            continue
+        raise TypeError("resource type %r: action %r has the name of a property or "
+                        "attribute, so %s.%s could not name the action; rename one of them"
+                        % (cls.type_name, action, cls.type_name, action))
+
+
 class Meta:
     """The properties every resource has, whatever its type."""
 
@@ -187,7 +233,8 @@ COMMON_PROPERTIES: Dict[str, str] = {
     "0, or this callable (evaluated while compiling) returns true.",
     "not_if": "Skip if this command exits 0, or this callable returns true.",
     "notifies": "Actions of other resources to run when this one changes: "
-    "svc.restart, or [('restart', svc)]. Delayed to the end of the run by default.",
+    "svc.restart (any action of any type, sysctl's s.apply too), or [('restart', svc)]. "
+    "Delayed to the end of the run by default.",
     "subscribes": "The reverse of notifies: [('restart', cfg)] runs this resource's "
     "restart when cfg changes; ('restart', cfg, 'immediately') runs it right after cfg.",
     "immediately": "Run this resource's notifications right after it, not at the end.",
@@ -237,6 +284,7 @@ class Resource:
             raise TypeError("resource type %r must live in resources/%s.py, where the agent "
                             "looks for it" % (type_name, type_name))
         cls.type_name = type_name
+        _notifiable_actions(cls)
         REGISTRY[type_name] = cls
 
     # -- construction (controller) ----------------------------------------------
