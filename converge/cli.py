@@ -215,9 +215,17 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
                         fail_fast, console, targets, recorder)
     else:
         transport = (targets or _NO_TARGETS).local(root, debug)
-        outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
-                      cookbook_path=cookbook_path, fail_fast=fail_fast, recorder=recorder,
-                      on_event=lambda host, event: console.event(event, host))
+        try:
+            outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
+                          cookbook_path=cookbook_path, fail_fast=fail_fast, recorder=recorder,
+                          on_event=lambda host, event: console.event(event, host))
+        except KeyboardInterrupt as exc:  # typer would exit 130 and say nothing
+            from .agent.interrupt import as_interrupted
+            from .errors import printable
+
+            interrupted = as_interrupted(exc)
+            typer.echo(printable(interrupted.message()), err=True)
+            raise typer.Exit(interrupted.exit_code) from None
         _local_summary(outcome, transport.host, started, mode == "plan")
     if json_file:
         write_json(outcome.report, json_file)

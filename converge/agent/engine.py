@@ -16,6 +16,9 @@ Journal: given a journal (converge/agent/journal.py), the engine hands it, in
 apply mode, each resource about to change (``journal.begin``: the resource's
 optional ``before`` hook records the prior state, and the journal is on disk
 before ``apply`` runs), then ``journal.applied`` after it, and every event.
+
+Interruption (SIGINT, SIGTERM: converge/agent/interrupt.py): the resource being
+converged is recorded as failed, ``interrupted by SIGINT``, and the run stops.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..errors import ConvergeError
 from ..plan import Plan, Step
 from ..resources._base import REGISTRY, Resource, Skipped
+from .interrupt import Interrupted, as_interrupted
 from .system import System, describe_oserror
 
 Event = Dict[str, Any]
@@ -59,6 +63,7 @@ class Engine:
         """Converge every step; the events, in order. The directories written into
         are made durable once, at the end (System.sync), however the run ends."""
         events: List[Event] = []
+        self.events = events  # what was recorded so far, also when interrupted
         try:
             self._run(plan, events)
         finally:
@@ -72,7 +77,12 @@ class Engine:
         for index, step in enumerate(plan.steps):
             if index not in prepared:
                 prepared = self._prepare(plan.steps, index)
-            event = self._step(step, resource=prepared.pop(index, None))
+            try:
+                event = self._step(step, resource=prepared.pop(index, None))
+            except Interrupted as exc:
+                if exc.event is not None:
+                    self._record(events, exc.event)
+                raise
             self._record(events, event)
             if event["status"] == "updated":
                 for action, target, timing in step.notifies:
@@ -128,6 +138,13 @@ class Engine:
                 self._converge(resource or step.resource(action), event)
         except Skipped as exc:
             event["status"], event["skip_reason"] = "skipped", str(exc)
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM: journal it, then stop
+            interrupted = as_interrupted(exc)
+            event["status"], event["error"] = "failed", interrupted.reason()
+            event["interrupted"] = True
+            event["time"] = round(time.monotonic() - started, 4)
+            interrupted.during, interrupted.event = step.id, event
+            raise interrupted from None
         except Exception as exc:  # noqa: BLE001 - a failed resource must not stop the run
             event["status"] = "failed"
             event["error"] = self._describe(exc)

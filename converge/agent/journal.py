@@ -233,7 +233,7 @@ class Journal:
         else:
             record = entry[1]
             record["status"] = event["status"]
-        for key in ("skip_reason", "notified_by", "error", "ignored"):
+        for key in ("skip_reason", "notified_by", "error", "ignored", "interrupted"):
             if event.get(key) is not None:
                 record[key] = event[key]
         self._logged(record)

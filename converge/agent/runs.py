@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ..plan import Plan
 from . import journal as jn
 from .engine import Engine, Event, summarize
+from .interrupt import Interrupted, signals
 from .lock import DEFAULT_TIMEOUT, RunLock
 
 Notice = Optional[Callable[[str], None]]
@@ -51,8 +52,13 @@ def _journaled(engine: Engine, journal: jn.Journal, plan: Plan, before: Sequence
     events: List[Event] = list(before)
     interrupted = True
     try:
-        events += engine.run(plan)
+        with signals():
+            events += engine.run(plan)
         interrupted = False
+    except Interrupted as exc:
+        events += getattr(engine, "events", [])
+        exc.run_id = journal.id
+        raise
     finally:
         journal.finish(summarize(events), interrupted=interrupted)
     return events

@@ -12,6 +12,10 @@ import os
 import stat as stat_mod
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
+from .interrupt import as_interrupted, held
+
+#: Seconds a command stopped by SIGINT/SIGTERM gets to finish before SIGKILL.
+STOP_GRACE = 5.0
 # Temp files of write_atomic: ".NAME.converge-PID-RANDOM.tmp", NAME cut to fit NAME_MAX.
 TEMP_MARK = ".converge-"
 TEMP_NAME_KEEP = 180
@@ -392,15 +396,6 @@ class System:
             if uid is None:
                 return RunResult(1, "", "no such user %s" % user)
             preexec = _switch_user(uid, self._primary_gid(user))
-        try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                list(argv), env=full_env, cwd=self.real(cwd) if cwd else None,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                universal_newlines=True, errors="replace", preexec_fn=preexec,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            return RunResult(127, "", "%s: command not found" % argv[0])
         out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
 
         def pump(name: str, stream: Any) -> None:
@@ -411,12 +406,28 @@ class System:
                     sys.stderr.flush()
             stream.close()
 
-        readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)), daemon=True)
-                   for n in ("stdout", "stderr")]
-        for reader in readers:
-            reader.start()
+        proc: Any = None
         try:
+            with held():  # a signal now would lose the child: it waits for the wait
+                proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                    list(argv), env=full_env, cwd=self.real(cwd) if cwd else None,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    universal_newlines=True, errors="replace", preexec_fn=preexec,
+                    start_new_session=True,
+                )
+                readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)),
+                                            daemon=True) for n in ("stdout", "stderr")]
+                for reader in readers:
+                    reader.start()
             code = proc.wait(timeout=timeout)
+        except FileNotFoundError:
+            return RunResult(127, "", "%s: command not found" % argv[0])
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (agent.interrupt)
+            interrupted = as_interrupted(exc)
+            if proc is not None:
+                _stop_group(proc, interrupted.signum)
+                interrupted.stopped = "%s, process group %d" % (argv[0], proc.pid)
+            raise interrupted from None
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -444,6 +455,25 @@ class System:
             if os.access(self.real(candidate), os.X_OK):
                 return candidate
         return None
+
+
+def _stop_group(proc: Any, signum: int) -> None:
+    """Stop a command started in its own process group: the signal the agent got
+    first (as a terminal sends Ctrl-C to its foreground group), up to STOP_GRACE
+    seconds for the command to finish, then SIGKILL for whatever is left in the
+    group (a shell's background children ignore SIGINT)."""
+    import signal
+    import subprocess
+
+    for sig, grace in ((signum, STOP_GRACE), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            continue  # a second Ctrl-C: on to SIGKILL
 
 
 def _host_db(table: str) -> Tuple[Callable[[str], int], Callable[[int], str]]:

@@ -13,8 +13,8 @@ import pytest
 
 from converge.errors import PropertyError
 from converge.resources import _cron_fields as cf
-from tests.resources import cron_grammar as grammar
 from tests.conftest import Converger, statuses
+from tests.resources import cron_grammar as grammar
 
 SA1 = 'cron("sa1", minute="*/10", command="/usr/lib/sysstat/sa1 1 1", cron_file="sysstat")'
 SPOOL = "/var/spool/cron/crontabs/root"
