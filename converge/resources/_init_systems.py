@@ -5,7 +5,9 @@ chroot, a tree under a root directory), enable and disable still work offline,
 through ``systemctl --root`` or, without systemctl, by making the unit's
 ``[Install]`` symlinks ourselves. sysvinit: the ``service`` command (or the
 /etc/init.d script), ``update-rc.d`` (Debian) or ``chkconfig`` (RHEL) and the
-rc?.d links. Standard library only, Python 3.8.
+rc?.d links. After a start or restart the service is checked to run (``status``,
+``systemctl is-active``): an init script's exit code alone is not trusted.
+Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
              "/usr/lib/systemd/system")
 RC_DIRS = ("/etc/rc%d.d", "/etc/rc.d/rc%d.d")
+#: the verbs after which the service must be running
+STARTS = ("start", "restart")
+LSB_STATUS = {1: "dead, its pid file left behind", 2: "dead, its lock file left behind",
+              3: "not running"}
 # is-enabled states that mean "nothing to enable"
 ENABLED = ("enabled", "enabled-runtime", "static", "indirect", "generated", "alias", "transient")
 
@@ -68,12 +74,25 @@ def _refuse_root(system: Any, what: str) -> None:
                             hint="services are converged on the machine or in a lab node")
 
 
-def _checked(system: Any, argv: List[str], env: Optional[Dict[str, str]] = None) -> None:
+def _checked(system: Any, argv: List[str], env: Optional[Dict[str, str]] = None) -> Any:
     result = system.run(argv, env=env, timeout=300)
     if not result.ok:
         raise ResourceError("%s failed (exit %d)%s" % (" ".join(argv), result.returncode,
                                                        ": " + result.output() if result.output()
                                                        else ""))
+    return result
+
+
+def _not_running(name: str, argv: List[str], said: str, status: str) -> ResourceError:
+    """A start or restart that exited 0 but left the service stopped (chrony's init
+    script prints 'chronyd failed!' and exits 0)."""
+    said = " / ".join(line.strip() for line in said.splitlines() if line.strip())
+    status = " / ".join(line.strip() for line in status.splitlines() if line.strip())
+    return ResourceError(
+        "%s did not start: `%s` exited 0, but %s%s" % (
+            name, " ".join(argv), status, "; it said: " + said if said else ""),
+        hint="the daemon stopped, or never started: its log, or `%s` run by hand, says why"
+        % " ".join(argv))
 
 
 # -- systemd ---------------------------------------------------------------------------
@@ -100,8 +119,16 @@ def systemd_state(system: Any, unit: str, online: bool, need_active: bool) -> Di
 
 
 def systemd_act(system: Any, unit: str, verb: str, online: bool) -> None:
+    """enable, disable, start, stop, restart, reload; after a start or a restart,
+    check that the unit is active (systemctl returns before a simple service dies)."""
     if online:
-        _checked(system, ["systemctl", verb, "--", unit])
+        argv = ["systemctl", verb, "--", unit]
+        said = _checked(system, argv).output()
+        if verb in STARTS and not system.run(["systemctl", "is-active", "--quiet", "--",
+                                              unit]).ok:
+            status = system.run(["systemctl", "status", "--no-pager", "--lines=5", "--", unit])
+            raise _not_running(unit, argv, said, "`systemctl status` says: %s"
+                               % status.output().strip())
     elif system.which("systemctl"):
         _checked(system, ["systemctl", "--root=" + system.root, verb, "--", unit])
     else:
@@ -200,7 +227,15 @@ def sysv_act(system: Any, name: str, verb: str) -> None:
             raise ResourceError("cannot %s %s: neither update-rc.d nor chkconfig is installed"
                                 % (verb, name))
         return
-    _checked(system, _sysv_argv(system, name, verb))
+    argv = _sysv_argv(system, name, verb)
+    said = _checked(system, argv).output().strip()
+    if verb in STARTS:
+        status = system.run(_sysv_argv(system, name, "status"), timeout=60)
+        if status.returncode != 0:
+            raise _not_running(name, argv, said, "its status command exited %d%s" % (
+                status.returncode, " (%s)" % LSB_STATUS[status.returncode]
+                if status.returncode in LSB_STATUS else "")
+                + (": " + status.output().strip() if status.output().strip() else ""))
 
 
 def _sysv_argv(system: Any, name: str, verb: str) -> List[str]:

@@ -14,7 +14,11 @@ has an init script. Where systemd is installed but not running (containers,
 images being built), enable and disable still work offline, with ``systemctl
 --root`` or the unit's ``[Install]`` symlinks; start and stop then fail, saying
 why. The state is read every time: ``systemctl is-enabled`` and ``is-active``,
-the init script's ``status`` exit code, the rc?.d links. ``restart`` and
+the init script's ``status`` exit code, the rc?.d links. After a start or a
+restart the service is checked to run (``status``, ``systemctl is-active``), as
+an init script may exit 0 when its daemon fails (Debian's chrony in a container
+prints ``chronyd failed!`` and exits 0): the resource then fails with the
+script's output and what ``status`` said. ``restart`` and
 ``reload`` are meant as notification targets: run by ``notifies=svc.restart``
 once, at the end of the run, and only when something changed. A stopped service
 has nothing to reload, so ``reload`` leaves it stopped.

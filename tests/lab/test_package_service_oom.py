@@ -194,3 +194,62 @@ def test_seed_oom_section(lab_node: Node, tmp_path: Path, score: int) -> None:
     second = apply(lab_node, tmp_path, SEED_OOM % score, "seed")
     assert {s for statuses in by_id(second).values() for s in statuses} == {"up_to_date"}, \
         second.stdout
+
+
+# Like chrony's init script in a node: the daemon fails, the script says so and exits 0.
+FAILING_SCRIPT = """\
+#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          cvgfail
+# Required-Start:
+# Required-Stop:
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: a daemon that cannot start
+### END INIT INFO
+PIDFILE=/run/cvgfail.pid
+case "$1" in
+  start|restart)
+    printf "Starting cvgfail: "
+    if start-stop-daemon --start --quiet --pidfile $PIDFILE --make-pidfile \\
+         --exec /bin/sh -- -c 'echo "cvgfail: cannot bind 127.0.0.1:323" >&2; exit 1'; then
+      echo "cvgfail."
+    else
+      echo "cvgfail failed!"
+    fi
+    exit 0 ;;
+  stop) exit 0 ;;
+  status) start-stop-daemon --status --pidfile $PIDFILE ;;
+  *) exit 2 ;;
+esac
+"""
+STARTS = """\
+from converge import file, service
+good = service("cvgdemo", action="start")
+bad = service("cvgfail", action="start")
+file("/etc/cvgdemo.conf", content="x\\n", notifies=[good.restart, bad.restart])
+"""
+
+
+def test_a_service_that_does_not_run_after_start_fails(lab_node: Node, tmp_path: Path) -> None:
+    """The init script's exit code is not trusted: after start (or restart) the
+    service's status must say it runs, or the resource fails with the script's words."""
+    lab_node.write_file("/etc/init.d/cvgdemo", INIT_SCRIPT.encode(), 0o755)
+    lab_node.write_file("/etc/init.d/cvgfail", FAILING_SCRIPT.encode(), 0o755)
+    first = apply(lab_node, tmp_path, STARTS, "starts")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert by_id(first) == {"service[cvgdemo]": ["updated", "updated"],
+                            "service[cvgfail]": ["failed", "failed"],
+                            "file[/etc/cvgdemo.conf]": ["updated"]}, first.stdout
+    errors = [r["error"] for r in first.with_status("failed")]
+    assert errors[0].startswith("cvgfail did not start: `service cvgfail start` exited 0, but "
+                                "its status command exited 1 (dead, its pid file left "
+                                "behind); it said: Starting cvgfail: "), errors[0]
+    assert "cvgfail: cannot bind 127.0.0.1:323" in errors[0] and "cvgfail failed!" in errors[0]
+    # the notified restart of a stopped service is a start, and is checked the same way
+    assert errors[1].startswith("cvgfail did not start: `service cvgfail start` exited 0")
+    assert lab_node.run(["/etc/init.d/cvgdemo", "status"]).returncode == 0
+    second = apply(lab_node, tmp_path, STARTS, "starts")
+    assert by_id(second) == {"service[cvgdemo]": ["up_to_date"],
+                             "service[cvgfail]": ["failed"],
+                             "file[/etc/cvgdemo.conf]": ["up_to_date"]}, second.stdout
