@@ -5,12 +5,18 @@ report) → event. Delayed notifications run once each at the end. A failed reso
 does not stop the others (unless ``fail_fast``); the resources it would have
 notified are not run. The engine prints nothing: events go to ``emit``.
 
-Batching: a resource type may define a classmethod ``prepare(system, resources,
-mode)``. Before converging a run of consecutive unguarded steps of that type, the
-engine builds their resources and calls it once, so the type can read the state
-of all of them in one call and, in apply mode, act on them in one transaction
-(package: one ``apt-get install`` for twenty packages). Each step then still
-converges and reports on its own, with the resource ``prepare`` saw.
+Batching: a resource type may define two classmethods, ``prefetch(system,
+resources)`` and ``apply_batch(system, batch)``. For a run of consecutive
+unguarded steps of that type, the engine builds their resources and calls
+``prefetch`` once: it reads the state of all of them (read-only, in every mode)
+and returns each one's current state (None: the resource reads its own). Each
+step then computes its changes as usual. In apply mode the engine journals every
+member that has changes (``journal.begin``, on disk) and only then calls
+``apply_batch`` with their (resource, changes), which acts on all of them in one
+transaction (package: one ``apt-get install`` for twenty packages) and returns
+each one's error or None; then ``journal.applied`` for each. So an agent killed
+during the transaction leaves a journal naming every member of the batch. Each
+step still reports on its own.
 
 Journal: given a journal (converge/agent/journal.py), the engine hands it, in
 apply mode, each resource about to change (``journal.begin``: the resource's
@@ -33,6 +39,8 @@ from .interrupt import Interrupted, as_interrupted
 from .system import System, describe_oserror
 
 Event = Dict[str, Any]
+#: a batch member whose apply waits for the batch: (step, resource, current, changes, event)
+Deferred = Tuple[Step, Resource, Any, List[Any], Event]
 
 
 class Engine:
@@ -73,12 +81,12 @@ class Engine:
     def _run(self, plan: Plan, events: List[Event]) -> None:
         steps = {s.id: s for s in plan.steps}
         delayed: List[Tuple[str, str, str]] = []
-        prepared: Dict[int, Resource] = {}
+        batched: Dict[int, Event] = {}
         for index, step in enumerate(plan.steps):
-            if index not in prepared:
-                prepared = self._prepare(plan.steps, index)
             try:
-                event = self._step(step, resource=prepared.pop(index, None))
+                if index not in batched:
+                    batched = self._batch(plan.steps, index)
+                event = batched.pop(index, None) or self._step(step)
             except Interrupted as exc:
                 if exc.event is not None:
                     self._record(events, exc.event)
@@ -102,28 +110,65 @@ class Engine:
             self.journal.event(event)
         self.emit(event)
 
-    def _prepare(self, steps: List[Step], start: int) -> Dict[int, Resource]:
-        """The batching hook (see the module docstring): the resources of the run
-        of steps from ``start``, by index, after their type's ``prepare``."""
-        prepare = getattr(REGISTRY.get(steps[start].type), "prepare", None)
-        if prepare is None:
+    def _batch(self, steps: List[Step], start: int) -> Dict[int, Event]:
+        """The batching hook (see the module docstring): the events of the run of
+        steps from ``start``, by index, converged together; {} when the type does
+        not batch or its prefetch failed (each step then converges alone)."""
+        cls = REGISTRY.get(steps[start].type)
+        prefetch = getattr(cls, "prefetch", None)
+        if cls is None or prefetch is None:
             return {}
-        run: Dict[int, Resource] = {}
-        index = start
-        while (index < len(steps)
-               and steps[index].type == steps[start].type and _batchable(steps[index])):
-            run[index] = steps[index].resource()
-            index += 1
-        if not run:
+        indexes: List[int] = []
+        while (start + len(indexes) < len(steps)
+               and steps[start + len(indexes)].type == steps[start].type
+               and _batchable(steps[start + len(indexes)])):
+            indexes.append(start + len(indexes))
+        if not indexes:
             return {}
+        resources = [steps[i].resource() for i in indexes]
         try:
-            prepare(self.system, list(run.values()), self.mode)
+            currents = prefetch(self.system, resources)
         except Exception:  # noqa: BLE001 - fresh resources then read and act alone
             return {}
-        return run
+        pending: List[Deferred] = []
+        if len(currents) != len(resources):
+            return {}
+        events = {i: self._step(steps[i], resource=resources[n], current=currents[n],
+                                deferred=pending) for n, i in enumerate(indexes)}
+        if pending:
+            self._apply_batch(cls, pending)
+        return events
+
+    def _apply_batch(self, cls: Any, pending: List[Deferred]) -> None:
+        """Journal every member, then one transaction, then each member's outcome."""
+        if self.journal is not None:
+            for _, resource, current, changes, event in pending:
+                self.journal.begin(event, resource, current, changes)
+        try:
+            errors = cls.apply_batch(self.system, [(p[1], p[3]) for p in pending])
+        except KeyboardInterrupt as exc:  # the journal names every member already
+            interrupted = as_interrupted(exc)
+            interrupted.during = ", ".join(p[4]["id"] for p in pending)
+            raise interrupted from None
+        except Exception as exc:  # noqa: BLE001 - the batch fails, the run goes on
+            errors = [exc] * len(pending)
+        if len(errors) != len(pending):
+            errors = [RuntimeError("%s.apply_batch returned %d results for %d resources"
+                                   % (cls.__name__, len(errors), len(pending)))] * len(pending)
+        for n, (step, _, _, _, event) in enumerate(pending):
+            error = errors[n]
+            if self.journal is not None:
+                self.journal.applied(event)
+            if error is not None:
+                event["status"], event["error"] = "failed", self._describe(error)
+                if step.ignore_failure:
+                    event["ignored"] = True
 
     def _step(self, step: Step, action: Optional[str] = None,
-              resource: Optional[Resource] = None) -> Event:
+              resource: Optional[Resource] = None, current: Any = None,
+              deferred: Optional[List[Deferred]] = None) -> Event:
+        """Converge one step. In a batch (see _batch), ``current`` is what prefetch
+        read (None: read it here) and the apply is left to the batch (``deferred``)."""
         action = action or step.action
         event: Event = {
             "id": step.id, "type": step.type, "action": action, "status": "up_to_date",
@@ -135,7 +180,8 @@ class Engine:
             if skip:
                 event["status"], event["skip_reason"] = "skipped", skip
             else:
-                self._converge(resource or step.resource(action), event)
+                self._converge(step, resource or step.resource(action), event, current,
+                               deferred)
         except Skipped as exc:
             event["status"], event["skip_reason"] = "skipped", str(exc)
         except KeyboardInterrupt as exc:  # SIGINT or SIGTERM: journal it, then stop
@@ -169,17 +215,21 @@ class Engine:
             return guard
         return self.system.run([str(a) for a in guard]).ok
 
-    def _converge(self, resource: Resource, event: Event) -> None:
+    def _converge(self, step: Step, resource: Resource, event: Event, prefetched: Any = None,
+                  deferred: Optional[List[Deferred]] = None) -> None:
         step_retries = 0
         while True:
             try:
-                current = resource.current(self.system)
+                current = resource.current(self.system) if prefetched is None else prefetched
+                prefetched = None  # a retry reads again
                 changes = resource.changes(current)
                 event["changes"] = [c.text for c in changes]
                 event["diffs"] = [c.diff for c in changes if c.diff]
                 if changes:
                     event["status"] = "updated"
-                    if self.mode == "apply":
+                    if self.mode == "apply" and deferred is not None:
+                        deferred.append((step, resource, current, changes, event))
+                    elif self.mode == "apply":
                         self._apply(resource, current, changes, event)
                 break
             except Skipped:

@@ -13,9 +13,11 @@ comes from dpkg-query, rpm or apk's database; installs are noninteractive and ke
 changed configuration files. Consecutive package resources with the same action
 run as one transaction (one ``apt-get install`` for twenty packages), each still
 reported as its own resource; when that transaction fails, each package is tried
-alone, so only the one that cannot be installed fails. The transactions of such a
-run happen, in order, when its first resource converges (a guard on a resource
-keeps it out of the run).
+alone, so only the one that cannot be installed fails. Every package of a
+transaction is in the run's journal before the transaction starts, so an agent
+killed during ``apt-get install`` leaves a journal that names them all and a
+rollback removes what got installed. A guard on a resource keeps it out of the
+transaction.
 """
 
 from __future__ import annotations
@@ -86,11 +88,7 @@ class Package(Resource, type_name="package"):
     # -- target ----------------------------------------------------------------------
 
     def _backend(self, system: Any) -> backends.Backend:
-        backend = self.__dict__.get("_backend_obj")
-        if backend is None:
-            backend = backends.choose(system, self.provider)
-            self.__dict__["_backend_obj"] = backend
-        return backend
+        return backends.choose(system, self.provider)
 
     def _wants_candidates(self) -> Any:
         """What state() must read from the repositories: every candidate to upgrade
@@ -100,53 +98,51 @@ class Package(Resource, type_name="package"):
         return backends.MISSING if self.action == "install" else False
 
     @classmethod
-    def prepare(cls, system: Any, resources: Sequence["Package"], mode: str) -> None:
-        """Engine hook for a run of consecutive package steps: read the state of
-        every package with one query per backend, and in apply mode run each run
-        of same-action changes as one transaction, in order. A resource whose
-        transaction succeeded has nothing left to do in ``apply``; after a failed
-        shared one, each re-reads its state and acts alone, so only the broken one
-        fails."""
-        by_backend: Dict[str, List[Package]] = {}
-        for res in resources:
+    def prefetch(cls, system: Any, resources: Sequence["Package"]
+                 ) -> List[Optional[Dict[str, Any]]]:
+        """Engine hook for a run of consecutive package steps: the state of every
+        package, read with one query per backend (None: that resource reads its
+        own, and reports why it cannot)."""
+        by_backend: Dict[str, List[int]] = {}
+        chosen: Dict[int, backends.Backend] = {}
+        for index, res in enumerate(resources):
             try:
-                by_backend.setdefault(res._backend(system).name, []).append(res)
+                chosen[index] = res._backend(system)
             except ResourceError:
-                continue  # the resource reports this itself
+                continue
+            by_backend.setdefault(chosen[index].name, []).append(index)
+        out: List[Optional[Dict[str, Any]]] = [None] * len(resources)
         for members in by_backend.values():
-            names = [n for res in members for n in res.names]
-            wants = [r._wants_candidates() for r in members]
-            states = members[0]._backend(system).state(
-                system, sorted(set(names)), True if True in wants else
+            names = sorted({n for i in members for n in resources[i].names})
+            wants = [resources[i]._wants_candidates() for i in members]
+            states = chosen[members[0]].state(
+                system, names, True if True in wants else
                 backends.MISSING if backends.MISSING in wants else False)
-            for res in members:
-                res.__dict__["_prefetched"] = {n: states[n] for n in res.names}
-        if mode != "apply":
-            return
-        batch: List[Tuple[Package, List[Change]]] = []
-        key: Optional[Tuple[str, str]] = None
-        for res in resources:
-            state = res.__dict__.get("_prefetched")
-            if state is None:
-                continue
-            try:
-                changes = res.changes(state)
-            except ResourceError:
-                continue
-            if not changes:
-                continue
-            this = (res._backend(system).name, res.action)
-            if this != key:
-                _transaction(system, batch)
-                batch, key = [], this
-            batch.append((res, changes))
-        _transaction(system, batch)
+            for i in members:
+                out[i] = {n: states[n] for n in resources[i].names}
+        return out
+
+    @classmethod
+    def apply_batch(cls, system: Any, batch: Sequence[Tuple["Package", List[Change]]]
+                    ) -> List[Optional[ResourceError]]:
+        """Engine hook, called once every member is journaled: each run of
+        same-backend, same-action members as one transaction, in order; after a
+        failed shared transaction each member re-reads its state and acts alone,
+        so only the broken one fails. Each member's error, or None."""
+        errors: List[Optional[ResourceError]] = []
+        start = 0
+        while start < len(batch):
+            key = (batch[start][0]._backend(system).name, batch[start][0].action)
+            end = start + 1
+            while end < len(batch) and (batch[end][0]._backend(system).name,
+                                        batch[end][0].action) == key:
+                end += 1
+            errors += _transaction(system, batch[start:end])
+            start = end
+        return errors
 
     def current(self, system: Any) -> Dict[str, Any]:
-        state: Optional[Dict[str, Any]] = self.__dict__.pop("_prefetched", None)
-        if state is None:
-            state = self._backend(system).state(system, self.names, self._wants_candidates())
-        return state
+        return self._backend(system).state(system, self.names, self._wants_candidates())
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
         out: List[Change] = []
@@ -217,40 +213,37 @@ class Package(Resource, type_name="package"):
         return out
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        outcome = self.__dict__.pop("_batch", None)
-        if outcome == "done":
-            return
-        if isinstance(outcome, ResourceError):
-            raise outcome
         backend = self._backend(system)
-        if outcome == "failed":  # the shared transaction failed: re-read, then act alone
-            changes = self.changes(backend.state(system, self.names, self._wants_candidates()))
-            if not changes:
-                return
         failed = _act(system, backend, changes)
         if failed is not None:
             action, names, result = failed
             raise backend.explain(action, names, result)
 
 
-def _transaction(system: Any, batch: List[Tuple[Package, List[Change]]]) -> None:
-    """One package-manager call for a run of resources, in declaration order (a
-    lone resource too, so no later batch ever overtakes it)."""
-    if not batch:
-        return
+def _transaction(system: Any, batch: Sequence[Tuple[Package, List[Change]]]
+                 ) -> List[Optional[ResourceError]]:
+    """One package-manager call for a run of resources, in declaration order; when
+    a shared one fails, each resource re-reads its state and acts alone."""
     backend = batch[0][0]._backend(system)
-    error: Optional[ResourceError]
     try:
         failed = _act(system, backend, [c for _, changes in batch for c in changes])
-    except ResourceError as exc:
-        failed, error = ("", [], None), exc
-    else:
         error = backend.explain(*failed) if failed is not None else None
+    except ResourceError as exc:
+        error = exc
+    if error is None:
+        return [None] * len(batch)
+    if len(batch) == 1:
+        return [error]
+    errors: List[Optional[ResourceError]] = []
     for res, _ in batch:
-        if failed is None:
-            res.__dict__["_batch"] = "done"
-        else:  # alone: that is the resource's own error; else each retries alone
-            res.__dict__["_batch"] = error if len(batch) == 1 else "failed"
+        try:
+            changes = res.changes(res.current(system))
+            if changes:
+                res.apply(system, changes)
+            errors.append(None)
+        except ResourceError as exc:
+            errors.append(exc)
+    return errors
 
 
 def _act(system: Any, backend: Any, changes: List[Change]) -> Optional[Tuple[str, List[str], Any]]:
