@@ -32,6 +32,7 @@ from ..errors import ConvergeError
 from ..plan import Plan
 from . import runs
 from .facts import gather
+from .interrupt import as_interrupted
 from .system import System
 
 
@@ -82,6 +83,13 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         return 0
     except BrokenPipeError:
         return 1
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: stopped and journaled (interrupt.py)
+        interrupted = as_interrupted(exc)
+        try:
+            _write(stdout, {"error": interrupted.message()})
+        except OSError:
+            pass
+        return interrupted.exit_code
     except ConvergeError as exc:
         _write(stdout, {"error": str(exc)})
         return 1
