@@ -223,11 +223,16 @@ case "$1" in
   *) exit 2 ;;
 esac
 """
+# Starts, but its restart stops the daemon and cannot start it again (exit 0 all the same).
+FLAKY_SCRIPT = INIT_SCRIPT.replace("cvgdemo", "cvgflaky").replace(
+    '  restart) "$0" stop && "$0" start ;;',
+    '  restart) "$0" stop; echo "cvgflaky failed!"; exit 0 ;;')
 STARTS = """\
 from converge import file, service
 good = service("cvgdemo", action="start")
 bad = service("cvgfail", action="start")
-file("/etc/cvgdemo.conf", content="x\\n", notifies=[good.restart, bad.restart])
+flaky = service("cvgflaky", action="start")
+file("/etc/cvgdemo.conf", content="x\\n", notifies=[good.restart, bad.restart, flaky.restart])
 """
 
 
@@ -236,10 +241,12 @@ def test_a_service_that_does_not_run_after_start_fails(lab_node: Node, tmp_path:
     service's status must say it runs, or the resource fails with the script's words."""
     lab_node.write_file("/etc/init.d/cvgdemo", INIT_SCRIPT.encode(), 0o755)
     lab_node.write_file("/etc/init.d/cvgfail", FAILING_SCRIPT.encode(), 0o755)
+    lab_node.write_file("/etc/init.d/cvgflaky", FLAKY_SCRIPT.encode(), 0o755)
     first = apply(lab_node, tmp_path, STARTS, "starts")
     assert first.returncode == 1, first.stdout + first.stderr
     assert by_id(first) == {"service[cvgdemo]": ["updated", "updated"],
                             "service[cvgfail]": ["failed", "failed"],
+                            "service[cvgflaky]": ["updated", "failed"],
                             "file[/etc/cvgdemo.conf]": ["updated"]}, first.stdout
     errors = [r["error"] for r in first.with_status("failed")]
     assert errors[0].startswith("cvgfail did not start: `service cvgfail start` exited 0, but "
@@ -248,8 +255,13 @@ def test_a_service_that_does_not_run_after_start_fails(lab_node: Node, tmp_path:
     assert "cvgfail: cannot bind 127.0.0.1:323" in errors[0] and "cvgfail failed!" in errors[0]
     # the notified restart of a stopped service is a start, and is checked the same way
     assert errors[1].startswith("cvgfail did not start: `service cvgfail start` exited 0")
+    assert errors[2].startswith("cvgflaky did not start: `service cvgflaky restart` exited 0, "
+                                "but its status command exited 3 (not running); it said: "), \
+        errors[2]
+    assert "cvgflaky failed!" in errors[2]
     assert lab_node.run(["/etc/init.d/cvgdemo", "status"]).returncode == 0
     second = apply(lab_node, tmp_path, STARTS, "starts")
     assert by_id(second) == {"service[cvgdemo]": ["up_to_date"],
                              "service[cvgfail]": ["failed"],
+                             "service[cvgflaky]": ["updated"],
                              "file[/etc/cvgdemo.conf]": ["up_to_date"]}, second.stdout
