@@ -463,6 +463,41 @@ def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
 
 
 @app.command()
+@with_targets()
+@with_vault
+def facts(
+    root: str = RootOpt,
+    debug: bool = DebugOpt,
+    targets: Targets = _NO_TARGETS,
+) -> None:
+    """Print, as JSON, the facts a recipe reads as node.* (node.ipaddress,
+    node.local.NAME...), of this machine or of each target: {host: facts}."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .recipe import parse_local
+
+    transports = _transports(targets, root, debug)
+
+    def gather(transport: Any) -> Any:
+        try:
+            return parse_local(transport.facts())
+        except ConvergeError as exc:
+            return {"error": str(exc)}
+        finally:
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(targets.forks, len(transports)))) as pool:
+        found = dict(zip([t.host for t in transports], pool.map(gather, transports),
+                         strict=True))
+    typer.echo(json.dumps(found, indent=2, sort_keys=True, default=str))
+    failed = any(isinstance(v, dict) and set(v) == {"error"} for v in found.values())
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+@app.command()
 def resources(
     name: Optional[str] = typer.Argument(None, help="One resource type to describe."),
 ) -> None:

@@ -131,7 +131,7 @@ class Node:
     @property
     def facts(self) -> Dict[str, Any]:
         if self._facts is None:
-            self._facts = dict(self._gather())
+            self._facts = parse_local(dict(self._gather()))
         return self._facts
 
     def __getattr__(self, name: str) -> Any:
@@ -150,6 +150,27 @@ class Node:
     @property
     def gathered(self) -> bool:
         return self._facts is not None
+
+
+def parse_local(facts: Dict[str, Any]) -> Dict[str, Any]:
+    """Custom facts the target sent as text (YAML files, programs' output) parsed
+    here, where the YAML library is: ``node.local.NAME``."""
+    local = facts.get("local")
+    if not isinstance(local, dict):
+        return facts
+    import yaml
+
+    parsed: Dict[str, Any] = {}
+    for name, value in local.items():
+        if isinstance(value, dict) and set(value) == {"_text"}:
+            try:
+                value = yaml.safe_load(value["_text"])
+            except yaml.YAMLError as exc:
+                value = {"error": "custom fact %s is neither JSON nor YAML: %s"
+                         % (name, getattr(exc, "problem", exc))}
+        parsed[name] = value
+    facts["local"] = Attrs(parsed, "node.local.")
+    return facts
 
 
 def local_facts() -> Dict[str, Any]:

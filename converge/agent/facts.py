@@ -78,4 +78,15 @@ def gather(system: System) -> Dict[str, Any]:
         "memory_mb": memory_mb(system),
         "python_version": "%d.%d.%d" % sys.version_info[:3],
         "architecture": uname.machine,
+        **_more(system),
     }
+
+
+def _more(system: System) -> Dict[str, Any]:
+    """Addresses, mounts, virtualization and custom facts (agent/netfacts.py)."""
+    from . import netfacts
+
+    place = netfacts.virtualization(system)
+    return {**netfacts.network(system), "mounts": netfacts.mounts(system),
+            "virtualization": place, "container": place["container"] is not None,
+            "local": netfacts.custom(system)}
