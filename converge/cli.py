@@ -80,8 +80,10 @@ FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed 
 
 HostOpt = typer.Option([], "--host", "-H", metavar="[USER@]HOST[:PORT]",
                        help="Push to this host over SSH (repeatable).")
-InventoryOpt = typer.Option(None, "--inventory", "-i", metavar="FILE",
-                            help="Push to the hosts of this YAML inventory over SSH.")
+InventoryOpt = typer.Option([], "--inventory", "-i", metavar="FILE",
+                            help="Push to the hosts of this inventory over SSH: a YAML file, "
+                            "an executable (Ansible's inventory-script protocol) or an "
+                            "inventory.py (repeatable; merged in order).")
 LimitOpt = typer.Option([], "--limit", "-l", metavar="PATTERN", help="Only hosts matching "
                         "a host name, group or glob ('!pattern' excludes; repeatable).")
 ForksOpt = typer.Option(20, "--forks", "-f", min=1, help="Hosts converged at once.")
@@ -104,7 +106,7 @@ KeepRunsOpt = typer.Option(50, "--keep-runs", metavar="N", min=1, help="How many
 # (parameter, type, option); see :func:`with_targets`.
 TARGET_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
     ("hosts", List[str], HostOpt),
-    ("inventory", Optional[Path], InventoryOpt),
+    ("inventory", List[Path], InventoryOpt),
     ("limit", List[str], LimitOpt),
     ("forks", int, ForksOpt),
     ("become", bool, BecomeOpt),
@@ -142,12 +144,12 @@ def with_targets(*, forks: bool = True) -> Callable[[Callable[..., None]], Calla
 class Targets:
     """The command line's SSH options (all empty: converge this machine)."""
 
-    def __init__(self, hosts: Sequence[str] = (), inventory: Optional[Path] = None,
+    def __init__(self, hosts: Sequence[str] = (), inventory: Sequence[Path] = (),
                  limit: Sequence[str] = (), forks: int = 20, become: bool = False,
                  ask_become_pass: bool = False, accept_new: bool = False,
                  user: Optional[str] = None, key: Optional[str] = None) -> None:
         self.hosts, self.limit = list(hosts), list(limit)
-        self.inventory, self.forks = inventory, forks
+        self.inventory, self.forks = list(inventory), forks
         self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
         self.user, self.key = user, key
         self.lock_timeout, self.keep_runs = 60.0, 50
@@ -176,8 +178,7 @@ class Targets:
         from .inventory import targets as select_targets
         from .transport.ssh import SSHTransport
 
-        hosts, _ = select_targets(self.hosts, str(self.inventory) if self.inventory
-                                  else None, self.limit)
+        hosts, _ = select_targets(self.hosts, [str(p) for p in self.inventory], self.limit)
         password = None
         if self.ask_become_pass:
             import getpass

@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from .errors import InventoryError
 
-CONNECTION_KEYS = ("address", "port", "user", "key", "become", "known_hosts")
+CONNECTION_KEYS = ("address", "port", "user", "key", "become", "known_hosts", "become_user",
+                   "python")
 HOST_KEYS = CONNECTION_KEYS + ("vars",)
 GROUP_KEYS = ("hosts", "children", "vars")
 TOP_KEYS = ("hosts", "groups", "vars", "ssh_config")
 NAME = re.compile(r"[A-Za-z0-9_.\-\[\]:]+")  # fullmatch: "$" allows a final "\n"
+USER_NAME = re.compile(r"[a-z_][a-z0-9_.\-]{0,31}")
+PYTHON = re.compile(r"/?[A-Za-z0-9_.+\-/]+")
+SCRIPT_TIMEOUT = 60.0  # seconds an inventory script may take (CONVERGE_INVENTORY_TIMEOUT)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Host:
     vars: Dict[str, Any] = field(default_factory=dict)
     groups: List[str] = field(default_factory=list)
     ssh_config: Optional[str] = None
+    become_user: Optional[str] = None  # sudo -u USER instead of root
+    python: Optional[str] = None  # the target's interpreter, if not python3 on its PATH
 
     @property
     def hostname(self) -> str:
@@ -116,10 +124,11 @@ def parse_target(text: str, *, source: str = "-H") -> Host:
     return Host(name=name, address=host, port=port, user=user or None)
 
 
-def targets(hosts: Sequence[str] = (), inventory: Optional[str] = None,
+def targets(hosts: Sequence[str] = (), inventory: Union[str, Sequence[str], None] = None,
             limit: Sequence[str] = ()) -> Tuple[List[Host], Optional[Inventory]]:
     """The hosts a run goes to: an inventory's and ``-H`` ones, then ``--limit``."""
-    inv = load(inventory) if inventory else Inventory()
+    paths = [inventory] if isinstance(inventory, str) else list(inventory or [])
+    inv = load_all(paths) if paths else Inventory()
     for text in hosts:
         host = parse_target(text)
         if host.name in inv.hosts:
@@ -134,8 +143,43 @@ def targets(hosts: Sequence[str] = (), inventory: Optional[str] = None,
 # -- loading ---------------------------------------------------------------------
 
 
+def load_all(paths: Sequence[str]) -> Inventory:
+    """Several ``-i``: each read, then merged in order (a host in two keeps the
+    later one's settings, its vars deep-merged; groups are joined)."""
+    merged = Inventory(source=", ".join(_display(p) for p in paths) or "command line")
+    for path in paths:
+        inv = load(path)
+        for name, host in inv.hosts.items():
+            if name in merged.hosts:
+                old = merged.hosts[name]
+                vars_ = copy.deepcopy(old.vars)
+                _deep_merge(vars_, host.vars)
+                host.vars = vars_
+                host.groups = sorted(set(old.groups) | set(host.groups))
+            merged.hosts[name] = host
+        for group, members in inv.groups.items():
+            known = merged.groups.setdefault(group, [])
+            known.extend(m for m in members if m not in known)
+    return merged
+
+
 def load(path: str) -> Inventory:
-    """Read an inventory file (YAML, safe_load)."""
+    """Read an inventory: a YAML file; an executable, run with ``--list`` and read
+    as an Ansible inventory script's JSON; or a Python file (``inventory.py``)
+    defining ``hosts``, ``groups`` and ``vars`` as the YAML file would."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InventoryError("cannot read inventory %s: %s"
+                             % (_display(path), exc.strerror or exc)) from exc
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o111:
+        return _load_script(path)
+    if path.endswith(".py"):
+        return _load_python(path)
+    return _load_yaml(path)
+
+
+def _load_yaml(path: str) -> Inventory:
     import yaml
 
     from . import vault
@@ -163,6 +207,148 @@ def load(path: str) -> Inventory:
                              hint=hint) from None
     _refuse_duplicate_keys(tree, where)
     return _Loader(where, Path(path).parent, tree).build(data if data is not None else {})
+
+
+# -- inventories made by programs ----------------------------------------------------
+
+# Ansible's connection variables, as an inventory script's hostvars give them.
+ANSIBLE_KEYS = {
+    "ansible_host": "address", "ansible_ssh_host": "address", "ansible_port": "port",
+    "ansible_ssh_port": "port", "ansible_user": "user", "ansible_ssh_user": "user",
+    "ansible_ssh_private_key_file": "key", "ansible_private_key_file": "key",
+    "ansible_become": "become", "ansible_become_user": "become_user",
+    "ansible_python_interpreter": "python",
+}
+
+
+def _load_script(path: str) -> Inventory:
+    """An executable inventory (Ansible's inventory-script protocol): run with
+    ``--list``, it prints JSON: groups (a list of hosts, or hosts / children /
+    vars), and ``_meta.hostvars``."""
+    import subprocess
+
+    where = _display(path)
+    try:
+        timeout = float(os.environ.get("CONVERGE_INVENTORY_TIMEOUT") or SCRIPT_TIMEOUT)
+    except ValueError:
+        timeout = SCRIPT_TIMEOUT
+    try:
+        done = subprocess.run([os.path.abspath(path), "--list"], capture_output=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL,
+                              cwd=os.path.dirname(os.path.abspath(path)))
+    except subprocess.TimeoutExpired:
+        raise InventoryError("inventory script %s did not finish within %gs"
+                             % (where, timeout),
+                             hint="set CONVERGE_INVENTORY_TIMEOUT for a slower one") from None
+    except OSError as exc:
+        raise InventoryError("cannot run inventory script %s: %s"
+                             % (where, exc.strerror or exc)) from None
+    if done.returncode != 0:
+        words = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InventoryError("inventory script %s --list exited %d%s"
+                             % (where, done.returncode, ": " + words[-1] if words else ""))
+    try:
+        data = json.loads(done.stdout.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InventoryError("inventory script %s --list printed no JSON inventory: %s"
+                             % (where, exc)) from None
+    if not isinstance(data, dict):
+        raise InventoryError("inventory script %s --list printed %s, not a JSON object of "
+                             "groups" % (where, _kind(data)))
+    loader = _Loader("%s --list" % where, Path(path).parent, None)
+    return loader.build(_from_ansible(data, loader))
+
+
+def _from_ansible(data: Dict[str, Any], loader: "_Loader") -> Dict[str, Any]:
+    """Ansible's script JSON as this module's inventory data."""
+    meta: Dict[str, Any] = data["_meta"] if isinstance(data.get("_meta"), dict) else {}
+    hostvars: Dict[str, Any] = (meta["hostvars"] if isinstance(meta.get("hostvars"), dict)
+                                else {})
+    hosts: Dict[str, Any] = {}
+    groups: Dict[str, Any] = {}
+    top: Dict[str, Any] = {}
+
+    def host(name: Any) -> str:
+        text = str(name)
+        if text not in hosts:
+            hosts[text] = _ansible_vars(hostvars.get(text) or {}, loader, text)
+        return text
+
+    for gname, spec in data.items():
+        if gname == "_meta":
+            continue
+        if isinstance(spec, list):
+            spec = {"hosts": spec}
+        if not isinstance(spec, dict):
+            raise loader.error("group %s: expected a list of hosts or a mapping, not %s"
+                               % (gname, _kind(spec)))
+        members = [host(h) for h in spec.get("hosts") or []]
+        if gname == "all":
+            top = _split_ansible(spec.get("vars") or {}, loader, "all")
+            continue
+        entry: Dict[str, Any] = {"hosts": members,
+                                 "children": [str(c) for c in spec.get("children") or []
+                                              if str(c) != "ungrouped"]}
+        if spec.get("vars"):
+            entry["vars"] = _split_ansible(spec["vars"], loader, "group " + str(gname))
+        groups[str(gname)] = entry
+    for name in hostvars:
+        host(name)
+    for entry in groups.values():  # a child named but not defined is an empty group
+        for kid in entry["children"]:
+            groups.setdefault(kid, {"hosts": [], "children": []})
+    return {"hosts": hosts, "groups": groups, "vars": top}
+
+
+def _split_ansible(values: Any, loader: "_Loader", what: str) -> Dict[str, Any]:
+    if not isinstance(values, dict):
+        raise loader.error("%s: vars must be a mapping, not %s" % (what, _kind(values)))
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        ours = ANSIBLE_KEYS.get(str(key))
+        if ours == "become":
+            value = value if isinstance(value, bool) else str(value).lower() in (
+                "true", "yes", "1")
+        if ours == "port":
+            value = int(value) if str(value).isdigit() else value
+        out[ours or str(key)] = value
+    return out
+
+
+def _ansible_vars(values: Any, loader: "_Loader", name: str) -> Dict[str, Any]:
+    split = _split_ansible(values, loader, "host " + name)
+    conn = {k: v for k, v in split.items() if k in CONNECTION_KEYS}
+    return {**conn, "vars": {k: v for k, v in split.items() if k not in CONNECTION_KEYS}}
+
+
+def _load_python(path: str) -> Inventory:
+    """``inventory.py``: Python that sets ``hosts``, ``groups``, ``vars`` (and
+    ``ssh_config``) as the YAML inventory has them, or defines ``inventory()``
+    returning that mapping. It is code the operator wrote, run as such."""
+    where = _display(path)
+    try:
+        source = Path(path).read_bytes()
+        code = compile(source, where, "exec")
+    except OSError as exc:
+        raise InventoryError("cannot read inventory %s: %s" % (where, exc.strerror)) from None
+    except SyntaxError as exc:
+        raise InventoryError("syntax error: %s" % exc.msg,
+                             source="%s:%s" % (where, exc.lineno)) from None
+    namespace: Dict[str, Any] = {"__name__": "__converge_inventory__", "__file__": path}
+    try:
+        exec(code, namespace)  # noqa: S102 - the operator's own inventory program
+        data = namespace["inventory"]() if callable(namespace.get("inventory")) else {
+            key: namespace[key] for key in TOP_KEYS if key in namespace}
+    except InventoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error in the user's program
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == where]
+        line = frames[-1].lineno if frames else 1
+        raise InventoryError("%s: %s" % (type(exc).__name__, exc),
+                             source="%s:%s" % (where, line)) from None
+    return _Loader(where, Path(path).parent, None).build(data)
 
 
 def _refuse_duplicate_keys(node: Any, where: str) -> None:
@@ -306,7 +492,8 @@ class _Loader:
                 user=conn.get("user"), key=self.path(conn.get("key")),
                 become=bool(conn.get("become", False)),
                 known_hosts=self.path(conn.get("known_hosts")), vars=attrs,
-                groups=sorted(host_groups), ssh_config=self.path(ssh_config))
+                groups=sorted(host_groups), ssh_config=self.path(ssh_config),
+                become_user=conn.get("become_user"), python=conn.get("python"))
         return inv
 
     def host_spec(self, name: str, spec: Any, path: Tuple[Any, ...]) -> Dict[str, Any]:
@@ -343,6 +530,11 @@ class _Loader:
                 raise self.error("%s must be a non-empty string, not %r" % (key, value), where)
             else:
                 conn[key] = str(value)
+                pattern = {"become_user": USER_NAME, "python": PYTHON}.get(key)
+                if pattern is not None and not pattern.fullmatch(conn[key]):
+                    raise self.error("%s %r: expected %s" % (
+                        key, value, "a user name" if key == "become_user" else
+                        "a path to python3 such as /usr/bin/python3"), where)
 
     def path(self, value: Optional[str]) -> Optional[str]:
         if value is None:

@@ -382,14 +382,17 @@ class SSHTransport:
     # -- one request ----------------------------------------------------------------
 
     def _command(self, digest: str) -> Tuple[str, Optional[str]]:
-        argv = ["python3", "-I", "-S", "-c", bundle.loader_source(digest)]
+        python = self.target.python or "python3"
+        argv = [python, "-I", "-S", "-c", bundle.loader_source(digest)]
         prompt = None
-        if self.become and self.settings.user != "root":
+        as_user = self.target.become_user or "root"
+        if self.become and self.settings.user != as_user:
+            who = ["-u", as_user] if as_user != "root" else []
             if self.become_password is not None:
                 prompt = "[converge-become-%s]" % secrets.token_hex(4)
-                argv = ["sudo", "-S", "-p", prompt, "--"] + argv
+                argv = ["sudo", "-S", "-p", prompt, *who, "--"] + argv
             else:
-                argv = ["sudo", "-n", "--"] + argv
+                argv = ["sudo", "-n", *who, "--"] + argv
         return " ".join(shlex.quote(a) for a in argv), prompt
 
     def _request(self, request: Dict[str, Any], on_event: Optional[Callable[[Event], None]]
