@@ -4,7 +4,6 @@ host key comes from the user's own known_hosts, as for any host."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
