@@ -23,6 +23,7 @@ else:
     os.environ["TYPER_USE_RICH"] = _saved
 
 from ._version import __version__  # noqa: E402
+from .cli_fleet import Selection, with_selection  # noqa: E402
 from .cli_runs import app as runs_app  # noqa: E402
 from .cli_runs import report as report_command  # noqa: E402
 from .cli_runs import with_store  # noqa: E402
@@ -35,6 +36,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGED = 2  # --detailed-exitcode: changes made; check: drift found
 EXIT_FAILED = 4  # --detailed-exitcode: failures (6 = changes and failures)
+EXIT_ABORTED = 3  # --max-fail: too many hosts failed, later batches never started
 
 app = typer.Typer(
     add_completion=False,
@@ -175,10 +177,12 @@ class Targets:
 
     def ssh(self, debug: bool) -> List[Any]:
         """One SSH transport per selected host."""
+        from .cli_fleet import resolve_failed
         from .inventory import targets as select_targets
         from .transport.ssh import SSHTransport
 
-        hosts, _ = select_targets(self.hosts, [str(p) for p in self.inventory], self.limit)
+        hosts, _ = select_targets(self.hosts, [str(p) for p in self.inventory],
+                                  resolve_failed(self.limit))
         password = None
         if self.ask_become_pass:
             import getpass
@@ -202,24 +206,28 @@ def _notice(host: str) -> Any:
 def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
               cookbook_path: List[Path], root: str, debug: bool, fail_fast: bool,
               quiet: bool = False, targets: Optional[Targets] = None,
-              recorder: Any = None) -> Any:
+              recorder: Any = None, selection: Optional[Selection] = None) -> Any:
     from .recipe import parse_assignments
     from .report import Console, write_json
     from .runner import run
 
     started = time.monotonic()
+    selection = selection or Selection()
+    if selection.list_tags:
+        _list_tags(recipe, parse_assignments(attr), cookbook_path, root, debug, targets)
     console = Console(diff=diff, plan=(mode == "plan"), quiet=quiet)
     if targets is not None and targets.remote:
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
         outcome = _push(recipe, mode, parse_assignments(attr), cookbook_path, debug,
-                        fail_fast, console, targets, recorder)
+                        fail_fast, console, targets, recorder, selection)
     else:
         transport = (targets or _NO_TARGETS).local(root, debug)
         try:
             outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
                           cookbook_path=cookbook_path, fail_fast=fail_fast, recorder=recorder,
-                          on_event=lambda host, event: console.event(event, host))
+                          on_event=lambda host, event: console.event(event, host),
+                          **selection.run_options())
         except KeyboardInterrupt as exc:  # typer would exit 130 and say nothing
             from .agent.interrupt import as_interrupted
             from .errors import printable
@@ -231,6 +239,30 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
     if json_file:
         write_json(outcome.report, json_file)
     return outcome
+
+
+def _list_tags(recipe: Path, attrs: Any, cookbook_path: List[Path], root: str, debug: bool,
+               targets: Optional[Targets]) -> None:
+    """plan --list-tags: the tags of the recipe as compiled for the first host."""
+    from .inventory import host_vars
+    from .recipe import Attrs, compile_recipe
+
+    if targets is not None and targets.remote:
+        transport = targets.ssh(debug)[0]
+        layered = Attrs(host_vars(targets.selected).get(transport.host, {}))
+    else:
+        transport, layered = (targets or _NO_TARGETS).local(root, debug), Attrs({})
+    layered.merge(attrs)
+    try:
+        plan = compile_recipe(recipe, attrs=layered, facts=transport.facts,
+                              cookbook_path=cookbook_path, host=transport.host,
+                              remote=bool(targets and targets.remote))
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+    typer.echo("\n".join(plan.options.get("tags") or ["(no tags)"]))
+    raise typer.Exit(EXIT_OK)
 
 
 def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
@@ -247,7 +279,8 @@ _NO_TARGETS = Targets()
 
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
-          fail_fast: bool, console: Any, targets: Targets, recorder: Any = None) -> Any:
+          fail_fast: bool, console: Any, targets: Targets, recorder: Any = None,
+          selection: Optional[Selection] = None) -> Any:
     """Converge the inventory's or -H hosts over SSH."""
     from .inventory import host_vars
     from .report import FleetConsole
@@ -260,7 +293,8 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
         outcome = run(recipe, transports, mode=mode, attrs=attrs, host_vars=host_vars(hosts),
                       cookbook_path=cookbook_path, fail_fast=fail_fast, remote=True,
                       forks=targets.forks, on_event=fleet.event, on_host=fleet.host_done,
-                      recorder=recorder)
+                      recorder=recorder, on_batch=fleet.batch,
+                      **(selection or Selection()).run_options())
     finally:
         fleet.stop()
     fleet.finish(outcome.report, plan=(mode == "plan"))
@@ -271,6 +305,7 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
 @with_targets()
 @with_vault
 @with_store("apply")
+@with_selection()
 def apply(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -287,6 +322,7 @@ def apply(
     keep_runs: int = KeepRunsOpt,
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
+    selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
     """Converge the machine to the recipe: change what differs, report every resource.
 
@@ -294,7 +330,9 @@ def apply(
     recorded in the run store (converge runs, converge report)."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
                         fail_fast, targets=targets.run_options(lock_timeout, keep_runs),
-                        recorder=recorder)
+                        recorder=recorder, selection=selection)
+    if outcome.report["summary"].get("aborted"):
+        raise typer.Exit(EXIT_ABORTED)
     if detailed_exitcode:
         code = (EXIT_CHANGED if outcome.changed else 0) | (EXIT_FAILED if outcome.failed else 0)
         raise typer.Exit(code)
@@ -304,6 +342,7 @@ def apply(
 @app.command()
 @with_targets()
 @with_vault
+@with_selection(list_tags=True)
 def plan(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -313,10 +352,13 @@ def plan(
     root: str = RootOpt,
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
+    selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
     """Show what apply would change, with diffs; change nothing."""
     outcome = _converge(recipe, "plan", attr, json_file, not no_diff, cookbook_path, root,
-                        debug, False, targets=targets)
+                        debug, False, targets=targets, selection=selection)
+    if outcome.report["summary"].get("aborted"):
+        raise typer.Exit(EXIT_ABORTED)
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
 
 
@@ -324,6 +366,7 @@ def plan(
 @with_targets()
 @with_vault
 @with_store("check")
+@with_selection()
 def check(
     recipe: Path = RecipeArg,
     attr: List[str] = AttrOpt,
@@ -334,10 +377,14 @@ def check(
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
+    selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
     """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
-                        False, quiet=True, targets=targets, recorder=recorder)
+                        False, quiet=True, targets=targets, recorder=recorder,
+                        selection=selection)
+    if outcome.report["summary"].get("aborted"):
+        raise typer.Exit(EXIT_ABORTED)
     if outcome.failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGED if outcome.changed else EXIT_OK)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from typing import Any, Callable, Dict, List, Set, Tuple, Type
 
 from . import context
@@ -161,6 +162,9 @@ def _apply_common(resource: Resource, common: Dict[str, Any]) -> None:
     if common.get("subscribes") is not None:
         entries = _pairs(resource, "subscribes", common["subscribes"])
         context.current().subscriptions.append((resource, entries))
+    meta.tags = sorted(set(tag_list(common.get("tags"), resource.fail))
+                       | set(context.current().tags))
+    meta.run_once = boolean(common.get("run_once", False), "run_once")
     meta.ignore_failure = boolean(common.get("ignore_failure", False), "ignore_failure")
     meta.retries = integer(common.get("retries", 0), "retries", 0, 100)
     try:
@@ -232,11 +236,35 @@ def make_function(cls: Type[Resource]) -> Callable[..., Resource]:
     return function
 
 
-def include_recipe(name: str) -> None:
-    """Run another recipe once: a path relative to this recipe, or a cookbook name."""
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,63}")
+
+
+def tag_list(value: Any, fail: Callable[[str], ConvergeError]) -> List[str]:
+    """``tags=``: one tag or a list of them, each a word such as 'ntp' or 'web-tier'."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise fail("tags must be a tag or a list of tags, not %r" % (value,))
+    for item in items:
+        if not isinstance(item, str) or not TAG.fullmatch(item):
+            raise fail("tag %r: use letters, digits and _ . : - (at most 64)" % (item,))
+    return list(items)
+
+
+def include_recipe(name: str, tags: Any = None) -> None:
+    """Run another recipe once: a path relative to this recipe, or a cookbook name.
+    ``tags`` are added to every resource it declares."""
     source = _source_here()
+    ctx = context.current()
     try:
-        context.current().include_recipe(name)
+        added = tag_list(tags, lambda message: PropertyError(message, source=source))
+        saved = ctx.tags
+        ctx.tags = saved + [t for t in added if t not in saved]
+        try:
+            ctx.include_recipe(name)
+        finally:
+            ctx.tags = saved
     except ConvergeError as exc:
         exc.source = exc.source or source
         raise

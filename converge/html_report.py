@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import printable
 
-ORDER = {"failed": 0, "unreachable": 1, "changed": 2, "ok": 3}
+ORDER = {"failed": 0, "unreachable": 1, "not_started": 2, "changed": 3, "ok": 4}
 
 STYLE = """
 :root { color-scheme: light; --fg: #1b1b1b; --muted: #4a4a4a; --bg: #ffffff;

@@ -26,7 +26,8 @@ class Step:
     """One resource of the plan, with its action and run options."""
 
     __slots__ = ("id", "type", "action", "props", "source", "only_if", "not_if",
-                 "notifies", "ignore_failure", "retries", "retry_delay", "sensitive")
+                 "notifies", "ignore_failure", "retries", "retry_delay", "sensitive",
+                 "tags", "run_once", "unselected", "skip")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -41,6 +42,11 @@ class Step:
         self.retries: int = int(fields.get("retries", 0))
         self.retry_delay: float = float(fields.get("retry_delay", 2.0))
         self.sensitive: bool = bool(fields.get("sensitive", False))
+        self.tags: List[str] = list(fields.get("tags") or [])
+        self.run_once: bool = bool(fields.get("run_once", False))
+        # left out by --tags / --skip-tags, kept because a selected step notifies it
+        self.unselected: bool = bool(fields.get("unselected", False))
+        self.skip: Optional[str] = fields.get("skip")  # skipped, and why (run_once)
 
     @classmethod
     def from_resource(cls, resource: Resource) -> "Step":
@@ -51,7 +57,8 @@ class Step:
             only_if=meta.only_if, not_if=meta.not_if,
             notifies=[[n.action, n.target, n.timing] for n in meta.notifies],
             ignore_failure=meta.ignore_failure, retries=meta.retries,
-            retry_delay=meta.retry_delay, sensitive=meta.sensitive,
+            retry_delay=meta.retry_delay, sensitive=meta.sensitive, tags=list(meta.tags),
+            run_once=meta.run_once,
         )
 
     def resource(self, action: Optional[str] = None) -> Resource:

@@ -201,6 +201,7 @@ class RecipeContext:
         self.by_id: Dict[str, Resource] = {}
         self.subscriptions: List[Tuple[Resource, List[Pair]]] = []
         self.files: List[Path] = []  # the stack of recipe files being run
+        self.tags: List[str] = []  # tags that include_recipe adds to what it includes
         self.included: Set[Path] = set()
         self._jinja: Any = None
         self._resolved: Dict[Path, str] = {}
@@ -350,7 +351,8 @@ class RecipeContext:
 
     # -- the plan ---------------------------------------------------------------------
 
-    def plan(self, recipe: str = "") -> Plan:
+    def plan(self, recipe: str = "", tags: Sequence[str] = (),
+             skip_tags: Sequence[str] = ()) -> Plan:
         for resource, entries in self.subscriptions:
             for action, other, timing in entries:
                 target = self._known(other, resource)
@@ -373,7 +375,9 @@ class RecipeContext:
                 step = Step.from_resource(resource)
                 step.action = action
                 steps.append(step)
-        return Plan(steps, recipe)
+        plan = Plan(select(steps, tags, skip_tags), recipe)
+        plan.options["tags"] = sorted({t for step in steps for t in step.tags})
+        return plan
 
     def _known(self, other: Any, resource: Resource) -> Resource:
         identity = other.identity if isinstance(other, Resource) else str(other)
@@ -382,6 +386,38 @@ class RecipeContext:
             raise PropertyError("subscribes to %s, which no recipe declares" % identity,
                                 source=resource.meta.source, identity=resource.identity)
         return target
+
+
+def select(steps: List[Step], tags: Sequence[str], skip_tags: Sequence[str]) -> List[Step]:
+    """The steps ``--tags`` / ``--skip-tags`` choose. A step tagged ``always`` is
+    chosen unless skipped by name. A step left out that a chosen step notifies stays
+    in the plan, marked ``unselected``: it runs only when notified."""
+    if not tags and not skip_tags:
+        return steps
+    known = {t for step in steps for t in step.tags} | {"always"}
+    for option, given in (("--tags", tags), ("--skip-tags", skip_tags)):
+        unknown = [t for t in given if t not in known]
+        if unknown:
+            raise RecipeError("%s %s: no resource has %s (tags in this recipe: %s)" % (
+                option, ",".join(unknown), "this tag" if len(unknown) == 1 else "these tags",
+                ", ".join(sorted(known - {"always"})) or "none"))
+
+    def chosen(step: Step) -> bool:
+        own = set(step.tags)
+        if own & set(skip_tags):
+            return False
+        return not tags or bool(own & set(tags)) or "always" in own
+
+    picked = [s for s in steps if chosen(s)]
+    notified = {target for s in picked for _, target, _ in s.notifies}
+    out = []
+    for step in steps:
+        if step in picked:
+            out.append(step)
+        elif step.id in notified:
+            step.unselected = True
+            out.append(step)
+    return out
 
 
 def resolve_recipe(path: Union[str, Path]) -> Path:
@@ -440,14 +476,17 @@ def compile_recipe(
     cookbook_path: Sequence[Union[str, Path]] = (),
     host: str = "localhost",
     remote: bool = False,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
 ) -> Plan:
-    """Compile a recipe (file or cookbook folder) into the plan for one host."""
+    """Compile a recipe (file or cookbook folder) into the plan for one host; with
+    ``tags`` / ``skip_tags``, only the steps they select (see :func:`select`)."""
     ctx = RecipeContext(attrs=attrs, facts=facts, cookbook_path=cookbook_path, host=host,
                         remote=remote)
     token = ctxvar.CURRENT.set(ctx)
     try:
         ctx.run_file(Path(path))
-        plan = ctx.plan(display(resolve_recipe(path)))
+        plan = ctx.plan(display(resolve_recipe(path)), tags, skip_tags)
     except ConvergeError as exc:
         if exc.host is None:
             exc.host = host

@@ -207,6 +207,10 @@ def recap_lines(report: Dict[str, Any]) -> List[str]:
     width = max([len(h) for h in hosts] + [4])
     lines = []
     for host, entry in hosts.items():
+        if entry.get("not_started"):
+            lines.append("%s  not started (the run was aborted by --max-fail)"
+                         % host.ljust(width))
+            continue
         counts = recap_counts(entry)
         lines.append("%s  %s" % (host.ljust(width), " ".join(
             "%s=%d" % (k, v) for k, v in counts.items())))
@@ -216,13 +220,18 @@ def recap_lines(report: Dict[str, Any]) -> List[str]:
 def fleet_line(report: Dict[str, Any], plan: bool = False) -> str:
     """The closing line of a run over several hosts."""
     s = report["summary"]
-    ok_hosts = s["hosts"] - s["failed_hosts"]
+    not_started = s.get("not_started_hosts", 0)
+    ok_hosts = s["hosts"] - s["failed_hosts"] - not_started
     verb = "would change" if plan else "updated"
-    return ("%d %s: %d ok, %d failed (%d unreachable); resources: %d %s, %d up to date, "
+    line = ("%d %s: %d ok, %d failed (%d unreachable)%s; resources: %d %s, %d up to date, "
             "%d failed in %.2fs" % (s["hosts"], "host" if s["hosts"] == 1 else "hosts",
-                                    ok_hosts, s["failed_hosts"], s["unreachable_hosts"],
+                                    ok_hosts, s["failed_hosts"] - not_started,
+                                    s["unreachable_hosts"],
+                                    ", %d not started" % not_started if not_started else "",
                                     s["updated"], verb, s["up_to_date"], s["failed"],
                                     s["seconds"]))
+    return line + (" (ABORTED: more hosts failed than --max-fail allows)"
+                   if s.get("aborted") else "")
 
 
 class FleetConsole:
@@ -277,6 +286,10 @@ class FleetConsole:
             self._write(lines)
         else:
             self.pending.setdefault(host, []).extend(lines)
+
+    def batch(self, number: int, total: int, hosts: List[str]) -> None:
+        """A batch of a --serial run starts."""
+        self._write(["BATCH %d/%d: %s" % (number, total, ", ".join(hosts))])
 
     def host_done(self, host: str, entry: Dict[str, Any]) -> None:
         counts = recap_counts(entry)

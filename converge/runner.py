@@ -69,8 +69,18 @@ def run(
     forks: int = DEFAULT_FORKS,
     on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     recorder: Optional[Any] = None,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    serial: Optional[str] = None,
+    max_fail: Optional[str] = None,
+    on_batch: Optional[Callable[[int, int, List[str]], None]] = None,
 ) -> Outcome:
     """Compile and converge ``recipe`` on every transport's host, ``forks`` at a time.
+
+    ``serial`` ("5", "25%", "1,5,25%") runs the hosts in batches, in order, each
+    finished before the next starts; ``max_fail`` ("2", "10%") aborts the run when
+    more hosts than that have failed or were unreachable: later batches never start.
+    A ``run_once`` step runs on the first host of each batch only.
 
     A compile error for any host is raised before anything runs anywhere (the
     recipe is compiled for every host first), so bad input changes nothing.
@@ -87,8 +97,10 @@ def run(
             threading.Thread(target=transport.warm, name="converge-warm-" + transport.host,
                              daemon=True).start()
     try:
+        batches = make_batches(transports, serial)
+        budget = fail_budget(max_fail, len(transports))
         plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
-                                       cookbook_path, remote, forks)
+                                       cookbook_path, remote, forks, tags, skip_tags)
     except BaseException:
         for transport in transports:
             close = getattr(transport, "close", None)
@@ -96,13 +108,71 @@ def run(
                 close()
         raise
 
+    failed_compile = {t.host for t, _ in failures}
+    for batch in batches:
+        _run_once(plans, [t.host for t in batch if t.host not in failed_compile])
+
     def work(transport: Any, emit: Callable[[Event], None]) -> List[Event]:
         return list(transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,
                                   emit=emit))
 
     return _each_host(transports, work, mode=mode, started=started, forks=forks,
                       failures=failures, on_event=on_event, on_host=on_host,
-                      recorder=recorder)
+                      recorder=recorder, batches=batches, budget=budget, on_batch=on_batch)
+
+
+def make_batches(transports: Sequence[Any], serial: Optional[str]) -> List[List[Any]]:
+    """The hosts in batches, in inventory order: ``serial`` is a size ("5"), a share
+    ("25%"), or a list of them ("1,5,25%") whose last entry repeats."""
+    hosts = list(transports)
+    if not serial:
+        return [hosts] if hosts else []
+    sizes = []
+    for part in str(serial).split(","):
+        sizes.append(_count(part.strip(), len(hosts), "--serial", at_least_one=True))
+    batches: List[List[Any]] = []
+    index = 0
+    while index < len(hosts):
+        size = sizes[min(len(batches), len(sizes) - 1)]
+        batches.append(hosts[index:index + size])
+        index += size
+    return batches
+
+
+def fail_budget(max_fail: Optional[str], total: int) -> Optional[int]:
+    """How many hosts may fail or be unreachable before no further batch starts."""
+    if max_fail is None or max_fail == "":
+        return None
+    return _count(str(max_fail).strip(), total, "--max-fail", at_least_one=False)
+
+
+def _count(text: str, total: int, option: str, at_least_one: bool) -> int:
+    share = text.endswith("%")
+    number = text[:-1] if share else text
+    if not number.isdigit() or (share and int(number) > 100):
+        raise ConvergeError("%s %s: expected a number of hosts such as 5, or a share such "
+                            "as 25%%%s" % (option, text, " (a list: 1,5,25%)"
+                                           if option == "--serial" else ""))
+    value = int(number) * total // 100 if share else int(number)
+    if at_least_one:
+        if value == 0 and not share:
+            raise ConvergeError("%s 0: a batch needs at least one host" % option)
+        value = max(1, value)
+    return value
+
+
+def _run_once(plans: Dict[str, Plan], batch: List[str]) -> None:
+    """run_once steps run on the batch's first host; the others skip them (each of
+    them gets its own copy of a plan that several hosts share)."""
+    if not batch or not any(s.run_once for s in plans[batch[0]].steps):
+        return
+    first = batch[0]
+    for host in batch[1:]:
+        own = Plan.from_dict(plans[host].to_dict())
+        for step in own.steps:
+            if step.run_once:
+                step.skip = "run_once: runs on %s" % first
+        plans[host] = own
 
 
 def rollback(
@@ -135,13 +205,20 @@ def _each_host(
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
     recorder: Optional[Any] = None,
+    batches: Optional[List[List[Any]]] = None,
+    budget: Optional[int] = None,
+    on_batch: Optional[Callable[[int, int, List[str]], None]] = None,
 ) -> Outcome:
     """``work(transport, emit)`` on every host but the ``failures``, ``forks`` at a
-    time; one host's failure is recorded in its report entry, never raised. A
-    ``recorder`` (converge/store.py) is fed the same events and host entries."""
+    time, batch after batch; one host's failure is recorded in its report entry,
+    never raised. A ``recorder`` (converge/store.py) is fed the same events and host
+    entries."""
+    if batches is None:
+        batches = [list(transports)] if transports else []
     if recorder is None:
-        return _hosts(transports, work, mode=mode, started=started, forks=forks,
-                      failures=failures, on_event=on_event, on_host=on_host)
+        return _batches(transports, work, mode=mode, started=started, forks=forks,
+                        failures=failures, on_event=on_event, on_host=on_host,
+                        batches=batches, budget=budget, on_batch=on_batch)
     recorder.begin()
     shown_event, shown_host = on_event, on_host
 
@@ -156,8 +233,9 @@ def _each_host(
             shown_host(host, entry)
 
     try:
-        outcome = _hosts(transports, work, mode=mode, started=started, forks=forks,
-                         failures=failures, on_event=record_event, on_host=record_host)
+        outcome = _batches(transports, work, mode=mode, started=started, forks=forks,
+                           failures=failures, on_event=record_event, on_host=record_host,
+                           batches=batches, budget=budget, on_batch=on_batch)
     except BaseException:
         recorder.finish(None, interrupted=True)
         raise
@@ -165,15 +243,57 @@ def _each_host(
     return outcome
 
 
-def _hosts(
+def _batches(
     transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
     *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
+    batches: List[List[Any]], budget: Optional[int],
+    on_batch: Optional[Callable[[int, int, List[str]], None]],
 ) -> Outcome:
-    lock = threading.Lock()
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
+    aborted = False
+    for number, batch in enumerate(batches, 1):
+        names = {t.host for t in batch}
+        if aborted:
+            for transport in batch:
+                entry = host_report([], "not started: the run was aborted (--max-fail)")
+                entry["not_started"] = True
+                hosts[transport.host], all_events[transport.host] = entry, []
+                close = getattr(transport, "close", None)
+                if close is not None:
+                    close()
+                if on_host:
+                    on_host(transport.host, entry)
+            continue
+        if on_batch and len(batches) > 1:
+            on_batch(number, len(batches), [t.host for t in batch])
+        _hosts(batch, work, forks=forks, failures=[f for f in failures if f[0].host in names],
+               on_event=on_event, on_host=on_host, hosts=hosts, all_events=all_events)
+        bad = sum(1 for entry in hosts.values() if entry.get("error")
+                  or entry["summary"]["failed"])
+        if budget is not None and bad > budget and number < len(batches):
+            aborted = True
+    ordered = {t.host: hosts[t.host] for t in transports}
+    report = json_report(ordered, time.monotonic() - started, mode)
+    if len(batches) > 1:
+        report["summary"]["batches"] = len(batches)
+    if aborted:
+        report["summary"]["aborted"] = True
+        report["summary"]["not_started_hosts"] = sum(
+            1 for e in ordered.values() if e.get("not_started"))
+    return Outcome(report, all_events)
+
+
+def _hosts(
+    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
+    *, forks: int, failures: List[Tuple[Any, TransportError]],
+    on_event: Optional[Callable[[str, Event], None]],
+    on_host: Optional[Callable[[str, Dict[str, Any]], None]],
+    hosts: Dict[str, Dict[str, Any]], all_events: Dict[str, List[Event]],
+) -> None:
+    lock = threading.Lock()
 
     def finish(transport: Any, events: List[Event], error: Optional[BaseException]) -> None:
         entry = host_report(events, None if error is None else str(error))
@@ -223,14 +343,12 @@ def _hosts(
                                 thread_name_prefix="converge-host") as pool:
             for future in [pool.submit(converge, t) for t in todo]:
                 future.result()
-    ordered = {t.host: hosts[t.host] for t in transports}
-    return Outcome(json_report(ordered, time.monotonic() - started, mode), all_events)
 
 
 def _compile_all(
     recipe: Union[str, Path], transports: Sequence[Any], attrs: Optional[Dict[str, Any]],
     host_vars: Dict[str, Dict[str, Any]], cookbook_path: Sequence[Union[str, Path]],
-    remote: bool, forks: int,
+    remote: bool, forks: int, tags: Sequence[str] = (), skip_tags: Sequence[str] = (),
 ) -> Tuple[Dict[str, Plan], List[Tuple[Any, TransportError]]]:
     """The plan of every host. A recipe that reads no facts is compiled once per
     distinct set of host vars; one that does is compiled on ``forks`` threads, since
@@ -248,7 +366,8 @@ def _compile_all(
         layered = Attrs(own)
         layered.merge(attrs or {})
         plan = compile_recipe(recipe, attrs=layered, facts=transport.facts,
-                              cookbook_path=cookbook_path, host=transport.host, remote=remote)
+                              cookbook_path=cookbook_path, host=transport.host, remote=remote,
+                              tags=tags, skip_tags=skip_tags)
         if not plan.options.get("facts_used"):
             with cache_lock:
                 cache.setdefault(key, plan)

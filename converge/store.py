@@ -78,7 +78,7 @@ MIGRATIONS: List[Tuple[int, List[str]]] = [
     ]),
 ]
 
-HOST_STATUSES = ("failed", "unreachable", "changed", "ok")
+HOST_STATUSES = ("failed", "unreachable", "not_started", "changed", "ok")
 RUN_STATUSES = ("running", "finished", "interrupted")
 
 
@@ -104,6 +104,8 @@ def now() -> str:
 
 def host_status(entry: Dict[str, Any]) -> str:
     """failed, unreachable, changed or ok: one word per host, as the recap says."""
+    if entry.get("not_started"):
+        return "not_started"
     if entry.get("unreachable"):
         return "unreachable"
     summary = entry.get("summary") or {}
@@ -414,6 +416,12 @@ class Store:
                 entry.setdefault("resources", [])
         run["hosts"] = hosts
         return run
+
+    def failed_hosts(self, run_id: str) -> List[str]:
+        """A run's hosts that failed, were unreachable or never started, in order."""
+        return [str(host) for (host,) in self.db.execute(
+            "SELECT host FROM run_hosts WHERE run_id = ? AND status IN "
+            "('failed', 'unreachable', 'not_started') ORDER BY position", (run_id,))]
 
     def host_history(self, host: str, limit: int = 50) -> List[Dict[str, Any]]:
         """One host across runs, newest first: when it ran, what changed, drift found."""

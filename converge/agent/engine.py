@@ -83,6 +83,8 @@ class Engine:
         delayed: List[Tuple[str, str, str]] = []
         batched: Dict[int, Event] = {}
         for index, step in enumerate(plan.steps):
+            if step.unselected:  # left out by --tags: runs only when notified
+                continue
             try:
                 if index not in batched:
                     batched = self._batch(plan.steps, index)
@@ -202,6 +204,8 @@ class Engine:
         return event
 
     def _skip_reason(self, step: Step, action: str) -> Optional[str]:
+        if step.skip:
+            return step.skip
         if action == "nothing":
             return "action nothing"
         if step.only_if is not None and not self._guard(step.only_if):
@@ -256,6 +260,9 @@ class Engine:
         step = steps[target]
         event = self._step(step, action)
         event["notified_by"] = by
+        if step.unselected:
+            event["warnings"].append("not selected by --tags/--skip-tags; run because "
+                                     "%s notified it" % by)
         return event
 
     def _describe(self, exc: BaseException) -> str:
@@ -276,7 +283,8 @@ class Engine:
 
 def _batchable(step: Step) -> bool:
     """Guards are evaluated step by step, so a guarded step is never batched."""
-    return step.only_if is None and step.not_if is None and step.action != "nothing"
+    return (step.only_if is None and step.not_if is None and step.action != "nothing"
+            and not step.unselected and not step.skip)
 
 
 def summarize(events: List[Event]) -> Dict[str, int]:

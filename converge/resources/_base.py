@@ -209,7 +209,7 @@ class Meta:
 
     __slots__ = (
         "action", "source", "only_if", "not_if", "notifies", "subscribes",
-        "ignore_failure", "retries", "retry_delay", "sensitive",
+        "ignore_failure", "retries", "retry_delay", "sensitive", "tags", "run_once",
     )
 
     def __init__(self) -> None:
@@ -223,6 +223,8 @@ class Meta:
         self.retries = 0
         self.retry_delay = 2.0
         self.sensitive = False
+        self.tags: List[str] = []
+        self.run_once = False
 
 
 # What each common property means; the DSL accepts these on every resource.
@@ -242,6 +244,10 @@ COMMON_PROPERTIES: Dict[str, str] = {
     "retries": "How many times to retry a failed resource.",
     "retry_delay": "Seconds between retries.",
     "sensitive": "Never show content, diffs or values of this resource in any output.",
+    "tags": "A tag or a list of tags: --tags runs only tagged resources, --skip-tags "
+    "leaves them out (tags given to include_recipe are added).",
+    "run_once": "In a fleet run, converge this resource on the first host of each batch "
+    "only (a migration, a cluster bootstrap); the others list it as skipped.",
 }
 
 
