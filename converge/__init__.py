@@ -39,6 +39,11 @@ def __getattr__(name: str) -> Any:
         return dsl.include_recipe
     if name in dsl.FUNCTIONS:
         return dsl.FUNCTIONS[name]
+    from .resources._base import REGISTRY
+
+    if name in dict.keys(REGISTRY):  # a type a cookbook or a package brought
+        dsl.FUNCTIONS[name] = dsl.make_function(REGISTRY[name])
+        return dsl.FUNCTIONS[name]
     raise AttributeError("module 'converge' has no attribute %r" % name)
 
 

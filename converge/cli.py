@@ -48,6 +48,37 @@ app = typer.Typer(
 
 
 app.add_typer(vault_app, name="vault")
+new_app = typer.Typer(no_args_is_help=True, help="Write a working skeleton: a cookbook, or a "
+                      "resource type of a cookbook's own.",
+                      context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(new_app, name="new")
+
+
+@new_app.command("cookbook")
+def new_cookbook(name: str = typer.Argument(..., help="The cookbook's name (a folder of "
+                                            "this name is made here).")) -> None:
+    """A cookbook in ./NAME: recipe.py, attributes.yaml, README.md, resources/, a test."""
+    from .scaffold import new_cookbook as make
+
+    for path in make(name, Path.cwd()):
+        typer.echo("wrote %s" % path)
+
+
+NewCookbookOpt = typer.Option(Path("."), "--cookbook", metavar="DIR",
+                              help="The cookbook's folder (default: this one).")
+
+
+@new_app.command("resource")
+def new_resource(
+    name: str = typer.Argument(..., help="The type's name (as recipes call it)."),
+    cookbook: Path = NewCookbookOpt,
+) -> None:
+    """A resource type in COOKBOOK/resources/NAME.py (a file it manages, with rollback),
+    used by the cookbook's recipe."""
+    from .scaffold import new_resource as make
+
+    for path in make(name, cookbook):
+        typer.echo("wrote %s" % path)
 app.add_typer(runs_app, name="runs")
 app.command("report")(report_command)
 
@@ -548,9 +579,18 @@ def facts(
 @app.command()
 def resources(
     name: Optional[str] = typer.Argument(None, help="One resource type to describe."),
+    cookbook_path: List[Path] = typer.Option([], "--cookbook-path", "-C", metavar="DIR",
+                                             help="Also a cookbook's own types (its "
+                                             "resources/ folder; repeatable)."),
 ) -> None:
-    """List every resource type with its actions and properties."""
+    """List every resource type with its actions and properties: converge's, installed
+    packages', and those of the cookbook in this folder or given with -C."""
+    from .agent import extensions
     from .docs import describe_types
+
+    extensions.load_entry_points()
+    for folder in [Path.cwd(), *cookbook_path]:
+        extensions.load_folder(str(folder / "resources"))
 
     typer.echo(describe_types(name), nl=False)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from typing import List, Optional, Type
 
+from .agent.extensions import LOADED
 from .errors import ConvergeError
 from .resources._base import COMMON_PROPERTIES, Field, Resource, load_all
 
@@ -31,7 +32,9 @@ def describe_types(name: Optional[str] = None) -> str:
     for type_name in sorted(REGISTRY) if name is None else [name]:
         cls = REGISTRY[type_name]
         summary = inspect.getdoc(cls) or ""
-        out.append("%s: %s" % (type_name, summary.splitlines()[0] if summary else ""))
+        origin = LOADED.get(type_name, {}).get("origin")
+        out.append("%s: %s%s" % (type_name, summary.splitlines()[0] if summary else "",
+                                 " (from %s)" % origin if origin else ""))
         out.append("  actions: %s" % _actions(cls))
         for f in cls.fields():
             out.append("  %-14s %s  [default %s]" % (f.name, f.metadata["doc"], _default(f)))
@@ -58,7 +61,7 @@ def reference_markdown() -> str:
         "|---|---|",
     ]
     out += ["| `%s` | %s |" % (k, v) for k, v in COMMON_PROPERTIES.items()]
-    for type_name in sorted(REGISTRY):
+    for type_name in sorted(t for t in REGISTRY if t not in LOADED):  # converge's own
         cls = REGISTRY[type_name]
         module_doc = inspect.getdoc(inspect.getmodule(cls)) or ""
         out += ["", "## %s" % type_name, "", module_doc, "",

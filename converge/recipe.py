@@ -281,6 +281,7 @@ class RecipeContext:
     def run_file(self, path: Path) -> None:
         """Execute one recipe file (a path, or a cookbook folder with recipe.py)."""
         path = resolve_recipe(path)
+        load_types(path)
         if path.parent.joinpath("attributes.yaml").is_file():
             self.attrs.setdefault_deep(load_yaml(path.parent / "attributes.yaml"))
         elif path.parent.name == "recipes" and (path.parent.parent / "attributes.yaml").is_file():
@@ -377,6 +378,11 @@ class RecipeContext:
                 steps.append(step)
         plan = Plan(select(steps, tags, skip_tags), recipe)
         plan.options["tags"] = sorted({t for step in steps for t in step.tags})
+        from .agent.extensions import sources
+
+        extensions = sources(step.type for step in plan.steps)
+        if extensions:
+            plan.options["extensions"] = extensions
         return plan
 
     def _known(self, other: Any, resource: Resource) -> Resource:
@@ -418,6 +424,21 @@ def select(steps: List[Step], tags: Sequence[str], skip_tags: Sequence[str]) -> 
             step.unselected = True
             out.append(step)
     return out
+
+
+_ENTRY_POINTS: List[bool] = []
+
+
+def load_types(recipe: Path) -> None:
+    """The resource types a recipe may use besides the built-in ones: its cookbook's
+    ``resources/`` folder, and (once) installed packages' entry points."""
+    from .agent import extensions
+
+    if not _ENTRY_POINTS:
+        _ENTRY_POINTS.append(True)
+        extensions.load_entry_points()
+    root = recipe.parent.parent if recipe.parent.name == "recipes" else recipe.parent
+    extensions.load_folder(str(root / "resources"))
 
 
 def resolve_recipe(path: Union[str, Path]) -> Path:

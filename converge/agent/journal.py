@@ -122,7 +122,8 @@ class Journal:
     """
 
     def __init__(self, system: Any, *, kind: str = "apply", of: Optional[str] = None,
-                 recipe: str = "", recipe_hash: str = "", keep: int = DEFAULT_KEEP) -> None:
+                 recipe: str = "", recipe_hash: str = "", keep: int = DEFAULT_KEEP,
+                 extensions: Optional[Dict[str, str]] = None) -> None:
         if keep < 1:
             raise ValueError("keep must be 1 or more")
         self.system = system
@@ -138,6 +139,8 @@ class Journal:
             "recipe_hash": recipe_hash, "started": _now(), "finished": None,
             "pid": os.getpid(), "resources": [], "summary": None,
         }
+        if extensions:  # custom types' code, for rolling this run back
+            self.data["extensions"] = dict(extensions)
         self._open: Dict[int, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
         self._index: Dict[int, int] = {}  # id(record) -> its place in resources
         self._sealed = 0

@@ -67,12 +67,16 @@ def _journaled(engine: Engine, journal: jn.Journal, plan: Plan, before: Sequence
 def apply_plan(system: Any, plan: Plan, mode: str = "apply",
                options: Optional[Options] = None) -> List[Event]:
     """Converge a plan: in apply mode under the run lock, journaled."""
+    from .extensions import install
+
     options = options or Options()
+    install(plan.options.get("extensions"))
     if mode != "apply":
         return _engine(system, mode, options).run(plan)
     with RunLock(system, options.lock_timeout, options.notice):
         journal = jn.Journal(system, kind="apply", recipe=plan.recipe,
-                             recipe_hash=plan.digest(), keep=options.keep_runs)
+                             recipe_hash=plan.digest(), keep=options.keep_runs,
+                             extensions=plan.options.get("extensions"))
         return _journaled(_engine(system, mode, options, journal), journal, plan)
 
 
@@ -82,10 +86,12 @@ def rollback(system: Any, run_id: Optional[str] = None, *, force: bool = False,
     changed. Refused (RunError, nothing changed) when a file changed since that run
     and not ``force``, or when it would remove packages and not ``yes``."""
     from . import rollback as rb
+    from .extensions import install
 
     options = options or Options()
     with RunLock(system, options.lock_timeout, options.notice):
         run = jn.load(system, run_id) if run_id else jn.last_changed(system)
+        install(run.get("extensions"))
         restore = rb.build(system, run)
         if not force:
             rb.refuse_conflicts(restore)
@@ -106,8 +112,10 @@ def preview(system: Any, run_id: Optional[str] = None) -> Dict[str, Any]:
     """What a rollback would do, without the lock and without changing anything:
     the run, the packages it would remove, the files changed since."""
     from . import rollback as rb
+    from .extensions import install
 
     run = jn.load(system, run_id) if run_id else jn.last_changed(system)
+    install(run.get("extensions"))
     return rb.build(system, run).preview()
 
 
