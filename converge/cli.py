@@ -579,12 +579,11 @@ def facts(
 @app.command()
 def resources(
     name: Optional[str] = typer.Argument(None, help="One resource type to describe."),
-    cookbook_path: List[Path] = typer.Option([], "--cookbook-path", "-C", metavar="DIR",
-                                             help="Also a cookbook's own types (its "
-                                             "resources/ folder; repeatable)."),
+    cookbook_path: List[Path] = CookbookOpt,
 ) -> None:
     """List every resource type with its actions and properties: converge's, installed
-    packages', and those of the cookbook in this folder or given with -C."""
+    packages', and those of the cookbook in this folder or of the folders given with -C
+    (each a cookbook, whose resources/ folder is read)."""
     from .agent import extensions
     from .docs import describe_types
 
