@@ -582,14 +582,17 @@ def resources(
     cookbook_path: List[Path] = CookbookOpt,
 ) -> None:
     """List every resource type with its actions and properties: converge's, installed
-    packages', and those of the cookbook in this folder or of the folders given with -C
-    (each a cookbook, whose resources/ folder is read)."""
+    packages', and those of the cookbook in this folder or given with -C (a cookbook, or
+    a folder of cookbooks as apply's -C)."""
     from .agent import extensions
     from .docs import describe_types
 
     extensions.load_entry_points()
     for folder in [Path.cwd(), *cookbook_path]:
         extensions.load_folder(str(folder / "resources"))
+        if folder in cookbook_path:  # a folder of cookbooks, as apply's -C
+            for book in sorted(p for p in folder.iterdir() if (p / "resources").is_dir()):
+                extensions.load_folder(str(book / "resources"))
 
     typer.echo(describe_types(name), nl=False)
 
