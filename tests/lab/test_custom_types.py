@@ -1,0 +1,155 @@
+"""Resource types from outside converge, pushed over SSH to lab nodes: a cookbook's
+own type written by `converge new resource`, and one from an installed package's
+`converge.resources` entry point (installed into a virtual environment the test
+makes). Each converges, the second run is up to date, rollback restores the file;
+a clash with a built-in names both files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from converge.lab import Lab, Node
+
+pytestmark = pytest.mark.lab
+
+PACKAGE_TYPE = '''\
+"""banner: a package's own type (an entry point in group converge.resources)."""
+
+from typing import Any, Dict, List, Optional
+
+from converge.resources._base import Change, Resource, prop
+
+
+class Banner(Resource, type_name="banner"):
+    """One line of text in a file."""
+
+    actions = ("create",)
+    path: str = prop(doc="The file.", identity=True)
+    text: str = prop("", doc="The text.")
+
+    def current(self, system: Any) -> Optional[bytes]:
+        return system.read_bytes(self.path)
+
+    def changes(self, current: Optional[bytes]) -> List[Change]:
+        wanted = ("** %s **\\n" % self.text).encode()
+        return [] if current == wanted else [Change("banner %s" % self.path, data=wanted)]
+
+    def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
+        return {"files": [self.path]}
+
+    def apply(self, system: Any, changes: List[Change]) -> None:
+        system.write_atomic(self.path, changes[0].data, mode=0o644)
+'''
+
+
+def run(argv: List[str], cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "-m", "converge", *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL, env=dict(os.environ))
+
+
+def _inventory(lab: Lab, node: Node, path: Path) -> None:
+    path.write_text(json.dumps({"hosts": {node.name: {
+        "address": node.address, "user": "root", "key": str(lab.key_path),
+        "known_hosts": str(lab.known_hosts_path)}}}))
+
+
+def test_a_cookbook_type_over_ssh(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    assert run(["new", "cookbook", "demo"], tmp_path).returncode == 0
+    made = run(["new", "resource", "greeting", "--cookbook", "demo"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    _inventory(lab, lab_node, tmp_path / "inventory.yml")
+    push = ["apply", "demo", "-i", "inventory.yml"]
+    first = run(push, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "* greeting[/srv/demo/greeting.txt] action create" in first.stdout
+    assert lab_node.read_file("/srv/demo/greeting.txt") == b"written by the greeting resource\n"
+    second = run(push, tmp_path)
+    assert "greeting[/srv/demo/greeting.txt] action create (up to date)" in second.stdout
+    assert "0 updated" in second.stdout.splitlines()[-1]
+
+    # a changed type is what runs next: the plan carries its code
+    source = tmp_path / "demo/resources/greeting.py"
+    source.write_text(source.read_text().replace('"\\n").encode("utf-8")',
+                                                 '"!\\n").encode("utf-8")'))
+    third = run(push, tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert lab_node.read_file("/srv/demo/greeting.txt") == b"written by the greeting resource!\n"
+
+    back = run(["rollback", "--yes", "-i", "inventory.yml"], tmp_path)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert lab_node.read_file("/srv/demo/greeting.txt") == b"written by the greeting resource\n"
+
+    listed = run(["resources", "-C", "demo"], tmp_path)
+    assert "greeting: Keep a file holding one text, followed by a newline. (from " \
+        "demo/resources/greeting.py)" in listed.stdout
+
+
+def test_a_type_from_an_installed_package_over_ssh(lab: Lab, lab_node: Node,
+                                                   tmp_path: Path) -> None:
+    package = tmp_path / "converge-banner"
+    (package / "converge_banner").mkdir(parents=True)
+    (package / "converge_banner/__init__.py").write_text("")
+    (package / "converge_banner/banner.py").write_text(PACKAGE_TYPE)
+    (package / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "converge-banner"
+        version = "1.0"
+        [project.entry-points."converge.resources"]
+        banner = "converge_banner.banner"
+        """))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=300)
+    python = str(venv / "bin/python")
+    installed = subprocess.run([python, "-m", "pip", "install", "-q", "--no-index",
+                                "--no-build-isolation", "--no-deps", str(package)],
+                               capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    (tmp_path / "recipe.py").write_text(
+        'from converge import banner\nbanner("/etc/banner", text="prod")\n')
+    _inventory(lab, lab_node, tmp_path / "inventory.yml")
+    push = ["apply", "recipe.py", "-i", "inventory.yml"]
+    first = run(push, tmp_path, python)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert lab_node.read_file("/etc/banner") == b"** prod **\n"
+    assert "(up to date)" in run(push, tmp_path, python).stdout
+    back = run(["rollback", "--yes", "-i", "inventory.yml"], tmp_path, python)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert lab_node.run(["test", "-e", "/etc/banner"]).returncode == 1
+    listed = run(["resources", "banner"], tmp_path, python)
+    assert "banner: One line of text in a file. (from " in listed.stdout
+
+
+def test_a_type_without_actions_is_one_error_naming_its_file(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    (book / "resources").mkdir(parents=True)
+    (book / "resources/motd2.py").write_text(
+        "from converge.resources._base import Resource\n\n\n"
+        "class Motd2(Resource, type_name='motd2'):\n    pass\n")
+    (book / "recipe.py").write_text("")
+    done = run(["plan", "book"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: book/resources/motd2.py:4: TypeError: resource "
+                                  "type 'motd2' declares no actions")
+
+
+def test_a_type_that_clashes_names_both_files(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    (book / "resources").mkdir(parents=True)
+    (book / "resources/file.py").write_text("# my own file type\n")
+    (book / "recipe.py").write_text('from converge import file\nfile("/tmp/x", content="")\n')
+    done = run(["plan", "book"], tmp_path)
+    assert done.returncode == 1
+    assert "resource type 'file' in book/resources/file.py clashes with the one in " in \
+        done.stderr and "converge/resources/file.py" in done.stderr
