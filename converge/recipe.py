@@ -28,7 +28,7 @@ from typing import (
 )
 
 from . import context as ctxvar
-from .errors import ConvergeError, PropertyError, RecipeError
+from .errors import ConvergeError, PropertyError, RecipeError, printable
 from .plan import Plan, Step
 from .resources._base import Notification, Resource
 
@@ -395,16 +395,28 @@ def load_yaml(path: Path) -> Dict[str, Any]:
 
 
 def parse_assignments(pairs: Sequence[str]) -> Dict[str, Any]:
-    """``-a key=value`` pairs; values are read as YAML scalars or lists (1, true, [a, b])."""
+    """``-a key=value`` pairs; values are read with ``yaml.safe_load`` as scalars or
+    lists (1, true, [a, b]). A value that is not valid YAML (``[unclosed``, ``a: b:
+    c``) is the text itself; a tag safe_load cannot build (``!!python/object...``,
+    ``!custom``) is refused, as in inventories and attributes.yaml."""
     result = Attrs()
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise RecipeError("-a %s: expected key=value, such as -a chrony.maxpoll=10" % pair)
+            raise RecipeError("-a %s: expected key=value, such as -a chrony.maxpoll=10"
+                              % printable(pair))
         import yaml
+        from yaml.constructor import ConstructorError
 
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
+        except ConstructorError as exc:
+            raise RecipeError(
+                "-a %s: invalid YAML: %s" % (printable(pair), printable(str(exc.problem))),
+                hint="values are read with yaml.safe_load, which builds no Python objects "
+                     "and runs nothing: remove the tag, or quote the value to pass it as "
+                     "text (-a '%s=\"%s\"')" % (printable(key.strip()), printable(raw))
+            ) from None
         except yaml.YAMLError:
             value = raw
         result.set_path(key.strip(), value)
