@@ -1,0 +1,105 @@
+"""What a hostile inventory, a hostile target or a local user on a target can make
+converge do, tried against real sshd in lab nodes (issue 12, items 10, 11, 15, 16):
+an address that would become ssh options, terminal escapes in what a target says,
+a fact that would steer a source= out of the cookbook, a damaged agent cache."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from converge.lab import Lab, Node
+from tests.lab.test_ssh import converge, inventory, write
+
+pytestmark = pytest.mark.lab
+
+RECIPE = "from converge import file\nfile('/srv/trusted', content='x\\n')\n"
+
+
+def proxy_config(tmp_path: Path, lab: Lab, node: Node) -> Path:
+    """An OpenSSH config whose ProxyCommand hands %h to ssh, as many do: every host
+    but the node itself is reached through the node (``localhost`` is then the
+    node's own sshd)."""
+    recorded = lab.known_hosts_path.read_text().splitlines()
+    mine = [line for line in recorded if line.split()[0] == node.address]
+    known = tmp_path / "known_hosts"
+    known.write_text("".join("%s\n%s\n" % (line, line.replace(node.address, "localhost", 1))
+                             for line in mine))
+    config = tmp_path / "ssh_config"
+    config.write_text(textwrap.dedent("""\
+        Host {address}
+          ProxyCommand none
+        Host *
+          User root
+          IdentityFile {key}
+          UserKnownHostsFile {known}
+          ProxyCommand ssh -F {config} -o BatchMode=yes -W %h:%p root@{address}
+        """).format(key=lab.key_path, known=known, config=config, address=node.address))
+    return config
+
+
+def test_an_address_with_ssh_options_runs_nothing_on_the_controller(
+        lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    """Issue 12 item 10: `%h` of a ProxyCommand was an address with a quoted
+    -oProxyCommand in it, and the controller ran that command."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    config = proxy_config(tmp_path, lab, lab_node)
+    recipe = write(tmp_path / "recipe.py", RECIPE)
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(json.dumps({"ssh_config": str(config), "hosts": {"web1": {
+        "address": "%s:22 \"-oProxyCommand=sh -c 'touch %s/owned'\""
+                   % (lab_node.address, marks)}}}))
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert list(marks.iterdir()) == []
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: inventory.yml:1: host web1: address '%s:22 "
+                                  % lab_node.address)
+    assert "is not a host name, an IPv4 address or an IPv6 address" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert lab_node.run(["test", "-e", "/srv/trusted"]).returncode == 1
+    # the same config with a plain address goes through the ProxyCommand
+    inv.write_text(json.dumps({"ssh_config": str(config),
+                               "hosts": {"web1": {"address": "localhost"}}}))
+    good = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert lab_node.read_file("/srv/trusted") == b"x\n"
+    assert list(marks.iterdir()) == []
+
+
+@pytest.mark.parametrize("line, message", [
+    pytest.param("  HostName %h -oProxyCommand=id", "HostName: address", id="hostname"),
+    pytest.param("  User root -oProxyCommand=id", "User: user", id="user"),
+])
+def test_the_openssh_config_is_checked_too(lab: Lab, lab_node: Node, tmp_path: Path,
+                                           line: str, message: str) -> None:
+    config = proxy_config(tmp_path, lab, lab_node)
+    config.write_text("Host web1\n%s\n" % line + config.read_text())
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(json.dumps({"ssh_config": str(config), "hosts": {"web1": {}}}))
+    done = converge(tmp_path, "apply", str(write(tmp_path / "recipe.py", RECIPE)), "-i",
+                    str(inv))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: web1: ssh config %s, Host web1, %s" % (config, message))
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_broken_proxycommand_is_one_line_not_a_traceback(lab: Lab, lab_node: Node,
+                                                           tmp_path: Path) -> None:
+    """A stray quote in a ProxyCommand: paramiko's shlex raised a ValueError that
+    came out as a 60-line traceback."""
+    config = proxy_config(tmp_path, lab, lab_node)
+    config.write_text(config.read_text().replace("-W %h:%p", "-W '%h:%p"))
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(json.dumps({"ssh_config": str(config),
+                               "hosts": {"web1": {"address": "localhost"}}}))
+    done = converge(tmp_path, "apply", str(write(tmp_path / "recipe.py", RECIPE)), "-i",
+                    str(inv))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "  ! unreachable: cannot connect to root@localhost:22: No closing quotation " \
+        "(ProxyCommand ssh " in done.stdout
