@@ -103,3 +103,68 @@ def test_a_broken_proxycommand_is_one_line_not_a_traceback(lab: Lab, lab_node: N
     assert "Traceback" not in done.stdout + done.stderr
     assert "  ! unreachable: cannot connect to root@localhost:22: No closing quotation " \
         "(ProxyCommand ssh " in done.stdout
+
+
+# -- terminal escapes from a target (item 11) --------------------------------------
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b31m"
+SHOWN = "\\x1b]0;owned\\x07\\x1b[2J\\x9b31m"
+
+
+def start_background(node: Node, script: str, ready: str) -> None:
+    """Run a python3 script in the node in the background; it creates ``ready``
+    once it is in place, and this returns then."""
+    done = node.run(["sh", "-c", 'setsid python3 -c "$1" >/dev/null 2>&1 &', "sh", script])
+    assert done.returncode == 0, done.stderr
+    for _ in range(500):
+        if node.run(["test", "-e", ready]).returncode == 0:
+            return
+    raise AssertionError("the background process in %s did not start" % node.name)
+
+
+def test_a_process_title_in_history_is_escaped(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    """A process title (anyone can write one) shown in an oom_protect change, then
+    by `converge history`, reached the terminal raw."""
+    # its title (argv[0]) is ESCAPES + "marker-title"
+    start_background(lab_node, "import os; os.execvp('python3', [%r, '-c', "
+                     "'import time; open(\"/tmp/titled\", \"w\").close(); time.sleep(600)'])"
+                     % (ESCAPES + "marker-title"), "/tmp/titled")
+    recipe = write(tmp_path / "recipe.py", """\
+        from converge import oom_protect
+        oom_protect("titled", pattern="[m]arker-title", score_adj=500, persist=False)
+        """)
+    inv = inventory(tmp_path, lab, [lab_node])
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert SHOWN in done.stdout
+    history = converge(tmp_path, "history", "-i", str(inv))
+    assert history.returncode == 0, history.stdout + history.stderr
+    assert SHOWN in history.stdout
+    for out in (done, history):
+        assert "\x1b" not in out.stdout + out.stderr
+        assert "\x9b" not in out.stdout + out.stderr
+        assert "\x07" not in out.stdout + out.stderr
+
+
+def test_a_lock_holder_with_escapes_is_shown_escaped(lab: Lab, lab_node: Node,
+                                                     tmp_path: Path) -> None:
+    """The run lock's pid and start time, read from the target, reached the
+    operator's terminal raw in the "waiting" notice and in the host's error."""
+    lab_node.write_file("/var/lib/converge/lock", json.dumps(
+        {"pid": ESCAPES, "started": ESCAPES}).encode(), 0o600)
+    start_background(lab_node, "import fcntl, os, time\n"
+                     "fd = os.open('/var/lib/converge/lock', os.O_RDWR)\n"
+                     "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                     "open('/tmp/locked', 'w').close()\n"
+                     "time.sleep(600)\n", "/tmp/locked")
+    recipe = write(tmp_path / "recipe.py", RECIPE)
+    inv = inventory(tmp_path, lab, [lab_node])
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv), "--lock-timeout", "0.5")
+    assert done.returncode == 1
+    assert "waiting for the converge run of pid %s (started %s)" % (SHOWN, SHOWN) \
+        in done.stderr
+    assert "  ! failed: agent: another converge run is changing this machine: pid %s, started %s" \
+        % (SHOWN, SHOWN) in done.stdout
+    assert "\x1b" not in done.stdout + done.stderr
+    assert "\x9b" not in done.stdout + done.stderr
+    assert "\x07" not in done.stdout + done.stderr
