@@ -168,3 +168,36 @@ def test_a_lock_holder_with_escapes_is_shown_escaped(lab: Lab, lab_node: Node,
     assert "\x1b" not in done.stdout + done.stderr
     assert "\x9b" not in done.stdout + done.stderr
     assert "\x07" not in done.stdout + done.stderr
+
+
+# -- a fact that steers a source (item 15) -----------------------------------------
+
+
+def test_a_target_s_facts_cannot_ship_a_controller_file(lab: Lab, lab_node: Node,
+                                                        tmp_path: Path) -> None:
+    """/etc/os-release on the target says ID=../../..: with
+    source="motd/%s" % node.platform, a file of the controller went to the target."""
+    secret = tmp_path / "secret"
+    secret.write_text("the controller's secret\n")
+    book = tmp_path / "book"
+    (book / "files" / "motd").mkdir(parents=True)
+    (book / "files" / "motd" / "debian").write_text("Debian motd\n")
+    recipe = write(book / "recipe.py", """\
+        from converge import file, node
+        file("/etc/motd", source="motd/%s" % node.platform)
+        """)
+    climb = "../" * len((book / "files" / "motd").parts) + str(secret).lstrip("/")
+    lab_node.write_file("/etc/os-release", ('ID="%s"\n' % climb).encode())
+    inv = inventory(tmp_path, lab, [lab_node])
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert done.returncode == 1
+    assert "secret" not in lab_node.read_file("/etc/motd").decode("utf-8", "replace")
+    assert done.stderr.splitlines()[0] == (
+        "error: book/recipe.py:2: %s: file[/etc/motd]: source 'motd/%s' is %s, outside the "
+        "folders sources come from (book)" % (lab_node.name, climb, secret))
+    assert "the controller's secret" not in done.stdout + done.stderr
+    # a target that says what it is gets its file
+    lab_node.write_file("/etc/os-release", b'ID=debian\n')
+    good = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert lab_node.read_file("/etc/motd") == b"Debian motd\n"
