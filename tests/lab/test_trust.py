@@ -201,3 +201,54 @@ def test_a_target_s_facts_cannot_ship_a_controller_file(lab: Lab, lab_node: Node
     good = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
     assert good.returncode == 0, good.stdout + good.stderr
     assert lab_node.read_file("/etc/motd") == b"Debian motd\n"
+
+
+# -- the cached agent (item 16) ------------------------------------------------------
+
+
+def cache_of(node: Node) -> str:
+    from converge.transport import bundle
+
+    return "/var/lib/converge/agent/agent-%s" % bundle.build()[1]
+
+
+def test_a_damaged_agent_cache_is_replaced(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    recipe = write(tmp_path / "recipe.py", RECIPE)
+    inv = inventory(tmp_path, lab, [lab_node])
+    first = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert first.returncode == 0, first.stdout + first.stderr
+    engine = cache_of(lab_node) + "/converge/agent/engine.py"
+    original = lab_node.read_file(engine)
+    lab_node.write_file(engine, b"raise SystemExit('damaged')\n", 0o644)
+    again = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "%s: the cached agent did not match its hash: replaced" % lab_node.name \
+        in again.stderr
+    assert "(up to date)" in again.stdout
+    assert lab_node.read_file(engine) == original
+
+
+def test_an_agent_cache_a_local_user_can_write_runs_nothing(lab: Lab, lab_node: Node,
+                                                            tmp_path: Path) -> None:
+    """The cache folder made world-writable (a mistake): alice swaps the cached
+    agent for her own. It used to run, as root; now the cache is refused."""
+    from tests.lab.test_ssh import add_user
+
+    recipe = write(tmp_path / "recipe.py", RECIPE)
+    inv = inventory(tmp_path, lab, [lab_node])
+    first = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert first.returncode == 0, first.stdout + first.stderr
+    add_user(lab_node, lab, "alice")
+    lab_node.run(["chmod", "0777", "/var/lib/converge/agent"]).check_returncode()
+    cache = cache_of(lab_node)
+    planted = lab_node.run(["su", "alice", "-c", 'mv "$0" "$0.old" && mkdir -p "$0/converge/agent" '
+                            '&& : > "$0/converge/__init__.py" && : > "$0/converge/agent/__init__.py"'
+                            ' && printf "open(\\"/tmp/owned\\", \\"w\\")\\ndef main(r, o): return 0\\n"'
+                            ' > "$0/converge/agent/remote.py"', cache])
+    assert planted.returncode == 0, planted.stderr
+    done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
+    assert done.returncode == 1
+    assert lab_node.run(["test", "-e", "/tmp/owned"]).returncode == 1
+    assert "! failed: agent: the agent cache is writable by another user: " \
+        "/var/lib/converge/agent (owner 0, mode 0777); converge runs no code from it" \
+        in done.stdout
