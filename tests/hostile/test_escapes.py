@@ -104,15 +104,16 @@ def test_a_run_shows_nothing_a_target_sends_raw(recipe: Path, text: str, color: 
     errors = [TransportError("agent: %s" % text, host="web1", hint=text),
               RunError("another converge run: pid %s" % text, host="web2")]
     transports = [HostileTransport(name, text, fail=error, notice=notices.append)
-                  for name, error in zip(("web1", "web2"), errors)]
+                  for name, error in zip(("web1", "web2"), errors, strict=True)]
     outcome = run(recipe, transports, remote=True, forks=1, on_event=fleet.event,
                   on_host=fleet.host_done)
     fleet.finish(outcome.report)
     shown = out.getvalue()
     assert raw_controls(shown) == []
     assert "failed" in shown and "RECAP" in shown
+    say = _notice("web1")
     for notice in notices:
-        assert raw_controls(_capture(lambda: _notice("web1")(notice)), tabs=False) == []
+        assert raw_controls(_capture(say, notice), tabs=False) == []
     tried["escapes: run output"] += 1
 
 
@@ -135,12 +136,13 @@ def test_an_error_message_is_shown_line_by_line_escaped(text: str) -> None:
     tried["escapes: errors"] += 1
 
 
-def _capture(call: Callable[[], None]) -> str:
+def _capture(say: Callable[[str], None], text: str) -> str:
+    """What ``say(text)`` writes to standard error."""
     import contextlib
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        call()
+        say(text)
     return err.getvalue()
 
 

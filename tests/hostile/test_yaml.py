@@ -14,7 +14,8 @@ import converge
 PACKAGE = Path(converge.__file__).parent
 # yaml's API that builds no Python objects from tags
 SAFE = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError",
-        "MarkedYAMLError", "ConstructorError", "SafeLoader", "CSafeLoader", "compose", "compose_all"}
+        "MarkedYAMLError", "ConstructorError", "SafeLoader", "CSafeLoader", "compose",
+        "compose_all"}
 
 
 def yaml_uses(tree: ast.AST) -> List[str]:

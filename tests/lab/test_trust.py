@@ -241,10 +241,11 @@ def test_an_agent_cache_a_local_user_can_write_runs_nothing(lab: Lab, lab_node: 
     add_user(lab_node, lab, "alice")
     lab_node.run(["chmod", "0777", "/var/lib/converge/agent"]).check_returncode()
     cache = cache_of(lab_node)
-    planted = lab_node.run(["su", "alice", "-c", 'mv "$0" "$0.old" && mkdir -p "$0/converge/agent" '
-                            '&& : > "$0/converge/__init__.py" && : > "$0/converge/agent/__init__.py"'
-                            ' && printf "open(\\"/tmp/owned\\", \\"w\\")\\ndef main(r, o): return 0\\n"'
-                            ' > "$0/converge/agent/remote.py"', cache])
+    planted = lab_node.run([
+        "su", "alice", "-c",
+        'mv "$0" "$0.old" && mkdir -p "$0/converge/agent" && : > "$0/converge/__init__.py" '
+        '&& : > "$0/converge/agent/__init__.py" && printf "$1" > "$0/converge/agent/remote.py"',
+        cache, 'open("/tmp/owned", "w")\ndef main(r, o): return 0\n'])
     assert planted.returncode == 0, planted.stderr
     done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
     assert done.returncode == 1
