@@ -113,7 +113,7 @@ def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None
         port = int(host.port or found.get("port") or 22)
     except ValueError:
         raise InventoryError("%s, Port: port '%s' is not a number" % (
-            config_where, printable(found.get("port"))), host=host.name) from None
+            config_where, printable(str(found.get("port")))), host=host.name) from None
     keys = [host.key] if host.key else [key] if key else []
     if not keys:
         keys = [os.path.expanduser(k) for k in found.get("identityfile", [])
