@@ -149,3 +149,36 @@ def _capture(say: Callable[[str], None], text: str) -> str:
 def test_the_check_sees_raw_controls() -> None:
     assert raw_controls("a\x1b[2Jb\x9b1m\r") == ["\x1b", "\x9b", "\r"]
     assert raw_controls("\x1b[31mred" + RESET + "\n\tdiff") == []
+
+
+def test_the_run_store_shows_nothing_a_target_sent_raw(tmp_path: Path) -> None:
+    """`converge runs` and `runs show` print what the store kept of a run: the
+    target's events and the error that ended the host."""
+    import subprocess
+    import sys
+
+    from converge.store import connect, new_run_id
+
+    text = "".join(CONTROLS)
+    url = "sqlite:///%s" % (tmp_path / "store.db")
+    store = connect(url)
+    run_id = new_run_id()
+    transport = HostileTransport("web1", text)
+    events = [transport.event(s) for s in ("updated", "failed")]
+    entry = {"summary": {"total": 2, "updated": 1, "failed": 1, "up_to_date": 0,
+                         "skipped": 0}, "error": "agent: " + text}
+    try:
+        store.start(run_id, "apply", None, [])
+        store.host_done(run_id, "web1", 0, entry, events)
+        store.finish(run_id, {"hosts": {"web1": entry}, "summary": {}})
+    finally:
+        store.close()
+    for args in (["runs"], ["runs", "show", run_id, "--diff"]):
+        done = subprocess.run([sys.executable, "-m", "converge", args[0], "--store", url,
+                               *args[1:]],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        assert raw_controls(done.stdout + done.stderr) == [], args
+    assert "error: agent: \\x1b[2J" in done.stdout
+    tried["escapes: run store"] += 1
