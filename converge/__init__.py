@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
     if name == "__all__":  # from converge import *
         from . import dsl
 
-        return sorted(dsl.FUNCTIONS) + ["include_recipe", "node", "attrs"]
+        return sorted(dsl.FUNCTIONS) + sorted(dsl.HELPERS) + ["node", "attrs"]
     if name.startswith("_") or os.path.exists(os.path.join(_HERE, name + ".py")) \
             or os.path.isdir(os.path.join(_HERE, name)):
         raise AttributeError(name)  # a submodule: let the import system load it
@@ -35,8 +35,8 @@ def __getattr__(name: str) -> Any:
         return getattr(context.current(), name)
     from . import dsl
 
-    if name == "include_recipe":
-        return dsl.include_recipe
+    if name in dsl.HELPERS:
+        return dsl.HELPERS[name]
     if name in dsl.FUNCTIONS:
         return dsl.FUNCTIONS[name]
     from .resources._base import REGISTRY
@@ -50,4 +50,4 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> List[str]:
     from . import dsl
 
-    return sorted(list(dsl.FUNCTIONS) + ["include_recipe", "node", "attrs", "__version__"])
+    return sorted(list(dsl.FUNCTIONS) + list(dsl.HELPERS) + ["node", "attrs", "__version__"])

@@ -29,7 +29,7 @@ from .cli_runs import report as report_command  # noqa: E402
 from .cli_runs import with_store  # noqa: E402
 from .cli_vault import app as vault_app  # noqa: E402
 from .cli_vault import with_vault  # noqa: E402
-from .errors import ConvergeError  # noqa: E402
+from .errors import ConvergeError, printable, printable_lines  # noqa: E402
 
 # Exit codes (documented in docs/operations.md; stable).
 EXIT_OK = 0
@@ -230,8 +230,8 @@ class Targets:
 
 def _notice(host: str) -> Any:
     """Where the agent's notices go: standard error, with the host for remote runs."""
-    prefix = "" if host == "localhost" else host + ": "
-    return lambda text: typer.echo(prefix + text, err=True)
+    prefix = "" if host == "localhost" else printable(host) + ": "
+    return lambda text: typer.echo(prefix + printable(text), err=True)
 
 
 def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
@@ -303,7 +303,7 @@ def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
     entry = outcome.report["hosts"][host]
     typer.echo(summary_line(entry["summary"], time.monotonic() - started, plan=plan))
     if entry.get("error"):
-        typer.echo("error: %s" % entry["error"], err=True)
+        typer.echo("error: %s" % printable_lines(entry["error"]), err=True)
 
 
 _NO_TARGETS = Targets()
@@ -453,9 +453,9 @@ def history(
     else:
         for host, runs in found.items():
             if targets.remote:
-                typer.echo(host)
+                typer.echo(printable(host))
             if isinstance(runs, dict):
-                typer.echo("  ! " + runs["error"])
+                typer.echo("  ! " + printable_lines(runs["error"]).replace("\n", "\n  "))
                 continue
             lines = history_lines(runs) or ["(no runs journaled)"]
             typer.echo("\n".join(("  " + line if targets.remote else line) for line in lines))
@@ -532,7 +532,8 @@ def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
         except ConvergeError:
             continue  # the rollback itself reports it
         if preview["remove_packages"]:
-            removals.append("%s: %s" % (transport.host, ", ".join(preview["remove_packages"])))
+            removals.append(printable("%s: %s" % (transport.host,
+                                                  ", ".join(preview["remove_packages"]))))
     if not removals:
         return False
     typer.echo("The rollback removes packages the run installed:\n  " + "\n  ".join(removals))
@@ -620,8 +621,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         if "--debug" in args:
             import traceback
 
-            sys.stderr.write(scrub(traceback.format_exc()))
-        sys.stderr.write("error: %s\n" % scrub(str(exc)))
+            sys.stderr.write(printable_lines(scrub(traceback.format_exc())))
+        sys.stderr.write("error: %s\n" % printable_lines(scrub(str(exc))))
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import typer
 
+from .errors import printable, printable_lines
+
 StoreOpt = typer.Option(None, "--store", metavar="URL", help="The run store: "
                         "sqlite:///PATH or postgresql://... (default: $CONVERGE_STORE, else "
                         "store.db in the state directory).")
@@ -103,10 +105,10 @@ def runs(
         return
     for run in found:
         counts = _counts(run)
-        typer.echo("%s  %s  %-8s  %-11s  %s  %s" % (
+        typer.echo(printable("%s  %s  %-8s  %-11s  %s  %s" % (
             run["id"], run["started"][:19].replace("T", " "), run["kind"],
             run["result"] or run["status"],
-            " ".join("%s=%d" % (k, v) for k, v in counts.items()), run.get("recipe") or ""))
+            " ".join("%s=%d" % (k, v) for k, v in counts.items()), run.get("recipe") or "")))
 
 
 def _counts(run: Dict[str, Any]) -> Dict[str, int]:
@@ -143,17 +145,17 @@ def show(
     if json_out:
         typer.echo(json.dumps(run, indent=2))
         return
-    typer.echo("run %s: %s of %s, started %s by %s (%s)" % (
+    typer.echo(printable("run %s: %s of %s, started %s by %s (%s)" % (
         run["id"], run["kind"], run.get("recipe") or "?", run["started"], run.get("user"),
-        run["result"] or run["status"]))
+        run["result"] or run["status"])))
     console = Console(diff=diff, plan=run["kind"] == "check")
     for host, entry in run["hosts"].items():
-        typer.echo(host)
+        typer.echo(printable(host))
         for event in entry["resources"]:
             for line in console.lines(event):
                 typer.echo("  " + line)
-        if entry.get("error"):
-            typer.echo("  error: %s" % entry["error"])
+        if entry.get("error"):  # the target's words: escaped, as on the console
+            typer.echo("  error: %s" % printable_lines(entry["error"]).replace("\n", "\n  "))
         typer.echo("  " + summary_line(entry["summary"], entry.get("seconds") or 0.0,
                                        plan=run["kind"] == "check"))
 

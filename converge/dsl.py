@@ -1,6 +1,7 @@
 """The recipe language: one function per registered resource type, plus
-``include_recipe``. Each call validates at once and registers the resource in the
-recipe being compiled; a mistake is a PropertyError naming the recipe line."""
+``include_recipe`` and ``allow_sources``. Each call validates at once and registers
+the resource in the recipe being compiled; a mistake is a PropertyError naming the
+recipe line."""
 
 from __future__ import annotations
 
@@ -269,6 +270,21 @@ def include_recipe(name: str, tags: Any = None) -> None:
         exc.source = exc.source or source
         raise
 
+
+def allow_sources(*folders: str) -> None:
+    """Let this recipe file's ``source=`` and templates (and their includes) also
+    come from these folders (relative ones: to the recipe), besides its own folder
+    and its cookbook's files/ and templates/; any other place is refused."""
+    source = _source_here()
+    try:
+        context.current().allow_sources(folders)
+    except ConvergeError as exc:
+        exc.source = exc.source or source
+        raise
+
+
+#: what a recipe imports besides the resource functions
+HELPERS = {"include_recipe": include_recipe, "allow_sources": allow_sources}
 
 FUNCTIONS: Dict[str, Callable[..., Resource]] = {
     name: make_function(cls) for name, cls in load_all().items()

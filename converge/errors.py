@@ -109,3 +109,9 @@ def printable(text: str, tabs: bool = False) -> str:
         return text
     return "".join(c if c.isprintable() or c == " " or (tabs and c == "\t")
                    else repr(c)[1:-1] for c in text)
+
+
+def printable_lines(text: str, tabs: bool = False) -> str:
+    """:func:`printable` line by line: the newlines of a message with a hint (or of
+    a diff) stay, every other control character is escaped."""
+    return "\n".join(printable(line, tabs) for line in text.split("\n"))

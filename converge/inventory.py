@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import ipaddress
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .errors import InventoryError
+from .errors import InventoryError, printable
 
 CONNECTION_KEYS = ("address", "port", "user", "key", "become", "known_hosts", "become_user",
                    "python")
@@ -39,9 +40,53 @@ HOST_KEYS = CONNECTION_KEYS + ("vars",)
 GROUP_KEYS = ("hosts", "children", "vars")
 TOP_KEYS = ("hosts", "groups", "vars", "ssh_config")
 NAME = re.compile(r"[A-Za-z0-9_.\-\[\]:]+")  # fullmatch: "$" allows a final "\n"
-USER_NAME = re.compile(r"[a-z_][a-z0-9_.\-]{0,31}")
-PYTHON = re.compile(r"/?[A-Za-z0-9_.+\-/]+")
 SCRIPT_TIMEOUT = 60.0  # seconds an inventory script may take (CONVERGE_INVENTORY_TIMEOUT)
+PYTHON = re.compile(r"/?[A-Za-z0-9_.+\-/]+")
+# A DNS label (underscores allowed, as in many internal names), never starting with
+# "-": an address reaches an OpenSSH ProxyCommand's %h, where "-o..." is an option.
+LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+# POSIX portable user names (letters, digits, ".", "_", "-"; not starting with "-"),
+# and the trailing "$" of Samba machine accounts.
+USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}\$?")
+ZONE = re.compile(r"[A-Za-z0-9_.-]+")
+IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+(%[^%]*)?")
+
+
+def address_problem(value: str) -> Optional[str]:
+    """Why ``value`` is not a host name, an IPv4 address or an IPv6 literal (None
+    when it is one). Nothing else may reach the SSH client: an address with a
+    space, a quote or a leading "-" could become options of an OpenSSH
+    ProxyCommand (``%h``) and run a command on the controller."""
+    shown = "address '%s'" % printable(value)
+    if ":" in value and IPV6_CHARS.fullmatch(value):
+        literal, _, zone = value.partition("%")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return "%s is not a valid IPv6 address (a port goes in port:)" % shown
+        if "%" in value and not ZONE.fullmatch(zone):
+            return "%s has an invalid IPv6 zone" % shown
+        return None
+    if value.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            return "%s is not a valid IPv4 address" % shown
+        return None
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253 or not all(LABEL.fullmatch(p) for p in name.split(".")):
+        return ("%s is not a host name, an IPv4 address or an IPv6 address (letters, "
+                "digits, '-', '_' and dots; no spaces, quotes or options; a port goes in "
+                "port:)" % shown)
+    return None
+
+
+def user_problem(value: str) -> Optional[str]:
+    """Why ``value`` is not a POSIX user name (None when it is one)."""
+    if USER.fullmatch(value):
+        return None
+    return ("user '%s' is not a POSIX user name (letters, digits, '.', '_' and '-', not "
+            "starting with '-')" % printable(value))
 
 
 @dataclass
@@ -117,7 +162,10 @@ def parse_target(text: str, *, source: str = "-H") -> Host:
     else:
         host, port_text = rest, ""
     if not host or any(c.isspace() for c in host):
-        raise InventoryError("%s %r: expected [user@]host[:port]" % (source, text))
+        raise InventoryError("%s '%s': expected [user@]host[:port]" % (source, printable(text)))
+    problem = address_problem(host) or (user_problem(user) if user else None)
+    if problem:
+        raise InventoryError("%s %s: %s" % (source, printable(text), problem))
     if port_text:
         port = _port(port_text, "%s %s" % (source, text))
     name = host if port is None else rest
@@ -487,6 +535,10 @@ class _Loader:
                 _deep_merge(attrs, gvars)
             conn.update(spec["conn"])
             _deep_merge(attrs, spec["vars"])
+            if conn.get("address") is None and address_problem(hname):
+                raise self.error("host %s has no address, and its name is not one: give it "
+                                 "an address (address: 10.0.0.5)" % hname,
+                                 self.host_path(hname, groups_raw))
             inv.hosts[hname] = Host(
                 name=hname, address=conn.get("address"), port=conn.get("port"),
                 user=conn.get("user"), key=self.path(conn.get("key")),
@@ -530,11 +582,31 @@ class _Loader:
                 raise self.error("%s must be a non-empty string, not %r" % (key, value), where)
             else:
                 conn[key] = str(value)
-                pattern = {"become_user": USER_NAME, "python": PYTHON}.get(key)
-                if pattern is not None and not pattern.fullmatch(conn[key]):
-                    raise self.error("%s %r: expected %s" % (
-                        key, value, "a user name" if key == "become_user" else
-                        "a path to python3 such as /usr/bin/python3"), where)
+                check = {"address": address_problem, "user": user_problem,
+                         "become_user": user_problem}.get(key)
+                problem = check(conn[key]) if check else None
+                if key == "python" and not PYTHON.fullmatch(conn[key]):
+                    problem = ("python '%s' is not a path to python3 such as "
+                               "/usr/bin/python3" % printable(conn[key]))
+                if problem:
+                    raise self.error("%s: %s" % (self.owner(path), problem), where)
+
+    @staticmethod
+    def owner(path: Tuple[Any, ...]) -> str:
+        """Whose connection settings ``path`` holds: "host web1", "group web", "vars"."""
+        if "hosts" in path[:-1]:
+            return "host %s" % path[path.index("hosts") + 1]
+        if path[:1] == ("groups",) and len(path) > 1:
+            return "group %s" % path[1]
+        return "vars"
+
+    def host_path(self, name: str, groups: Dict[str, Any]) -> Tuple[Any, ...]:
+        """Where host ``name`` is defined: under hosts:, or in a group's hosts."""
+        for gname, gspec in groups.items():
+            if isinstance(gspec, dict) and isinstance(gspec.get("hosts"), dict) \
+                    and name in gspec["hosts"]:
+                return ("groups", gname, "hosts", name)
+        return ("hosts", name)
 
     def path(self, value: Optional[str]) -> Optional[str]:
         if value is None:

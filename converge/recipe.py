@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import (
@@ -28,7 +29,7 @@ from typing import (
 )
 
 from . import context as ctxvar
-from .errors import ConvergeError, PropertyError, RecipeError
+from .errors import ConvergeError, PropertyError, RecipeError, printable
 from .plan import Plan, Step
 from .resources._base import Notification, Resource
 
@@ -203,8 +204,8 @@ class RecipeContext:
         self.files: List[Path] = []  # the stack of recipe files being run
         self.tags: List[str] = []  # tags that include_recipe adds to what it includes
         self.included: Set[Path] = set()
-        self._jinja: Any = None
-        self._resolved: Dict[Path, str] = {}
+        self._jinja: Dict[Tuple[Path, ...], Any] = {}  # one environment per source roots
+        self.allowed: Dict[Path, List[Path]] = {}  # recipe file -> allow_sources() folders
 
     # -- resources -------------------------------------------------------------------
 
@@ -228,17 +229,66 @@ class RecipeContext:
     def here(self) -> Path:
         return self.files[-1].parent if self.files else Path.cwd()
 
+    def source_roots(self) -> List[Path]:
+        """The folders a ``source=`` or a template (and its ``{% include %}``) may come
+        from, for the recipe file being run: its own folder (so its files/ and
+        templates/), its cookbook's files/ and templates/ when it sits in the
+        cookbook's recipes/, and the folders it named in :meth:`allow_sources`. A
+        name that resolves (``..``, an absolute path, a symlink) anywhere else is
+        refused, whatever built it: a fact from the target, an attribute."""
+        here = self.here
+        roots = [here]
+        if here.name == "recipes":
+            roots += [here.parent / "files", here.parent / "templates"]
+        roots += self.allowed.get(self.files[-1] if self.files else here, [])
+        unique: List[Path] = []
+        for root in roots:
+            real = Path(os.path.realpath(root))
+            if real not in unique:
+                unique.append(real)
+        return unique
+
+    def allow_sources(self, folders: Sequence[Union[str, Path]]) -> None:
+        """``allow_sources("/srv/shared")``: let this recipe file's sources and
+        templates also come from these folders (relative ones: to the recipe)."""
+        key = self.files[-1] if self.files else self.here
+        for folder in folders:
+            if not isinstance(folder, (str, Path)) or not str(folder):
+                raise RecipeError("allow_sources takes folder paths, not %r" % (folder,))
+            path = self.here / folder
+            if not path.is_dir():
+                raise RecipeError("allow_sources: %s is not a folder" % printable(display(path)))
+            self.allowed.setdefault(key, []).append(path)
+
     def find(self, name: str, folders: Iterable[str]) -> Path:
+        """The file a ``source=`` names: looked up in ``folders`` of the recipe's
+        folder (then of its cookbook), and refused when it resolves outside
+        :meth:`source_roots`."""
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise PropertyError("source must be a file name, not %r" % (name,))
         if os.path.isabs(name):
             candidates = [Path(name)]
         else:
-            candidates = [self.here / folder / name for folder in folders]
+            bases = [self.here]
+            if self.here.name == "recipes":
+                bases.append(self.here.parent)
+            candidates = [base / folder / name for base in bases for folder in folders]
+        roots = self.source_roots()
         for candidate in candidates:
             if candidate.is_file():
-                return candidate
+                real = Path(os.path.realpath(candidate))
+                if not _inside(real, roots):
+                    raise PropertyError(
+                        "source '%s' is %s, outside the folders sources come from (%s)"
+                        % (printable(name), printable(str(real)),
+                           ", ".join(printable(display(r)) for r in roots)),
+                        hint="a source stays in the recipe's folder and its cookbook's "
+                             "files/ and templates/; to use another folder, name it in "
+                             "the recipe: allow_sources(\"/srv/shared\")")
+                return real
         raise PropertyError(
             "source '%s' not found (looked in: %s)"
-            % (name, ", ".join(display(c) for c in candidates))
+            % (printable(name), ", ".join(printable(display(c)) for c in candidates))
         )
 
     def load_source(self, name: str) -> Union[str, bytes]:
@@ -251,30 +301,47 @@ class RecipeContext:
     def render_template(self, name: str, variables: Dict[str, Any]) -> str:
         return self._render(self.find(name, ("templates", ".")), variables)
 
-    def _render(self, path: Path, variables: Dict[str, Any]) -> str:
+    def _environment(self) -> Any:
+        """The jinja2 environment of the current recipe file's source roots: its
+        loader reads only inside them (an ``{% include %}`` too)."""
         import jinja2
 
-        if self._jinja is None:
-            self._jinja = jinja2.Environment(
-                loader=jinja2.FileSystemLoader("/"),
+        roots = tuple(self.source_roots())
+        env = self._jinja.get(roots)
+        if env is None:
+            here = Path(os.path.realpath(self.here))
+            search = [here / "templates", here] + [r for r in roots if r != here]
+            env = self._jinja[roots] = jinja2.Environment(
+                loader=_confined_loader()(roots, search),
                 undefined=_strict_undefined(),
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - configuration files, not HTML
                 auto_reload=False,  # one compile: a template loaded once is reused as is
             )
-        resolved = self._resolved.get(path)
-        if resolved is None:  # one template rendered for 200 files resolves once
-            resolved = self._resolved[path] = str(path.resolve())
+        return env
+
+    def _render(self, path: Path, variables: Dict[str, Any]) -> str:
+        import jinja2
+
+        resolved = str(path)  # find() resolved it
         try:
-            template = self._jinja.get_template(resolved)
+            template = self._environment().get_template(resolved)
             return str(template.render(attrs=self.attrs, node=self.node, **variables))
         except jinja2.TemplateSyntaxError as exc:
             raise PropertyError("%s:%s: template syntax error: %s"
                                 % (display(path), exc.lineno, exc.message)) from None
+        except jinja2.TemplateNotFound as exc:
+            raise PropertyError("%s: template '%s' not found (looked in: %s)"
+                                % (display(path), printable(str(exc.name)), ", ".join(
+                                    printable(display(r)) for r in self.source_roots()))
+                                ) from None
         except jinja2.UndefinedError as exc:
             line = _template_line(exc.__traceback__, resolved)
             raise PropertyError("%s:%s: undefined in template: %s"
                                 % (display(path), line, exc.message)) from None
+        except PropertyError as exc:
+            exc.message = "%s: %s" % (display(path), exc.message)
+            raise
 
     # -- recipes ---------------------------------------------------------------------
 
@@ -441,6 +508,50 @@ def load_types(recipe: Path) -> None:
     extensions.load_folder(str(root / "resources"))
 
 
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(os.path.commonpath([str(path), str(root)]) == str(root) for root in roots)
+
+
+@lru_cache(maxsize=1)
+def _confined_loader() -> Any:
+    import jinja2
+
+    class ConfinedLoader(jinja2.BaseLoader):
+        """Templates by absolute path (as find() resolved them) or by a name
+        relative to the ``search`` folders (an ``{% include "part.j2" %}``: the
+        recipe's templates/, its folder, then the other roots); a file that
+        resolves outside the ``roots`` (``..``, an absolute path, a symlink) is
+        refused."""
+
+        def __init__(self, roots: Sequence[Path], search: Sequence[Path]) -> None:
+            self.roots = list(roots)
+            self.search = list(search)
+
+        def get_source(self, environment: Any, template: str) -> Tuple[str, str, Any]:
+            if "\0" in template:
+                raise jinja2.TemplateNotFound(template)
+            if os.path.isabs(template):
+                candidates = [Path(template)]
+            else:
+                candidates = [folder / template for folder in self.search]
+            for candidate in candidates:
+                if not candidate.is_file():
+                    continue
+                real = Path(os.path.realpath(candidate))
+                if not _inside(real, self.roots):
+                    raise PropertyError(
+                        "template '%s' is %s, outside the folders sources come from (%s)"
+                        % (printable(template), printable(str(real)),
+                           ", ".join(printable(display(r)) for r in self.roots)),
+                        hint="a template stays in the recipe's folder and its cookbook's "
+                             "files/ and templates/; to use another folder, name it in "
+                             "the recipe: allow_sources(\"/srv/shared\")")
+                return real.read_text(), str(real), lambda: True
+            raise jinja2.TemplateNotFound(template)
+
+    return ConfinedLoader
+
+
 def resolve_recipe(path: Union[str, Path]) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -473,16 +584,28 @@ def load_yaml(path: Path) -> Dict[str, Any]:
 
 
 def parse_assignments(pairs: Sequence[str]) -> Dict[str, Any]:
-    """``-a key=value`` pairs; values are read as YAML scalars or lists (1, true, [a, b])."""
+    """``-a key=value`` pairs; values are read with ``yaml.safe_load`` as scalars or
+    lists (1, true, [a, b]). A value that is not valid YAML (``[unclosed``, ``a: b:
+    c``) is the text itself; a tag safe_load cannot build (``!!python/object...``,
+    ``!custom``) is refused, as in inventories and attributes.yaml."""
     result = Attrs()
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise RecipeError("-a %s: expected key=value, such as -a chrony.maxpoll=10" % pair)
+            raise RecipeError("-a %s: expected key=value, such as -a chrony.maxpoll=10"
+                              % printable(pair))
         import yaml
+        from yaml.constructor import ConstructorError
 
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
+        except ConstructorError as exc:
+            raise RecipeError(
+                "-a %s: invalid YAML: %s" % (printable(pair), printable(str(exc.problem))),
+                hint="values are read with yaml.safe_load, which builds no Python objects "
+                     "and runs nothing: remove the tag, or quote the value to pass it as "
+                     "text (-a '%s=\"%s\"')" % (printable(key.strip()), printable(raw))
+            ) from None
         except yaml.YAMLError:
             value = raw
         result.set_path(key.strip(), value)

@@ -8,7 +8,7 @@ import sys
 from typing import IO, Any, Dict, List, Optional
 
 from .agent.engine import Event, summarize
-from .errors import printable
+from .errors import printable, printable_lines
 from .vault import scrub, scrub_data
 
 RED, GREEN, YELLOW, DIM, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", "\033[0m"
@@ -97,7 +97,7 @@ def _shown(event: Event) -> Event:
     def lines(text: Any) -> Any:
         if not isinstance(text, str):
             return text
-        return "\n".join(printable(line, tabs=True) for line in scrub(text).split("\n"))
+        return printable_lines(scrub(text), tabs=True)
 
     shown = dict(event)
     for key in ("id", "action", "skip_reason", "notified_by", "error", "source"):
@@ -143,22 +143,23 @@ def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, A
 
 def history_lines(runs: List[Dict[str, Any]], changes: int = 3) -> List[str]:
     """``converge history``: one line per run, then what it changed (the first
-    ``changes`` lines of each resource)."""
+    ``changes`` lines of each resource). The journal is the target's: every text
+    in it is shown escaped (:func:`printable`)."""
     lines = []
     for run in runs:
         if run.get("error"):
-            lines.append("%s  (unreadable: %s)" % (run["id"], run["error"]))
+            lines.append(printable("%s  (unreadable: %s)" % (run["id"], run["error"])))
             continue
         kind = run["kind"] if not run.get("of") else "rollback of %s" % run["of"]
         counts = run.get("summary") or {}
-        state = "INTERRUPTED" if run.get("interrupted") else "%d changed, %d failed" % (
+        state = "INTERRUPTED" if run.get("interrupted") else "%s changed, %s failed" % (
             counts.get("updated", 0), counts.get("failed", 0))
-        lines.append("%s  %s  %s  %s  %s" % (run["id"], run.get("started"), kind, state,
-                                             run.get("recipe") or ""))
+        lines.append(printable("%s  %s  %s  %s  %s" % (run["id"], run.get("started"), kind,
+                                                       state, run.get("recipe") or "")))
         for res in run.get("changed", []):
             status = "" if res["status"] == "updated" else " (%s)" % res["status"]
-            lines.append("    %s%s" % (res["id"], status))
-            lines.extend("      - " + change for change in res["changes"][:changes])
+            lines.append(printable("    %s%s" % (res["id"], status)))
+            lines.extend(printable("      - %s" % change) for change in res["changes"][:changes])
             if len(res["changes"]) > changes:
                 lines.append("      ... %d more" % (len(res["changes"]) - changes))
     return lines
@@ -212,7 +213,7 @@ def recap_lines(report: Dict[str, Any]) -> List[str]:
                          % host.ljust(width))
             continue
         counts = recap_counts(entry)
-        lines.append("%s  %s" % (host.ljust(width), " ".join(
+        lines.append("%s  %s" % (printable(host).ljust(width), " ".join(
             "%s=%d" % (k, v) for k, v in counts.items())))
     return lines
 
@@ -282,7 +283,7 @@ class FleetConsole:
         if self.live:
             if host not in self.pending:
                 self.pending[host] = []
-                self._write([self.console._paint(BOLD, host)])
+                self._write([self.console._paint(BOLD, printable(host))])
             self._write(lines)
         else:
             self.pending.setdefault(host, []).extend(lines)
@@ -297,11 +298,11 @@ class FleetConsole:
         self.changed += 1 if counts["changed"] else 0
         self.failed += 1 if counts["failed"] or counts["unreachable"] else 0
         lines = [] if self.live and host in self.pending else \
-            [self.console._paint(BOLD, host)] + self.pending.get(host, [])
+            [self.console._paint(BOLD, printable(host))] + self.pending.get(host, [])
         self.pending.pop(host, None)
         if entry.get("error"):
             tag = "unreachable" if entry.get("unreachable") else "failed"
-            message = entry["error"].splitlines()
+            message = printable_lines(entry["error"]).split("\n")
             if message[0].startswith(host + ": "):
                 message[0] = message[0][len(host) + 2:]
             lines.append(self.console._paint(RED, "  ! %s: %s" % (tag, message[0])))

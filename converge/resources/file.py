@@ -36,8 +36,10 @@ class File(Resource, type_name="file"):
     content: Union[str, bytes, None] = prop(None, doc="The whole content, as text or bytes.",
                                             sensitive=True)
     source: Optional[str] = prop(
-        None, doc="A file next to the recipe (or in its files/ or templates/ folder) whose "
-        "content to use; a name ending in .j2 is rendered as a jinja2 template.", wire=False)
+        None, doc="A file next to the recipe (or in its files/ or templates/ folder, or "
+        "its cookbook's) whose content to use; a name ending in .j2 is rendered as a jinja2 "
+        "template. A name that resolves outside those folders is refused unless the recipe "
+        "allows that folder with allow_sources().", wire=False)
     mode: Optional[str] = prop(None, doc="Permissions, such as '0644'. Unmanaged when unset "
                                "(new files get 0644).")
     owner: Optional[str] = prop(None, doc="Owning user name or uid. Unmanaged when unset.")

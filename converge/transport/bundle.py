@@ -15,11 +15,14 @@ short function run with ``python3 -I -S -c``; the trip over one SSH channel::
 
 The agent is cached unpacked (so Python can keep its bytecode) under
 ``/var/lib/converge/agent/agent-<sha256>`` for root, ``~/.cache/converge/`` for
-others; a run that finds it costs that one command and no extra round trip.
+others; a run that finds it costs that one command and no extra round trip. The
+loader trusts the cache only in folders no other user can write, and only when
+its files hash to :func:`tree_digest`, which the controller puts in the command.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import io
@@ -39,13 +42,18 @@ ENTRY = "converge.agent.remote"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes], Optional[str]) -> int
+def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes], IO[bytes], Optional[str], str) -> int
     """Find (or receive) the agent ``digest`` in the cache, then run its entry point.
 
-    Runs on the target, from its source text: Python 3.8, standard library only,
+    The cache is used only when every folder from / down to it is root's or ours
+    and writable by no one else (else: an error, nothing runs), and when its files
+    hash to ``tree`` (see :func:`tree_digest`; else it is unpacked again). Runs on
+    the target, from its source text: Python 3.8, standard library only,
     everything imported inside.
     """
+    import hashlib
     import os
+    import stat
     import sys
 
     if base is None:
@@ -53,14 +61,50 @@ def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes
         base = "/var/lib/converge/agent" if os.geteuid() == 0 else \
             os.path.join(home, ".cache", "converge")
     target = os.path.join(base, "agent-" + digest)
-    ready = os.path.isfile(os.path.join(target, "converge", "__init__.py"))
+    me = os.geteuid()
+
+    def unsafe(path):  # type: (str) -> str
+        path = os.path.realpath(path)
+        while True:
+            if os.path.lexists(path):
+                st = os.stat(path)
+                sticky = st.st_mode & stat.S_ISVTX and path != os.path.realpath(base)
+                if st.st_uid not in (0, me) or st.st_mode & 0o022 and not sticky:
+                    return "%s (owner %d, mode %04o)" % (path, st.st_uid, st.st_mode & 0o7777)
+            if path == os.path.dirname(path):
+                return ""
+            path = os.path.dirname(path)
+
+    def intact():  # type: () -> bool
+        found = []
+        for folder, dirs, files in os.walk(target):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in dirs + files:
+                st = os.lstat(os.path.join(folder, name))
+                if st.st_uid != me or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+                    return False
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as fh:
+                    found.append("%s\0%s\n" % (os.path.relpath(os.path.join(folder, name), target),
+                                                hashlib.sha256(fh.read()).hexdigest()))
+        return hashlib.sha256("".join(sorted(found)).encode()).hexdigest() == tree
+
+    problem = unsafe(base)
+    ready = bool(problem) or os.path.isdir(target) and intact()
     major, minor, micro = sys.version_info[:3]
     stdout.write(("CONVERGE/1 %s %s py=%d.%d.%d\n" % (digest, "ready" if ready else "need",
                                                      major, minor, micro)).encode())
     stdout.flush()
     request = stdin.readline()
+    if problem:
+        import json
+
+        stdout.write(json.dumps({"error": "the agent cache is writable by another user: %s; "
+                                 "converge runs no code from it (make every folder of that "
+                                 "path root's and not group- or world-writable)" % problem
+                                 }).encode() + b"\n")
+        return 3
     if not ready:
-        import hashlib
         import io
         import shutil
         import tempfile
@@ -72,9 +116,16 @@ def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes
             stdout.write(b'{"error": "agent bundle damaged in transit (hash mismatch)"}\n')
             return 3
         os.makedirs(base, mode=0o700, exist_ok=True)
+        mask = os.umask(0o077)
         unpack = tempfile.mkdtemp(prefix=".unpack-", dir=base)
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             archive.extractall(unpack)
+        os.umask(mask)
+        if os.path.lexists(target) and not intact():  # damaged: set it aside, replace it
+            stale = tempfile.mkdtemp(prefix=".stale-", dir=base)
+            os.rename(target, os.path.join(stale, "old"))
+            shutil.rmtree(stale, ignore_errors=True)
+            stdout.write(b'{"notice": "the cached agent did not match its hash: replaced"}\n')
         try:
             os.rename(unpack, target)
         except OSError:  # another run unpacked it first
@@ -88,9 +139,30 @@ def loader(digest, stdin, stdout, base=None):  # type: (str, IO[bytes], IO[bytes
 def loader_source(digest: str, base: Optional[str] = None) -> str:
     """The text handed to ``python3 -c``: the loader and a call to it (``base``: a
     cache folder other than the default, for tests)."""
-    source = inspect.getsource(loader)
-    return "%s\nimport sys\nsys.exit(loader(%r, sys.stdin.buffer, sys.stdout.buffer, %r))\n" % (
-        source, digest, base)
+    return "%s\nimport sys\nsys.exit(loader(%r, sys.stdin.buffer, sys.stdout.buffer, %r, %r))\n" % (
+        _loader_text(), digest, base, tree_digest())
+
+
+@lru_cache(maxsize=1)
+def _loader_text() -> str:
+    """The loader's source without its docstring and comments (it travels in argv)."""
+    tree = ast.parse(inspect.getsource(loader))
+    function = tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    if isinstance(function.body[0], ast.Expr) and isinstance(function.body[0].value, ast.Constant):
+        function.body = function.body[1:]
+    return ast.unparse(tree)
+
+
+@lru_cache(maxsize=1)
+def tree_digest() -> str:
+    """What the loader checks a cached agent against: the SHA-256 of the sorted
+    lines ``<path>\\0<sha256 of its bytes>\\n``, one per file of the unpacked bundle
+    (``__pycache__`` aside). A file changed, missing or added, a symlink, or a
+    file or folder writable by another user makes the cache be unpacked again."""
+    lines = sorted("%s\0%s\n" % (name, hashlib.sha256(data).hexdigest())
+                   for name, data in _files())
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def _files() -> List[Tuple[str, bytes]]:

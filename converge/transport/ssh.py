@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,8 +35,15 @@ from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..agent.engine import Event
-from ..errors import AuthError, ConnectError, HostKeyError, TransportError
-from ..inventory import Host
+from ..errors import (
+    AuthError,
+    ConnectError,
+    HostKeyError,
+    InventoryError,
+    TransportError,
+    printable,
+)
+from ..inventory import Host, address_problem, parse_target, user_problem
 from ..plan import Plan
 from . import bundle
 
@@ -51,6 +59,11 @@ finally:
     if _blocked:
         del sys.modules["invoke"]
 
+
+# paramiko logs a failed connection from its transport thread with a traceback
+# ("Exception (client): Error reading SSH protocol banner"), which Python's
+# last-resort handler prints; the same failure is raised here as one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -74,10 +87,33 @@ class Settings:
 
 def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None,
             config_path: Optional[str] = None) -> Settings:
-    """Combine the inventory (wins), the command line and the OpenSSH config."""
-    config = _ssh_config(os.path.expanduser(host.ssh_config or config_path
-                                            or DEFAULT_SSH_CONFIG))
-    found: Dict[str, Any] = config.lookup(host.hostname) if config else {}
+    """Combine the inventory (wins), the command line and the OpenSSH config. The
+    address and user that come out are checked whatever gave them (inventory,
+    ``-H``, ``--user``, the config's HostName, User and ProxyJump): see
+    :func:`converge.inventory.address_problem`."""
+    path = os.path.expanduser(host.ssh_config or config_path or DEFAULT_SSH_CONFIG)
+    try:
+        config = _ssh_config(path)
+        found: Dict[str, Any] = config.lookup(host.hostname) if config else {}
+    except (OSError, UnicodeError, paramiko.SSHException) as exc:
+        raise InventoryError("ssh config %s: %s" % (path, printable(_reason(exc))),
+                             host=host.name) from exc
+    config_where = "ssh config %s, Host %s" % (path, printable(host.hostname))
+    hostname = found.get("hostname", host.hostname)
+    chosen_user = host.user or user or found.get("user")
+    for where, problem in (
+        (config_where + ", HostName" if hostname != host.hostname else "address",
+         address_problem(hostname)),
+        ("user" if host.user else "--user" if user else config_where + ", User",
+         user_problem(chosen_user) if chosen_user else None),
+    ):
+        if problem:
+            raise InventoryError("%s: %s" % (where, problem), host=host.name)
+    try:
+        port = int(host.port or found.get("port") or 22)
+    except ValueError:
+        raise InventoryError("%s, Port: port '%s' is not a number" % (
+            config_where, printable(str(found.get("port")))), host=host.name) from None
     keys = [host.key] if host.key else [key] if key else []
     if not keys:
         keys = [os.path.expanduser(k) for k in found.get("identityfile", [])
@@ -86,13 +122,16 @@ def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None
         or DEFAULT_KNOWN_HOSTS
     command = found.get("proxycommand")
     jump = found.get("proxyjump")
+    hops = [] if not jump or jump.lower() == "none" else jump.split(",")
+    for hop in hops:
+        parse_target(hop, source="ssh config %s, ProxyJump" % path)
     return Settings(
-        hostname=found.get("hostname", host.hostname),
-        port=int(host.port or found.get("port") or 22),
-        user=host.user or user or found.get("user") or getpass.getuser(),
+        hostname=hostname,
+        port=port,
+        user=chosen_user or getpass.getuser(),
         keys=keys, known_hosts=os.path.expanduser(known),
         proxy_command=None if not command or command.lower() == "none" else command,
-        proxy_jump=[] if not jump or jump.lower() == "none" else jump.split(","),
+        proxy_jump=hops,
     )
 
 
@@ -285,10 +324,8 @@ class SSHTransport:
         if self._client is None:
             via = None
             for hop in self.settings.proxy_jump:
-                target = Host(name=hop, ssh_config=self.target.ssh_config)
-                user, _, rest = hop.rpartition("@")
-                target.address, _, port = rest.partition(":")
-                target.user, target.port = user or None, int(port) if port else None
+                target = parse_target(hop, source="ProxyJump")  # checked by resolve()
+                target.name, target.ssh_config = hop, self.target.ssh_config
                 hop_settings = resolve(target)
                 hop_settings.proxy_jump, hop_settings.proxy_command = [], None
                 via = self._open(hop_settings, via, "jump host " + hop)
@@ -301,7 +338,7 @@ class SSHTransport:
         where = "%s@%s:%d%s" % (s.user, s.hostname, s.port, " (%s)" % what if what else "")
         sock: Any
         try:
-            if s.proxy_command:
+            if s.proxy_command:  # shlex-split: a stray quote is a ValueError
                 sock = paramiko.ProxyCommand(s.proxy_command)
             elif via is not None:
                 transport = via.get_transport()
@@ -314,9 +351,10 @@ class SSHTransport:
                 if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                     int(self.timeout * DEAD_AFTER * 1000))
-        except (OSError, paramiko.SSHException) as exc:
-            raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
-                               host=self.host) from exc
+        except (OSError, ValueError, paramiko.SSHException) as exc:
+            raise ConnectError("cannot connect to %s: %s%s" % (
+                where, _reason(exc), " (ProxyCommand %s)" % s.proxy_command
+                if s.proxy_command else ""), host=self.host) from exc
         client = paramiko.SSHClient()
         known = s.known_hosts
         try:
@@ -329,7 +367,7 @@ class SSHTransport:
         client.set_missing_host_key_policy(_HostKeyPolicy(self.host, known, self.accept_new))
         try:
             pkeys = [_load_key(k) for k in s.keys]
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, ValueError, paramiko.SSHException) as exc:
             sock.close()
             raise AuthError("cannot load key %s: %s" % (s.keys[0], exc), host=self.host,
                             hint="keys with a passphrase are used through ssh-agent") from exc
@@ -357,7 +395,7 @@ class SSHTransport:
             raise AuthError("%s refused our credentials: %s" % (where, exc), host=self.host,
                             hint="check the user and key (inventory user/key, --user, "
                                  "IdentityFile) or load the key into ssh-agent") from exc
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, ValueError, paramiko.SSHException) as exc:
             client.close()
             if str(exc) == "No authentication methods available":  # paramiko had no key
                 raise AuthError("no key to offer %s: none given for the host, none in "
@@ -400,7 +438,7 @@ class SSHTransport:
         seen = 0
         try:
             warm = self._take_warm()
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, ValueError, paramiko.SSHException) as exc:
             raise TransportError("cannot start the agent: %s" % _reason(exc),
                                  host=self.host) from exc
         client = self.connect()

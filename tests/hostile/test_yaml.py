@@ -14,7 +14,8 @@ import converge
 PACKAGE = Path(converge.__file__).parent
 # yaml's API that builds no Python objects from tags
 SAFE = {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError",
-        "MarkedYAMLError", "SafeLoader", "CSafeLoader", "compose", "compose_all"}
+        "MarkedYAMLError", "ConstructorError", "SafeLoader", "CSafeLoader", "compose",
+        "compose_all"}
 
 
 def yaml_uses(tree: ast.AST) -> List[str]:
@@ -83,3 +84,31 @@ def test_a_python_tag_in_attributes_yaml_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "attributes.yaml:1: invalid YAML: could not determine a constructor" in proc.stderr
     assert not marker.exists()
+
+
+def test_a_python_tag_in_an_attribute_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    """``-a`` values are YAML too: a tag safe_load cannot build is refused, as in an
+    inventory (it used to be taken silently as the text of the tag)."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "recipe.py").write_text(
+        "from converge import attrs, file\nfile('/srv/x', content=str(attrs.x))\n")
+    proc = subprocess.run([sys.executable, "-m", "converge", "plan", "--root", str(tmp_path),
+                           "recipe.py", "-a", "x=!!python/object/apply:os.system "
+                           "['touch %s']" % marker], cwd=tmp_path, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 1, proc.stdout
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (
+        "error: -a x=!!python/object/apply:os.system ['touch %s']: invalid YAML: could not "
+        "determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+        % marker)
+    assert "yaml.safe_load, which builds no Python objects" in lines[1]
+    assert proc.stdout == ""  # refused before anything was planned
+    assert not marker.exists()
+
+
+def test_command_line_values_that_are_not_yaml_are_text() -> None:
+    from converge.recipe import parse_assignments
+
+    assert parse_assignments(["a=[unclosed", "b=x: y: z", "c='!!python/x'", "d=[1, 2]"]) \
+        == {"a": "[unclosed", "b": "x: y: z", "c": "!!python/x", "d": [1, 2]}

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_handshake_parsing() -> None:
 
 
 def test_loader_source_is_short() -> None:
-    assert len(bundle.loader_source("0" * 64)) < 2500
+    assert len(bundle.loader_source("0" * 64)) < 4000  # it checks the cache it runs from
 
 
 def test_target_half_is_python_3_8_compatible() -> None:
@@ -163,3 +164,57 @@ def test_target_half_is_python_3_8_compatible() -> None:
 
 def test_empty_plan_round_trip() -> None:
     assert Plan.from_json(Plan([]).to_json()).steps == []
+
+
+def _cached(base: Path) -> Path:
+    data, digest = bundle.build()
+    code, _, err = run_loader(base, request() + shipped(data))
+    assert code == 0, err
+    return base / ("agent-" + digest) / "converge"
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda agent: (agent / "agent" / "engine.py").write_text(""), id="emptied"),
+    pytest.param(lambda agent: (agent / "resources" / "file.py").unlink(), id="deleted"),
+    pytest.param(lambda agent: (agent / "agent" / "sitecustomize.py").write_text("x = 1\n"),
+                 id="added"),
+    pytest.param(lambda agent: (agent / "plan.py").chmod(0o666), id="world-writable"),
+    pytest.param(lambda agent: ((agent / "plan.py").unlink(), (agent / "plan.py").symlink_to(
+        ROOT / "converge" / "plan.py")), id="symlink"),
+])
+def test_a_damaged_cache_is_unpacked_again(tmp_path: Path, damage: Any) -> None:
+    """Issue 12 item 16: the cache was trusted as long as converge/__init__.py
+    existed, while the docs said it was checked against its hash."""
+    agent = _cached(tmp_path)
+    damage(agent)
+    data, digest = bundle.build()
+    code, lines, err = run_loader(tmp_path, request() + shipped(data))
+    assert code == 0, err
+    assert bundle.parse_handshake(lines[0])[1] is True  # "need": the bundle is sent again
+    assert json.loads(lines[1]) == {"notice": "the cached agent did not match its hash: "
+                                              "replaced"}
+    assert "facts" in json.loads(lines[2])
+    assert (agent / "agent" / "engine.py").read_bytes() == \
+        (ROOT / "converge" / "agent" / "engine.py").read_bytes()
+    assert not (agent / "agent" / "sitecustomize.py").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent-" + digest]
+    code, lines, err = run_loader(tmp_path, request())
+    assert bundle.parse_handshake(lines[0])[1] is False, err  # intact again: "ready"
+
+
+@pytest.mark.parametrize("where", ["base", "parent"])
+def test_a_cache_others_can_write_is_refused(tmp_path: Path, where: str) -> None:
+    base = tmp_path / "state" / "agent"
+    agent = _cached(base)
+    (base if where == "base" else base.parent).chmod(0o777)
+    marker = agent / "agent" / "remote.py"
+    before = marker.read_bytes()
+    code, lines, _ = run_loader(base, request())
+    assert code == 3
+    assert bundle.parse_handshake(lines[0])[1] is False  # no bundle asked for
+    error = json.loads(lines[1])["error"]
+    assert error == ("the agent cache is writable by another user: %s (owner 0, mode 0777); "
+                     "converge runs no code from it (make every folder of that path root's "
+                     "and not group- or world-writable)"
+                     % (base if where == "base" else base.parent))
+    assert len(lines) == 2 and marker.read_bytes() == before
