@@ -246,7 +246,8 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
     selection = selection or Selection()
     if selection.list_tags:
         _list_tags(recipe, parse_assignments(attr), cookbook_path, root, debug, targets)
-    console = Console(diff=diff, plan=(mode == "plan"), quiet=quiet)
+    console = Console(_console_stream(json_file), diff=diff, plan=(mode == "plan"),
+                      quiet=quiet)
     if targets is not None and targets.remote:
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
@@ -266,7 +267,7 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
             interrupted = as_interrupted(exc)
             typer.echo(printable(interrupted.message()), err=True)
             raise typer.Exit(interrupted.exit_code) from None
-        _local_summary(outcome, transport.host, started, mode == "plan")
+        _local_summary(outcome, transport.host, started, mode == "plan", console.stream)
     if json_file:
         write_json(outcome.report, json_file)
     return outcome
@@ -296,12 +297,19 @@ def _list_tags(recipe: Path, attrs: Any, cookbook_path: List[Path], root: str, d
     raise typer.Exit(EXIT_OK)
 
 
-def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
+def _console_stream(json_file: Optional[str]) -> Any:
+    """Where console lines go: standard error when the JSON report takes standard
+    output (``--json -``), so that ``converge apply r.py --json - | jq`` works."""
+    return sys.stderr if json_file == "-" else sys.stdout
+
+
+def _local_summary(outcome: Any, host: str, started: float, plan: bool, stream: Any) -> None:
     """The summary line of a local run, and its error (the lock was held...)."""
     from .report import summary_line
 
     entry = outcome.report["hosts"][host]
-    typer.echo(summary_line(entry["summary"], time.monotonic() - started, plan=plan))
+    stream.write(summary_line(entry["summary"], time.monotonic() - started, plan=plan) + "\n")
+    stream.flush()
     if entry.get("error"):
         typer.echo("error: %s" % entry["error"], err=True)
 
@@ -501,7 +509,7 @@ def rollback(
     transports = _transports(targets, root, debug)
     if not yes:
         yes = _confirm_removals(transports, run_id)
-    console = Console(diff=diff)
+    console = Console(_console_stream(json_file), diff=diff)
     if targets.remote:
         fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
         try:
@@ -514,7 +522,7 @@ def rollback(
     else:
         outcome = roll_back(transports, run_id, force=force, yes=yes, recorder=recorder,
                             on_event=lambda host, event: console.event(event, host))
-        _local_summary(outcome, transports[0].host, started, False)
+        _local_summary(outcome, transports[0].host, started, False, console.stream)
     if json_file:
         write_json(outcome.report, json_file)
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
