@@ -304,12 +304,15 @@ def _console_stream(json_file: Optional[str]) -> Any:
 
 
 def _local_summary(outcome: Any, host: str, started: float, plan: bool, stream: Any) -> None:
-    """The summary line of a local run, and its error (the lock was held...)."""
+    """The summary line of a local run, or its error when the run did not start (the
+    lock was not free, the rollback was refused): no "Converged 0 resources" then."""
     from .report import summary_line
 
     entry = outcome.report["hosts"][host]
-    stream.write(summary_line(entry["summary"], time.monotonic() - started, plan=plan) + "\n")
-    stream.flush()
+    if not (entry.get("error") and not entry["summary"]["total"]):
+        stream.write(summary_line(entry["summary"], time.monotonic() - started, plan=plan)
+                     + "\n")
+        stream.flush()
     if entry.get("error"):
         typer.echo("error: %s" % entry["error"], err=True)
 

@@ -4,6 +4,7 @@ user sees it: console lines, summary, errors, help."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -67,3 +68,34 @@ def test_rollback_json_to_stdout_sends_the_console_to_stderr(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mode"] == "rollback"
     assert "* file[/etc/motd] action create\n" in proc.stderr
+
+
+# -- 4. Wording -------------------------------------------------------------------------
+
+def test_a_new_file_s_mode_and_owner_are_from_none(tmp_path: Path, root: Path) -> None:
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    recipe(tmp_path, 'from converge import file\n'
+           'file("/etc/app.conf", content="a\\n", mode="0640", owner="root")\n')
+    proc = converge("apply", "--root", str(root), "recipe.py", cwd=tmp_path)
+    assert steady(proc.stdout) == (
+        "* file[/etc/app.conf] action create\n"
+        "  - create new file /etc/app.conf\n"
+        "  - update content in file /etc/app.conf from none to 87428fc5\n"
+        "  - change mode from none to '0640'\n"
+        "  - change owner from none to 'root'\n"
+        "Converged 1 resource: 1 updated, 0 up to date, 0 failed in 0.00s\n")
+
+
+def test_a_refused_rollback_prints_its_error_and_no_summary(tmp_path: Path,
+                                                           root: Path) -> None:
+    recipe(tmp_path, MOTD)
+    assert converge("apply", "--root", str(root), "recipe.py", cwd=tmp_path).returncode == 0
+    (root / "etc/motd").write_text("changed by hand\n")
+    proc = converge("rollback", "--root", str(root), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert steady(proc.stderr) == (
+        "error: rollback of run RUN_ID refused: 1 file was changed since that run:\n"
+        "  /etc/motd: content is now %s, the run left 7aa7a535\n"
+        "  look at what changed; run again with --force to restore them anyway\n"
+        % hashlib.sha256(b"changed by hand\n").hexdigest()[:8])
