@@ -107,20 +107,29 @@ def _shown(event: Event) -> Event:
     return shown
 
 
-def summary_line(counts: Dict[str, int], seconds: float, plan: bool = False) -> str:
-    """"Converged 3 resources: 1 updated, 2 up to date, 0 failed in 0.12s"."""
-    noun = "resource" if counts["total"] == 1 else "resources"
-    if plan:
-        text = "Plan for %d %s: %d would change, %d up to date, %d failed" % (
-            counts["total"], noun, counts["updated"], counts["up_to_date"], counts["failed"])
-    else:
-        text = "Converged %d %s: %d updated, %d up to date, %d failed" % (
-            counts["total"], noun, counts["updated"], counts["up_to_date"], counts["failed"])
-    if counts["skipped"]:
+def counts_text(counts: Dict[str, int], plan: bool = False) -> str:
+    """Resource counts in the words used everywhere (console, recap, docs; the JSON
+    report's status values): "1 updated, 2 up to date, 0 failed", then ", 1 skipped"
+    and ", 1 failed but ignored" when there are any; "would change" in a plan."""
+    text = "%d %s, %d up to date, %d failed" % (
+        counts["updated"], "would change" if plan else "updated", counts["up_to_date"],
+        counts["failed"])
+    if counts.get("skipped"):
         text += ", %d skipped" % counts["skipped"]
     if counts.get("ignored"):
         text += ", %d failed but ignored" % counts["ignored"]
-    return text + " in %.2fs" % seconds
+    return text
+
+
+def _many(count: int, noun: str) -> str:
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def summary_line(counts: Dict[str, int], seconds: float, plan: bool = False) -> str:
+    """"Converged 3 resources: 1 updated, 2 up to date, 0 failed in 0.12s"."""
+    return "%s %s: %s in %.2fs" % ("Plan for" if plan else "Converged",
+                                   _many(counts["total"], "resource"),
+                                   counts_text(counts, plan), seconds)
 
 
 def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, Any]:
@@ -192,44 +201,50 @@ def write_json(report: Dict[str, Any], path: str) -> None:
 # -- fleets ------------------------------------------------------------------------
 
 
-def recap_counts(entry: Dict[str, Any]) -> Dict[str, int]:
-    """One host's recap: ok (up to date or skipped), changed, failed, unreachable."""
-    summary = entry["summary"]
-    unreachable = 1 if entry.get("unreachable") else 0
-    failed = summary["failed"] + (1 if entry.get("error") and not unreachable else 0)
-    return {"ok": summary["up_to_date"] + summary["skipped"] + summary.get("ignored", 0),
-            "changed": summary["updated"], "failed": failed, "unreachable": unreachable}
+def host_state(entry: Dict[str, Any]) -> str:
+    """How a host ended, in the words used for hosts: ``ok`` (every resource
+    converged, or would), ``failed`` (a resource failed, or the run broke) or
+    ``unreachable`` (no connection could be made)."""
+    if entry.get("unreachable"):
+        return "unreachable"
+    if entry.get("not_started"):
+        return "not started"
+    if entry.get("error") or entry["summary"]["failed"]:
+        return "failed"
+    return "ok"
 
 
-def recap_lines(report: Dict[str, Any]) -> List[str]:
-    """``node1  ok=28 changed=2 failed=0 unreachable=0``, one line per host."""
+def recap_lines(report: Dict[str, Any], plan: bool = False) -> List[str]:
+    """``web1  ok  1 updated, 5 up to date, 0 failed``, one line per host (the
+    resource counts left out for a host that ran none)."""
     hosts = report["hosts"]
-    width = max([len(h) for h in hosts] + [4])
+    states = {host: host_state(entry) for host, entry in hosts.items()}
+    width = max(len(h) for h in hosts) if hosts else 0
+    state_width = max([len(s) for s in states.values()] + [0])
     lines = []
     for host, entry in hosts.items():
         if entry.get("not_started"):
             lines.append("%s  not started (the run was aborted by --max-fail)"
                          % host.ljust(width))
             continue
-        counts = recap_counts(entry)
-        lines.append("%s  %s" % (host.ljust(width), " ".join(
-            "%s=%d" % (k, v) for k, v in counts.items())))
+        line = "%s  %s" % (host.ljust(width), states[host].ljust(state_width))
+        if entry["summary"]["total"] or not entry.get("error"):
+            line += "  " + counts_text(entry["summary"], plan)
+        lines.append(line.rstrip())
     return lines
 
 
 def fleet_line(report: Dict[str, Any], plan: bool = False) -> str:
-    """The closing line of a run over several hosts."""
+    """The closing line of a run over SSH: hosts (ok, failed, unreachable), then
+    resources in the words of :func:`summary_line`."""
     s = report["summary"]
-    not_started = s.get("not_started_hosts", 0)
-    ok_hosts = s["hosts"] - s["failed_hosts"] - not_started
-    verb = "would change" if plan else "updated"
-    line = ("%d %s: %d ok, %d failed (%d unreachable)%s; resources: %d %s, %d up to date, "
-            "%d failed in %.2fs" % (s["hosts"], "host" if s["hosts"] == 1 else "hosts",
-                                    ok_hosts, s["failed_hosts"] - not_started,
-                                    s["unreachable_hosts"],
-                                    ", %d not started" % not_started if not_started else "",
-                                    s["updated"], verb, s["up_to_date"], s["failed"],
-                                    s["seconds"]))
+    states = [host_state(entry) for entry in report["hosts"].values()]
+    not_started = states.count("not started")
+    line = "%s %s: %d ok, %d failed, %d unreachable%s; %s: %s in %.2fs" % (
+        "Plan for" if plan else "Converged", _many(s["hosts"], "host"), states.count("ok"),
+        states.count("failed"), states.count("unreachable"),
+        ", %d not started" % not_started if not_started else "",
+        _many(s["total"], "resource"), counts_text(s, plan), s["seconds"])
     return line + (" (ABORTED: more hosts failed than --max-fail allows)"
                    if s.get("aborted") else "")
 
@@ -246,6 +261,7 @@ class FleetConsole:
         self.live = live  # one host: print its lines as they come
         self.pending: Dict[str, List[str]] = {}
         self.done = self.changed = self.failed = 0
+        self.wrote = False  # any line yet (the recap is set apart by a blank line)
         self._progress: Any = None
         self._task: Any = None
         use_bar = self.console.stream.isatty() if progress is None else progress
@@ -262,12 +278,14 @@ class FleetConsole:
             rich_console = RichConsole(file=self.console.stream)
             self._progress = Progress(
                 TextColumn("hosts"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("changed {task.fields[changed]}  failed {task.fields[failed]}"),
+                TextColumn("{task.fields[changed]} with changes, "
+                           "{task.fields[failed]} failed or unreachable"),
                 TimeElapsedColumn(), console=rich_console, transient=True)
             self._task = self._progress.add_task("hosts", total=total, changed=0, failed=0)
             self._progress.start()
 
     def _write(self, lines: List[str]) -> None:
+        self.wrote = self.wrote or bool(lines)
         if self._progress is not None:
             from rich.text import Text
 
@@ -280,6 +298,8 @@ class FleetConsole:
     def event(self, host: str, event: Event) -> None:
         lines = ["  " + line for line in self.console.lines(event)]
         if self.live:
+            if not lines:  # check: an up-to-date resource prints nothing, nor its host
+                return
             if host not in self.pending:
                 self.pending[host] = []
                 self._write([self.console._paint(BOLD, host)])
@@ -292,20 +312,22 @@ class FleetConsole:
         self._write(["BATCH %d/%d: %s" % (number, total, ", ".join(hosts))])
 
     def host_done(self, host: str, entry: Dict[str, Any]) -> None:
-        counts = recap_counts(entry)
         self.done += 1
-        self.changed += 1 if counts["changed"] else 0
-        self.failed += 1 if counts["failed"] or counts["unreachable"] else 0
-        lines = [] if self.live and host in self.pending else \
-            [self.console._paint(BOLD, host)] + self.pending.get(host, [])
+        self.changed += 1 if entry["summary"]["updated"] else 0
+        self.failed += 1 if host_state(entry) in ("failed", "unreachable") else 0
+        headed = self.live and host in self.pending  # its lines are out already
+        lines = [] if headed else self.pending.get(host, [])
         self.pending.pop(host, None)
         if entry.get("error"):
-            tag = "unreachable" if entry.get("unreachable") else "failed"
+            state = host_state(entry)  # a host not started says so in its error
+            tag = "" if state == "not started" else state + ": "
             message = entry["error"].splitlines()
             if message[0].startswith(host + ": "):
                 message[0] = message[0][len(host) + 2:]
-            lines.append(self.console._paint(RED, "  ! %s: %s" % (tag, message[0])))
+            lines.append(self.console._paint(RED, "  ! %s%s" % (tag, message[0])))
             lines.extend("    " + line for line in message[1:])
+        if lines and not headed:  # a host with nothing to show (check, in sync) has no head
+            lines.insert(0, self.console._paint(BOLD, host))
         self._write(lines)
         if self._progress is not None:
             self._progress.update(self._task, advance=1, changed=self.changed,
@@ -319,4 +341,5 @@ class FleetConsole:
 
     def finish(self, report: Dict[str, Any], plan: bool = False) -> None:
         self.stop()
-        self._write(["", "RECAP"] + recap_lines(report) + [fleet_line(report, plan)])
+        self._write([""] * self.wrote + ["RECAP"] + recap_lines(report, plan)
+                    + [fleet_line(report, plan)])
