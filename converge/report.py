@@ -50,8 +50,8 @@ class Console:
         elif status == "failed":
             tag = " (failed, ignored)" if event.get("ignored") else " (failed)"
             out.append(head + self._paint(RED, tag))
-            for change in event["changes"]:
-                out.append("  - " + self._verb(change))
+            # Its change lines are not shown: how many of them were carried out
+            # before the error is not known (Chef shows the failing action's error).
             source = event.get("source")
             where = "%s: " % (source,) if source else ""
             message = (event.get("error") or "").splitlines() or [""]
@@ -167,6 +167,10 @@ def history_lines(runs: List[Dict[str, Any]], changes: int = 3) -> List[str]:
         for res in run.get("changed", []):
             status = "" if res["status"] == "updated" else " (%s)" % res["status"]
             lines.append("    %s%s" % (res["id"], status))
+            if res["status"] == "failed":  # its changes were not (all) made: its error
+                error = (res.get("error") or "").splitlines()
+                lines.append("      ! " + printable(error[0] if error else "failed"))
+                continue
             lines.extend("      - " + change for change in res["changes"][:changes])
             if len(res["changes"]) > changes:
                 lines.append("      ... %d more" % (len(res["changes"]) - changes))

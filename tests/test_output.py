@@ -99,3 +99,39 @@ def test_a_refused_rollback_prints_its_error_and_no_summary(tmp_path: Path,
         "  /etc/motd: content is now %s, the run left 7aa7a535\n"
         "  look at what changed; run again with --force to restore them anyway\n"
         % hashlib.sha256(b"changed by hand\n").hexdigest()[:8])
+
+
+# -- 2. A failed resource does not print changes as if they were made -------------------
+
+FAILING = ('from converge import file\n'
+           'file("/etc/b/c", content="b")\n'
+           'file("/etc/d", content="d")\n')
+
+
+def test_a_failed_resource_shows_its_error_not_its_changes(tmp_path: Path, root: Path) -> None:
+    recipe(tmp_path, FAILING)
+    proc = converge("apply", "--root", str(root), "recipe.py", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert steady(proc.stdout) == (
+        "* file[/etc/b/c] action create (failed)\n"
+        "  ! recipe.py:2: parent directory /etc/b does not exist\n"
+        "    declare it first: directory('/etc/b', recursive=True)\n"
+        "* file[/etc/d] action create\n"
+        "  - create new file /etc/d\n"
+        "  - update content in file /etc/d from none to 18ac3e73\n"
+        "Converged 2 resources: 1 updated, 0 up to date, 1 failed in 0.00s\n")
+
+
+def test_history_shows_a_failed_resource_s_error_not_its_changes(tmp_path: Path,
+                                                                 root: Path) -> None:
+    recipe(tmp_path, FAILING)
+    converge("apply", "--root", str(root), "recipe.py", cwd=tmp_path)
+    proc = converge("history", "--root", str(root), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "STARTED", steady(proc.stdout)) == (
+        "RUN_ID  STARTED  apply  1 changed, 1 failed  recipe.py\n"
+        "    file[/etc/b/c] (failed)\n"
+        "      ! parent directory /etc/b does not exist\n"
+        "    file[/etc/d]\n"
+        "      - create new file /etc/d\n"
+        "      - update content in file /etc/d from none to 18ac3e73\n")
