@@ -135,3 +135,29 @@ def test_history_shows_a_failed_resource_s_error_not_its_changes(tmp_path: Path,
         "    file[/etc/d]\n"
         "      - create new file /etc/d\n"
         "      - update content in file /etc/d from none to 18ac3e73\n")
+
+
+# -- 6. Paths in messages ----------------------------------------------------------------
+
+def test_a_source_is_shown_whole_when_the_current_directory_is_root(tmp_path: Path,
+                                                                    root: Path) -> None:
+    broken = recipe(tmp_path, 'from converge import file\n\nfile("/etc/x", content=1)\n',
+                    "hello.py")
+    for given in (str(broken), str(broken).lstrip("/")):  # absolute, and relative to /
+        proc = converge("plan", "--root", str(root), given, cwd=Path("/"))
+        assert proc.stderr == ("error: %s:3: file[/etc/x]: content must be str or bytes, "
+                               "not int\n" % broken), given
+    proc = converge("plan", "--root", str(root), "hello.py", cwd=tmp_path)
+    assert proc.stderr.startswith("error: hello.py:3: file[/etc/x]: ")
+
+
+@pytest.mark.parametrize("given", [".", "..", "here"])
+def test_a_folder_without_a_recipe_is_named(given: str, tmp_path: Path, root: Path) -> None:
+    (tmp_path / "here" / "sub").mkdir(parents=True)
+    cwd = {".": tmp_path / "here", "..": tmp_path / "here" / "sub", "here": tmp_path}[given]
+    proc = converge("apply", "--root", str(root), given, cwd=cwd)
+    assert proc.returncode == 1
+    named = "here" if given == "here" else str(tmp_path / "here")
+    assert proc.stderr == ("error: %s is a folder without a recipe.py\n"
+                           "  give a recipe file, or a cookbook folder (one with recipe.py)\n"
+                           % named)
