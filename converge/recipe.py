@@ -342,7 +342,8 @@ class RecipeContext:
             code = compile(path.read_bytes(), source, "exec")
         except SyntaxError as exc:
             raise RecipeError("syntax error: %s" % exc.msg,
-                              source="%s:%s" % (source, exc.lineno)) from None
+                              source="%s:%s" % (source, exc.lineno),
+                              hint=_pointed(exc)) from None
         namespace = {"__name__": "__converge_recipe__", "__file__": str(path),
                      "node": self.node, "attrs": self.attrs}
         self.files.append(path)
@@ -574,6 +575,28 @@ def compile_recipe(
         ctxvar.CURRENT.reset(token)
     plan.options["facts_used"] = ctx.node.gathered
     return plan
+
+
+def _pointed(exc: SyntaxError) -> Optional[str]:
+    """The line of a syntax error and a caret under the spot, as Python shows them
+    (offsets come in bytes of the file, shown in characters; indentation dropped)."""
+    if not exc.text or not exc.text.strip() or not exc.offset:
+        return None
+    from .errors import printable
+
+    text = exc.text.rstrip("\r\n")
+    encoded = text.encode("utf-8", "surrogateescape")
+
+    def column(offset: int) -> int:
+        return len(encoded[:max(offset - 1, 0)].decode("utf-8", "replace"))
+
+    start = column(exc.offset)
+    end = column(exc.end_offset) if exc.end_lineno == exc.lineno and exc.end_offset else 0
+    indent = len(text) - len(text.lstrip())
+    line = printable(text[indent:])
+    start = min(max(start - indent, 0), len(line))
+    width = max(1, min(end - indent, len(line)) - start)
+    return "%s\n  %s%s" % (line, " " * start, "^" * width)
 
 
 def _recipe_line(tb: Optional[TracebackType], ctx: RecipeContext) -> Optional[str]:
