@@ -83,6 +83,25 @@ app.add_typer(runs_app, name="runs")
 app.command("report")(report_command)
 
 
+def _plain_usage() -> None:
+    """typer writes a required argument as ``{RECIPE}`` in usage lines, which reads as
+    a placeholder syntax of its own; write ``RECIPE``, as click and man pages do."""
+    from typer.core import TyperArgument
+
+    typer_metavar = TyperArgument.make_metavar
+
+    def make_metavar(self: TyperArgument, ctx: Any, *, usage: bool = False) -> str:
+        text = str(typer_metavar(self, ctx, usage=usage))
+        if usage and text.startswith("{") and "}" in text:
+            text = text[1:].replace("}", "", 1)
+        return text
+
+    TyperArgument.make_metavar = make_metavar  # type: ignore[method-assign]
+
+
+_plain_usage()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo("converge %s" % __version__)
@@ -97,35 +116,43 @@ def _root(
     """converge: configuration management for Linux servers, in plain Python."""
 
 
-RecipeArg = typer.Argument(..., help="A recipe file, or a cookbook folder with recipe.py.")
+RecipeArg = typer.Argument(..., metavar="RECIPE",
+                           help="A recipe file, or a cookbook folder with recipe.py.")
 AttrOpt = typer.Option([], "--attr", "-a", metavar="KEY=VALUE",
                        help="Set an attribute (highest precedence), e.g. -a chrony.maxpoll=10.")
 JsonOpt = typer.Option(None, "--json", metavar="FILE", help="Write the JSON report to FILE "
                        "('-' for standard output).")
 DiffOpt = typer.Option(False, "--diff", help="Show a unified diff of content changes.")
-CookbookOpt = typer.Option([], "--cookbook-path", "-C", help="A folder of cookbooks to "
-                           "search for include_recipe (repeatable).")
-RootOpt = typer.Option("/", "--root", help="Converge this directory tree as if it were / "
-                       "(local runs; for trying recipes safely).")
+CookbookOpt = typer.Option([], "--cookbook-path", "-C", metavar="DIR", help="A folder of "
+                           "cookbooks to search for include_recipe (repeatable).")
+RootOpt = typer.Option("/", "--root", metavar="DIR", help="Work on this directory tree as if "
+                       "it were / (local runs; for trying recipes safely).")
+HistoryRootOpt = typer.Option("/", "--root", metavar="DIR", help="List the runs journaled "
+                              "in this directory tree (by apply --root DIR).")
+RollbackRootOpt = typer.Option("/", "--root", metavar="DIR", help="Undo a run made in this "
+                               "directory tree (by apply --root DIR).")
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for errors.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed resource.")
 
 
 HostOpt = typer.Option([], "--host", "-H", metavar="[USER@]HOST[:PORT]",
-                       help="Push to this host over SSH (repeatable).")
+                       help="A target host, reached over SSH, instead of this machine "
+                       "(repeatable).")
 InventoryOpt = typer.Option([], "--inventory", "-i", metavar="FILE",
-                            help="Push to the hosts of this inventory over SSH: a YAML file, "
-                            "an executable (Ansible's inventory-script protocol) or an "
-                            "inventory.py (repeatable; merged in order).")
+                            help="The target hosts of this inventory, reached over SSH: a "
+                            "YAML file, an executable (Ansible's inventory-script protocol) "
+                            "or an inventory.py (repeatable; merged in order).")
 LimitOpt = typer.Option([], "--limit", "-l", metavar="PATTERN", help="Only hosts matching "
                         "a host name, group or glob ('!pattern' excludes; repeatable).")
-ForksOpt = typer.Option(20, "--forks", "-f", min=1, help="Hosts converged at once.")
+ForksOpt = typer.Option(20, "--forks", "-f", min=1, metavar="N",
+                        help="How many hosts are worked on at once.")
 BecomeOpt = typer.Option(False, "--become", "-b", help="Run the agent as root with sudo.")
 BecomePassOpt = typer.Option(False, "--ask-become-pass", "-K",
                              help="Prompt for the sudo password (sent over the connection).")
 AcceptNewOpt = typer.Option(False, "--accept-new", help="Record the keys of hosts not yet in "
                             "known_hosts (a changed key is always refused).")
-UserOpt = typer.Option(None, "--user", "-u", help="SSH user for hosts that name none.")
+UserOpt = typer.Option(None, "--user", "-u", metavar="USER",
+                       help="SSH user for hosts that name none.")
 KeyOpt = typer.Option(None, "--key", metavar="FILE", help="SSH private key for hosts that "
                       "name none.")
 LockTimeoutOpt = typer.Option(60.0, "--lock-timeout", metavar="SECONDS", min=0,
@@ -366,10 +393,12 @@ def apply(
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
-    """Converge the machine to the recipe: change what differs, report every resource.
+    """Converge this machine (or the targets) to the recipe.
 
-    Each target journals the run (converge history) and takes its run lock; the run is
-    recorded in the run store (converge runs, converge report)."""
+    What differs is changed and reported; what already matches is reported (up to
+    date) and left alone. Each target journals the run (converge history) and
+    takes its run lock; the run is recorded in the run store (converge runs,
+    converge report)."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
                         fail_fast, targets=targets.run_options(lock_timeout, keep_runs),
                         recorder=recorder, selection=selection)
@@ -421,7 +450,9 @@ def check(
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
-    """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
+    """Detect drift: exit 0 in sync, 2 drift, 1 error.
+
+    Prints only what would change, and the summary; changes nothing."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
                         False, quiet=True, targets=targets, recorder=recorder,
                         selection=selection)
@@ -437,11 +468,13 @@ def check(
 @with_vault
 def history(
     json_out: bool = typer.Option(False, "--json", help="Print the journal as JSON."),
-    root: str = RootOpt,
+    root: str = HistoryRootOpt,
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
 ) -> None:
-    """List the runs journaled on the target, oldest first, and what each changed."""
+    """List the runs journaled on the target and what each changed.
+
+    Oldest first; each run's id is what converge rollback takes."""
     import json
 
     from .report import history_lines
@@ -486,7 +519,7 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 @with_vault
 @with_store("rollback")
 def rollback(
-    run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
                                            "last apply that changed anything."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing packages "
@@ -495,15 +528,17 @@ def rollback(
                                "changed since that run."),
     json_file: Optional[str] = JsonOpt,
     diff: bool = DiffOpt,
-    root: str = RootOpt,
+    root: str = RollbackRootOpt,
     debug: bool = DebugOpt,
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
 ) -> None:
-    """Restore what a run changed: files (content, mode, owner; created ones deleted),
-    sysctls, cron entries, oom scores, packages it installed. A run of its own."""
+    """Undo a run: restore what it changed, as a run of its own.
+
+    Files (content, mode, owner; created ones deleted), sysctls, cron entries, oom
+    scores, packages it installed."""
     from .report import Console, FleetConsole, write_json
     from .runner import rollback as roll_back
 
@@ -589,12 +624,14 @@ def facts(
 
 @app.command()
 def resources(
-    name: Optional[str] = typer.Argument(None, help="One resource type to describe."),
+    name: Optional[str] = typer.Argument(None, metavar="[TYPE]",
+                                         help="One resource type to describe."),
     cookbook_path: List[Path] = CookbookOpt,
 ) -> None:
-    """List every resource type with its actions and properties: converge's, installed
-    packages', and those of the cookbook in this folder or given with -C (a cookbook, or
-    a folder of cookbooks as apply's -C)."""
+    """List every resource type with its actions and properties.
+
+    converge's, installed packages', and those of the cookbook in this folder or
+    given with -C (a cookbook, or a folder of cookbooks as apply's -C)."""
     from .agent import extensions
     from .docs import describe_types
 

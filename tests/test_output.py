@@ -161,3 +161,80 @@ def test_a_folder_without_a_recipe_is_named(given: str, tmp_path: Path, root: Pa
     assert proc.stderr == ("error: %s is a folder without a recipe.py\n"
                            "  give a recipe file, or a cookbook folder (one with recipe.py)\n"
                            % named)
+
+
+# -- 7. Help -----------------------------------------------------------------------------
+
+COMMANDS = [["apply"], ["plan"], ["check"], ["history"], ["rollback"], ["resources"],
+            ["test"], ["lab"], ["lab", "up"], ["lab", "ls"], ["lab", "ssh"],
+            ["lab", "inventory"], ["lab", "down"]]
+
+
+def help_of(*command: str) -> str:
+    proc = converge(*command, "--help", cwd=REPO, env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("command", [[]] + COMMANDS, ids=lambda c: " ".join(c) or "converge")
+def test_help_has_no_placeholders_and_no_cut_sentences(command: list) -> None:
+    text = help_of(*command)
+    usage = text.splitlines()[0]
+    assert "{" not in usage, usage  # RECIPE, not {recipe}
+    assert not re.search(r"<[a-z ]+>", text), text  # no <str>, <int range>, <path>
+    assert not re.search(r"\.\.\.$", text.split("Commands:")[-1] if "Commands:" in text
+                         else "", re.M), text  # no command summary cut mid-sentence
+    assert re.match(r"Usage: converge [a-z ]*\[OPTIONS\]( [A-Z\[]|$| COMMAND)", usage), usage
+
+
+def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
+    listed = help_of().split("Commands:\n")[1].splitlines()
+    assert listed == [
+        "  apply      Converge this machine (or the targets) to the recipe.",
+        "  plan       Show what apply would change, with diffs; change nothing.",
+        "  check      Detect drift: exit 0 in sync, 2 drift, 1 error.",
+        "  history    List the runs journaled on the target and what each changed.",
+        "  rollback   Undo a run: restore what it changed, as a run of its own.",
+        "  resources  List every resource type with its actions and properties.",
+        "  test       Apply a recipe twice in fresh lab nodes: idempotent?",
+        "  lab        Throwaway sandbox nodes on this machine, to try recipes in.",
+    ]
+
+
+def option_help(text: str, option: str) -> str:
+    """The help of one option, its wrapped lines joined."""
+    lines = text.split("Options:\n")[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"\s+(-\w, )?%s\b" % option,
+                                                                 line))
+    body = [lines[start]] + [line for line in lines[start + 1:]][:3]
+    out = []
+    for i, line in enumerate(body):
+        if i and re.match(r"\s+-", line):
+            break
+        out.append(line.strip())
+    return " ".join(out)
+
+
+@pytest.mark.parametrize("command, root", [
+    ("apply", "Work on this directory tree as if it were /"),
+    ("history", "List the runs journaled in this directory tree (by apply --root DIR)."),
+    ("rollback", "Undo a run made in this directory tree (by apply --root DIR)."),
+])
+def test_each_command_describes_root_and_hosts_for_what_it_does(command: str,
+                                                                root: str) -> None:
+    text = help_of(command)
+    assert root in option_help(text, "--root")
+    host = option_help(text, "--host")
+    assert "Push" not in host and "A target host, reached over SSH" in host
+
+
+def test_resources_says_required_and_suggests_a_close_type() -> None:
+    listing = converge("resources", "file", cwd=REPO).stdout
+    assert "[default (required)]" not in listing
+    assert re.search(r"^  path +Path of the file; .*  \[required\]$", listing, re.M)
+    assert "  mode           " in listing and "[default None]" in listing
+    proc = converge("resources", "fil", cwd=REPO)
+    assert proc.returncode == 1
+    assert proc.stderr == ("error: no resource type 'fil'; did you mean 'file'?\n"
+                           "  the types: cron, directory, execute, file, line, oom_protect, "
+                           "package, service, sysctl, template\n")
