@@ -238,3 +238,32 @@ def test_resources_says_required_and_suggests_a_close_type() -> None:
     assert proc.stderr == ("error: no resource type 'fil'; did you mean 'file'?\n"
                            "  the types: cron, directory, execute, file, line, oom_protect, "
                            "package, service, sysctl, template\n")
+
+
+# -- 5. The recap, as the docs show it ---------------------------------------------------
+
+COUNTS = (r"\d+ (updated|would change), \d+ up to date, \d+ failed(, \d+ skipped)?"
+          r"(, \d+ failed but ignored)?")
+RECAP_HOST = re.compile(r"^\S+ {2,}(ok|failed|unreachable) *(  %s)?$" % COUNTS)
+FLEET_LINE = re.compile(r"^(Converged|Plan for) \d+ hosts?: \d+ ok, \d+ failed, \d+ "
+                        r"unreachable; \d+ resources?: %s in \d+\.\d\ds$" % COUNTS)
+
+
+def test_every_recap_in_the_docs_is_in_the_words_the_code_prints() -> None:
+    pages = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
+    seen = 0
+    for page in pages:
+        lines = [line[4:] for line in page.read_text().splitlines()]
+        assert "ok=" not in page.read_text(), page.name
+        for index, line in enumerate(lines):
+            if line != "RECAP":
+                continue
+            seen += 1
+            block = []
+            for following in lines[index + 1:]:
+                block.append(following)
+                if FLEET_LINE.match(following) or not following.strip():
+                    break
+            assert FLEET_LINE.match(block[-1]), (page.name, block)
+            assert all(RECAP_HOST.match(host) for host in block[:-1]), (page.name, block)
+    assert seen >= 5
