@@ -519,7 +519,8 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 @with_vault
 @with_store("rollback")
 def rollback(
-    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The run to undo (an id from converge "
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]",
+                                           help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
                                            "last apply that changed anything."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing packages "
