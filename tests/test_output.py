@@ -167,7 +167,10 @@ def test_a_folder_without_a_recipe_is_named(given: str, tmp_path: Path, root: Pa
 
 COMMANDS = [["apply"], ["plan"], ["check"], ["history"], ["rollback"], ["resources"],
             ["test"], ["lab"], ["lab", "up"], ["lab", "ls"], ["lab", "ssh"],
-            ["lab", "inventory"], ["lab", "down"]]
+            ["lab", "inventory"], ["lab", "down"], ["runs"], ["runs", "show"], ["report"],
+            ["vault"], ["vault", "encrypt"], ["vault", "decrypt"], ["vault", "view"],
+            ["vault", "edit"], ["vault", "create"], ["vault", "rekey"],
+            ["vault", "encrypt-string"]]
 
 
 def help_of(*command: str) -> str:
@@ -184,12 +187,13 @@ def test_help_has_no_placeholders_and_no_cut_sentences(command: list) -> None:
     assert not re.search(r"<[a-z ]+>", text), text  # no <str>, <int range>, <path>
     assert not re.search(r"\.\.\.$", text.split("Commands:")[-1] if "Commands:" in text
                          else "", re.M), text  # no command summary cut mid-sentence
-    assert re.match(r"Usage: converge [a-z ]*\[OPTIONS\]( [A-Z\[]|$| COMMAND)", usage), usage
+    assert re.match(r"Usage: converge [a-z -]*\[OPTIONS\]( [A-Z\[]|$| COMMAND)", usage), usage
 
 
 def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
     listed = help_of().split("Commands:\n")[1].splitlines()
-    assert listed == [
+    assert sorted(listed) == sorted([
+        "  report     Write one self-contained HTML report of runs.",
         "  apply      Converge this machine (or the targets) to the recipe.",
         "  plan       Show what apply would change, with diffs; change nothing.",
         "  check      Detect drift: exit 0 in sync, 2 drift, 1 error.",
@@ -197,8 +201,10 @@ def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
         "  rollback   Undo a run: restore what it changed, as a run of its own.",
         "  resources  List every resource type with its actions and properties.",
         "  test       Apply a recipe twice in fresh lab nodes: idempotent?",
+        "  vault      Files and values encrypted with Ansible Vault.",
+        "  runs       The runs recorded in the run store.",
         "  lab        Throwaway sandbox nodes on this machine, to try recipes in.",
-    ]
+    ])
 
 
 def option_help(text: str, option: str) -> str:
