@@ -128,7 +128,8 @@ def _listed(run: Dict[str, Any]) -> Dict[str, Any]:
 @app.command()
 def show(
     ctx: typer.Context,
-    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="A run id (or its unique beginning); "
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]",
+                                           help="A run id (or its unique beginning); "
                                            "default: the last run."),
     diff: bool = typer.Option(False, "--diff", help="Show the diffs too."),
     json_out: bool = typer.Option(False, "--json", help="Print the run as JSON."),
@@ -160,8 +161,8 @@ def show(
                                        plan=run["kind"] == "check"))
 
 
-RunIdsArg = typer.Argument(None, metavar="[RUN_ID]...", help="Run ids (or their unique beginnings); default: the "
-                          "last run.")
+RunIdsArg = typer.Argument(None, metavar="[RUN_ID]...",
+                          help="Run ids (or their unique beginnings); default: the last run.")
 OutputOpt = typer.Option(Path("report.html"), "--output", "-o", metavar="FILE",
                          help="Where to write the HTML file.")
 TimelineOpt = typer.Option([], "--host", metavar="HOST", help="Add a timeline of this host "

@@ -201,8 +201,8 @@ def rekey(files: List[Path] = FilesArg,
 @with_vault
 def encrypt_string(
     value: Optional[str] = typer.Argument(
-        None, metavar="[VALUE]", help="The value (omit it to read standard input, or to be prompted on a "
-        "terminal: a value on the command line is visible to other users)."),
+        None, metavar="[VALUE]", help="The value (omit it to read standard input, or to "
+        "be prompted on a terminal: a value on the command line is visible to other users)."),
     name: Optional[str] = typer.Option(None, "--name", "-n", metavar="NAME",
                                        help="Print it as 'NAME: !vault |' for a YAML file."),
     encrypt_vault_id: Optional[str] = EncryptIdOpt,
