@@ -205,24 +205,27 @@ def write_json(report: Dict[str, Any], path: str) -> None:
 # -- fleets ------------------------------------------------------------------------
 
 
-def host_state(entry: Dict[str, Any]) -> str:
-    """How a host ended, in the words used for hosts: ``ok`` (every resource
-    converged, or would), ``failed`` (a resource failed, or the run broke) or
-    ``unreachable`` (no connection could be made)."""
+def host_state(entry: Dict[str, Any], plan: bool = False) -> str:
+    """How a host ended, in the words used for hosts (the recap, the run store,
+    ``converge runs``): ``unreachable`` (no connection could be made), ``failed`` (a
+    resource failed, or the run broke off), ``changed`` (``would change`` in a
+    plan) or ``ok`` (nothing to change)."""
     if entry.get("unreachable"):
         return "unreachable"
     if entry.get("not_started"):
         return "not started"
     if entry.get("error") or entry["summary"]["failed"]:
         return "failed"
+    if entry["summary"]["updated"]:
+        return "would change" if plan else "changed"
     return "ok"
 
 
 def recap_lines(report: Dict[str, Any], plan: bool = False) -> List[str]:
-    """``web1  ok  1 updated, 5 up to date, 0 failed``, one line per host (the
+    """``web1  changed  1 updated, 5 up to date, 0 failed``, one line per host (the
     resource counts left out for a host that ran none)."""
     hosts = report["hosts"]
-    states = {host: host_state(entry) for host, entry in hosts.items()}
+    states = {host: host_state(entry, plan) for host, entry in hosts.items()}
     width = max(len(h) for h in hosts) if hosts else 0
     state_width = max([len(s) for s in states.values()] + [0])
     lines = []
@@ -239,14 +242,15 @@ def recap_lines(report: Dict[str, Any], plan: bool = False) -> List[str]:
 
 
 def fleet_line(report: Dict[str, Any], plan: bool = False) -> str:
-    """The closing line of a run over SSH: hosts (ok, failed, unreachable), then
+    """The closing line of a run over SSH: hosts by :func:`host_state`, then
     resources in the words of :func:`summary_line`."""
     s = report["summary"]
-    states = [host_state(entry) for entry in report["hosts"].values()]
+    states = [host_state(entry, plan) for entry in report["hosts"].values()]
+    changed = "would change" if plan else "changed"
     not_started = states.count("not started")
-    line = "%s %s: %d ok, %d failed, %d unreachable%s; %s: %s in %.2fs" % (
+    line = "%s %s: %d ok, %d %s, %d failed, %d unreachable%s; %s: %s in %.2fs" % (
         "Plan for" if plan else "Converged", _many(s["hosts"], "host"), states.count("ok"),
-        states.count("failed"), states.count("unreachable"),
+        states.count(changed), changed, states.count("failed"), states.count("unreachable"),
         ", %d not started" % not_started if not_started else "",
         _many(s["total"], "resource"), counts_text(s, plan), s["seconds"])
     return line + (" (ABORTED: more hosts failed than --max-fail allows)"

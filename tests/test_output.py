@@ -250,9 +250,11 @@ def test_resources_says_required_and_suggests_a_close_type() -> None:
 
 COUNTS = (r"\d+ (updated|would change), \d+ up to date, \d+ failed(, \d+ skipped)?"
           r"(, \d+ failed but ignored)?")
-RECAP_HOST = re.compile(r"^\S+ {2,}(ok|failed|unreachable) *(  %s)?$" % COUNTS)
-FLEET_LINE = re.compile(r"^(Converged|Plan for) \d+ hosts?: \d+ ok, \d+ failed, \d+ "
-                        r"unreachable; \d+ resources?: %s in \d+\.\d\ds$" % COUNTS)
+RECAP_HOST = re.compile(r"^\S+ {2,}(ok|changed|would change|failed|unreachable) *(  %s)?$"
+                        % COUNTS)
+FLEET_LINE = re.compile(r"^(Converged|Plan for) \d+ hosts?: \d+ ok, \d+ (changed|would change), "
+                        r"\d+ failed, \d+ unreachable; \d+ resources?: %s in \d+\.\d\ds$"
+                        % COUNTS)
 
 
 def test_every_recap_in_the_docs_is_in_the_words_the_code_prints() -> None:
