@@ -207,9 +207,10 @@ def write_json(report: Dict[str, Any], path: str) -> None:
 
 def host_state(entry: Dict[str, Any], plan: bool = False) -> str:
     """How a host ended, in the words used for hosts (the recap, the run store,
-    ``converge runs``): ``unreachable`` (no connection could be made), ``failed`` (a
-    resource failed, or the run broke off), ``changed`` (``would change`` in a
-    plan) or ``ok`` (nothing to change)."""
+    ``converge runs``): ``unreachable`` (no connection could be made), ``not
+    started`` (--max-fail aborted the run first), ``failed`` (a resource failed, or
+    the run broke off), ``changed`` (``would change`` in a plan) or ``ok`` (nothing
+    to change)."""
     if entry.get("unreachable"):
         return "unreachable"
     if entry.get("not_started"):
