@@ -48,16 +48,18 @@ app = typer.Typer(
 
 
 app.add_typer(vault_app, name="vault")
-new_app = typer.Typer(no_args_is_help=True, help="Write a working skeleton: a cookbook, or a "
-                      "resource type of a cookbook's own.",
+new_app = typer.Typer(no_args_is_help=True, help="Write a working skeleton to start from.\n\n"
+                      "A cookbook, or a resource type of a cookbook's own.",
                       context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(new_app, name="new")
 
 
 @new_app.command("cookbook")
-def new_cookbook(name: str = typer.Argument(..., help="The cookbook's name (a folder of "
-                                            "this name is made here).")) -> None:
-    """A cookbook in ./NAME: recipe.py, attributes.yaml, README.md, resources/, a test."""
+def new_cookbook(name: str = typer.Argument(..., metavar="NAME", help="The cookbook's name "
+                                            "(a folder of this name is made here).")) -> None:
+    """Write a cookbook in ./NAME.
+
+    recipe.py, attributes.yaml, README.md, resources/ and a test."""
     from .scaffold import new_cookbook as make
 
     for path in make(name, Path.cwd()):
@@ -70,11 +72,13 @@ NewCookbookOpt = typer.Option(Path("."), "--cookbook", metavar="DIR",
 
 @new_app.command("resource")
 def new_resource(
-    name: str = typer.Argument(..., help="The type's name (as recipes call it)."),
+    name: str = typer.Argument(..., metavar="NAME",
+                               help="The type's name (as recipes call it)."),
     cookbook: Path = NewCookbookOpt,
 ) -> None:
-    """A resource type in COOKBOOK/resources/NAME.py (a file it manages, with rollback),
-    used by the cookbook's recipe."""
+    """Write a resource type in COOKBOOK/resources/NAME.py.
+
+    A file it manages, with rollback, used by the cookbook's recipe."""
     from .scaffold import new_resource as make
 
     for path in make(name, cookbook):
@@ -596,8 +600,10 @@ def facts(
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
 ) -> None:
-    """Print, as JSON, the facts a recipe reads as node.* (node.ipaddress,
-    node.local.NAME...), of this machine or of each target: {host: facts}."""
+    """Print the facts a recipe reads as node.*, as JSON.
+
+    node.ipaddress, node.local.NAME...: of this machine, or of each target as
+    {host: facts}."""
     import json
     from concurrent.futures import ThreadPoolExecutor
 

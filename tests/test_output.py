@@ -170,7 +170,8 @@ COMMANDS = [["apply"], ["plan"], ["check"], ["history"], ["rollback"], ["resourc
             ["lab", "inventory"], ["lab", "down"], ["runs"], ["runs", "show"], ["report"],
             ["vault"], ["vault", "encrypt"], ["vault", "decrypt"], ["vault", "view"],
             ["vault", "edit"], ["vault", "create"], ["vault", "rekey"],
-            ["vault", "encrypt-string"]]
+            ["vault", "encrypt-string"], ["facts"], ["new"], ["new", "cookbook"],
+            ["new", "resource"]]
 
 
 def help_of(*command: str) -> str:
@@ -202,6 +203,8 @@ def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
         "  resources  List every resource type with its actions and properties.",
         "  test       Apply a recipe twice in fresh lab nodes: idempotent?",
         "  vault      Files and values encrypted with Ansible Vault.",
+        "  facts      Print the facts a recipe reads as node.*, as JSON.",
+        "  new        Write a working skeleton to start from.",
         "  runs       The runs recorded in the run store.",
         "  lab        Throwaway sandbox nodes on this machine, to try recipes in.",
     ])
