@@ -48,16 +48,18 @@ app = typer.Typer(
 
 
 app.add_typer(vault_app, name="vault")
-new_app = typer.Typer(no_args_is_help=True, help="Write a working skeleton: a cookbook, or a "
-                      "resource type of a cookbook's own.",
+new_app = typer.Typer(no_args_is_help=True, help="Write a working skeleton to start from.\n\n"
+                      "A cookbook, or a resource type of a cookbook's own.",
                       context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(new_app, name="new")
 
 
 @new_app.command("cookbook")
-def new_cookbook(name: str = typer.Argument(..., help="The cookbook's name (a folder of "
-                                            "this name is made here).")) -> None:
-    """A cookbook in ./NAME: recipe.py, attributes.yaml, README.md, resources/, a test."""
+def new_cookbook(name: str = typer.Argument(..., metavar="NAME", help="The cookbook's name "
+                                            "(a folder of this name is made here).")) -> None:
+    """Write a cookbook in ./NAME.
+
+    recipe.py, attributes.yaml, README.md, resources/ and a test."""
     from .scaffold import new_cookbook as make
 
     for path in make(name, Path.cwd()):
@@ -70,17 +72,38 @@ NewCookbookOpt = typer.Option(Path("."), "--cookbook", metavar="DIR",
 
 @new_app.command("resource")
 def new_resource(
-    name: str = typer.Argument(..., help="The type's name (as recipes call it)."),
+    name: str = typer.Argument(..., metavar="NAME",
+                               help="The type's name (as recipes call it)."),
     cookbook: Path = NewCookbookOpt,
 ) -> None:
-    """A resource type in COOKBOOK/resources/NAME.py (a file it manages, with rollback),
-    used by the cookbook's recipe."""
+    """Write a resource type in COOKBOOK/resources/NAME.py.
+
+    A file it manages, with rollback, used by the cookbook's recipe."""
     from .scaffold import new_resource as make
 
     for path in make(name, cookbook):
         typer.echo("wrote %s" % path)
 app.add_typer(runs_app, name="runs")
 app.command("report")(report_command)
+
+
+def _plain_usage() -> None:
+    """typer writes a required argument as ``{RECIPE}`` in usage lines, which reads as
+    a placeholder syntax of its own; write ``RECIPE``, as click and man pages do."""
+    from typer.core import TyperArgument
+
+    typer_metavar = TyperArgument.make_metavar
+
+    def make_metavar(self: TyperArgument, ctx: Any, *, usage: bool = False) -> str:
+        text = str(typer_metavar(self, ctx, usage=usage))
+        if usage and text.startswith("{") and "}" in text:
+            text = text[1:].replace("}", "", 1)
+        return text
+
+    TyperArgument.make_metavar = make_metavar  # type: ignore[method-assign]
+
+
+_plain_usage()
 
 
 def _version(value: bool) -> None:
@@ -97,35 +120,43 @@ def _root(
     """converge: configuration management for Linux servers, in plain Python."""
 
 
-RecipeArg = typer.Argument(..., help="A recipe file, or a cookbook folder with recipe.py.")
+RecipeArg = typer.Argument(..., metavar="RECIPE",
+                           help="A recipe file, or a cookbook folder with recipe.py.")
 AttrOpt = typer.Option([], "--attr", "-a", metavar="KEY=VALUE",
                        help="Set an attribute (highest precedence), e.g. -a chrony.maxpoll=10.")
 JsonOpt = typer.Option(None, "--json", metavar="FILE", help="Write the JSON report to FILE "
                        "('-' for standard output).")
 DiffOpt = typer.Option(False, "--diff", help="Show a unified diff of content changes.")
-CookbookOpt = typer.Option([], "--cookbook-path", "-C", help="A folder of cookbooks to "
-                           "search for include_recipe (repeatable).")
-RootOpt = typer.Option("/", "--root", help="Converge this directory tree as if it were / "
-                       "(local runs; for trying recipes safely).")
+CookbookOpt = typer.Option([], "--cookbook-path", "-C", metavar="DIR", help="A folder of "
+                           "cookbooks to search for include_recipe (repeatable).")
+RootOpt = typer.Option("/", "--root", metavar="DIR", help="Work on this directory tree as if "
+                       "it were / (local runs; for trying recipes safely).")
+HistoryRootOpt = typer.Option("/", "--root", metavar="DIR", help="List the runs journaled "
+                              "in this directory tree (by apply --root DIR).")
+RollbackRootOpt = typer.Option("/", "--root", metavar="DIR", help="Undo a run made in this "
+                               "directory tree (by apply --root DIR).")
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for errors.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed resource.")
 
 
 HostOpt = typer.Option([], "--host", "-H", metavar="[USER@]HOST[:PORT]",
-                       help="Push to this host over SSH (repeatable).")
+                       help="A target host, reached over SSH, instead of this machine "
+                       "(repeatable).")
 InventoryOpt = typer.Option([], "--inventory", "-i", metavar="FILE",
-                            help="Push to the hosts of this inventory over SSH: a YAML file, "
-                            "an executable (Ansible's inventory-script protocol) or an "
-                            "inventory.py (repeatable; merged in order).")
+                            help="The target hosts of this inventory, reached over SSH: a "
+                            "YAML file, an executable (Ansible's inventory-script protocol) "
+                            "or an inventory.py (repeatable; merged in order).")
 LimitOpt = typer.Option([], "--limit", "-l", metavar="PATTERN", help="Only hosts matching "
                         "a host name, group or glob ('!pattern' excludes; repeatable).")
-ForksOpt = typer.Option(20, "--forks", "-f", min=1, help="Hosts converged at once.")
+ForksOpt = typer.Option(20, "--forks", "-f", min=1, metavar="N",
+                        help="How many hosts are worked on at once.")
 BecomeOpt = typer.Option(False, "--become", "-b", help="Run the agent as root with sudo.")
 BecomePassOpt = typer.Option(False, "--ask-become-pass", "-K",
                              help="Prompt for the sudo password (sent over the connection).")
 AcceptNewOpt = typer.Option(False, "--accept-new", help="Record the keys of hosts not yet in "
                             "known_hosts (a changed key is always refused).")
-UserOpt = typer.Option(None, "--user", "-u", help="SSH user for hosts that name none.")
+UserOpt = typer.Option(None, "--user", "-u", metavar="USER",
+                       help="SSH user for hosts that name none.")
 KeyOpt = typer.Option(None, "--key", metavar="FILE", help="SSH private key for hosts that "
                       "name none.")
 LockTimeoutOpt = typer.Option(60.0, "--lock-timeout", metavar="SECONDS", min=0,
@@ -246,7 +277,8 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
     selection = selection or Selection()
     if selection.list_tags:
         _list_tags(recipe, parse_assignments(attr), cookbook_path, root, debug, targets)
-    console = Console(diff=diff, plan=(mode == "plan"), quiet=quiet)
+    console = Console(_console_stream(json_file), diff=diff, plan=(mode == "plan"),
+                      quiet=quiet)
     if targets is not None and targets.remote:
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
@@ -266,7 +298,7 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
             interrupted = as_interrupted(exc)
             typer.echo(printable(interrupted.message()), err=True)
             raise typer.Exit(interrupted.exit_code) from None
-        _local_summary(outcome, transport.host, started, mode == "plan")
+        _local_summary(outcome, transport.host, started, mode == "plan", console.stream)
     if json_file:
         write_json(outcome.report, json_file)
     return outcome
@@ -296,12 +328,22 @@ def _list_tags(recipe: Path, attrs: Any, cookbook_path: List[Path], root: str, d
     raise typer.Exit(EXIT_OK)
 
 
-def _local_summary(outcome: Any, host: str, started: float, plan: bool) -> None:
-    """The summary line of a local run, and its error (the lock was held...)."""
+def _console_stream(json_file: Optional[str]) -> Any:
+    """Where console lines go: standard error when the JSON report takes standard
+    output (``--json -``), so that ``converge apply r.py --json - | jq`` works."""
+    return sys.stderr if json_file == "-" else sys.stdout
+
+
+def _local_summary(outcome: Any, host: str, started: float, plan: bool, stream: Any) -> None:
+    """The summary line of a local run, or its error when the run did not start (the
+    lock was not free, the rollback was refused): no "Converged 0 resources" then."""
     from .report import summary_line
 
     entry = outcome.report["hosts"][host]
-    typer.echo(summary_line(entry["summary"], time.monotonic() - started, plan=plan))
+    if not (entry.get("error") and not entry["summary"]["total"]):
+        stream.write(summary_line(entry["summary"], time.monotonic() - started, plan=plan)
+                     + "\n")
+        stream.flush()
     if entry.get("error"):
         typer.echo("error: %s" % printable_lines(entry["error"]), err=True)
 
@@ -355,10 +397,12 @@ def apply(
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
-    """Converge the machine to the recipe: change what differs, report every resource.
+    """Converge this machine (or the targets) to the recipe.
 
-    Each target journals the run (converge history) and takes its run lock; the run is
-    recorded in the run store (converge runs, converge report)."""
+    What differs is changed and reported; what already matches is reported (up to
+    date) and left alone. Each target journals the run (converge history) and
+    takes its run lock; the run is recorded in the run store (converge runs,
+    converge report)."""
     outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
                         fail_fast, targets=targets.run_options(lock_timeout, keep_runs),
                         recorder=recorder, selection=selection)
@@ -410,7 +454,9 @@ def check(
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
 ) -> None:
-    """Detect drift: exit 0 in sync, 2 when anything would change, 1 on error."""
+    """Detect drift: exit 0 in sync, 2 drift, 1 error.
+
+    Prints only what would change, and the summary; changes nothing."""
     outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
                         False, quiet=True, targets=targets, recorder=recorder,
                         selection=selection)
@@ -426,11 +472,13 @@ def check(
 @with_vault
 def history(
     json_out: bool = typer.Option(False, "--json", help="Print the journal as JSON."),
-    root: str = RootOpt,
+    root: str = HistoryRootOpt,
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
 ) -> None:
-    """List the runs journaled on the target, oldest first, and what each changed."""
+    """List the runs journaled on the target and what each changed.
+
+    Oldest first; each run's id is what converge rollback takes."""
     import json
 
     from .report import history_lines
@@ -475,7 +523,8 @@ def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
 @with_vault
 @with_store("rollback")
 def rollback(
-    run_id: Optional[str] = typer.Argument(None, help="The run to undo (an id from converge "
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]",
+                                           help="The run to undo (an id from converge "
                                            "history, or its unique beginning). Default: the "
                                            "last apply that changed anything."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing packages "
@@ -484,15 +533,17 @@ def rollback(
                                "changed since that run."),
     json_file: Optional[str] = JsonOpt,
     diff: bool = DiffOpt,
-    root: str = RootOpt,
+    root: str = RollbackRootOpt,
     debug: bool = DebugOpt,
     lock_timeout: float = LockTimeoutOpt,
     keep_runs: int = KeepRunsOpt,
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
 ) -> None:
-    """Restore what a run changed: files (content, mode, owner; created ones deleted),
-    sysctls, cron entries, oom scores, packages it installed. A run of its own."""
+    """Undo a run: restore what it changed, as a run of its own.
+
+    Files (content, mode, owner; created ones deleted), sysctls, cron entries, oom
+    scores, packages it installed."""
     from .report import Console, FleetConsole, write_json
     from .runner import rollback as roll_back
 
@@ -501,7 +552,7 @@ def rollback(
     transports = _transports(targets, root, debug)
     if not yes:
         yes = _confirm_removals(transports, run_id)
-    console = Console(diff=diff)
+    console = Console(_console_stream(json_file), diff=diff)
     if targets.remote:
         fleet = FleetConsole(console, len(transports), live=len(transports) == 1)
         try:
@@ -514,7 +565,7 @@ def rollback(
     else:
         outcome = roll_back(transports, run_id, force=force, yes=yes, recorder=recorder,
                             on_event=lambda host, event: console.event(event, host))
-        _local_summary(outcome, transports[0].host, started, False)
+        _local_summary(outcome, transports[0].host, started, False, console.stream)
     if json_file:
         write_json(outcome.report, json_file)
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
@@ -550,8 +601,10 @@ def facts(
     debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
 ) -> None:
-    """Print, as JSON, the facts a recipe reads as node.* (node.ipaddress,
-    node.local.NAME...), of this machine or of each target: {host: facts}."""
+    """Print the facts a recipe reads as node.*, as JSON.
+
+    node.ipaddress, node.local.NAME...: of this machine, or of each target as
+    {host: facts}."""
     import json
     from concurrent.futures import ThreadPoolExecutor
 
@@ -579,12 +632,14 @@ def facts(
 
 @app.command()
 def resources(
-    name: Optional[str] = typer.Argument(None, help="One resource type to describe."),
+    name: Optional[str] = typer.Argument(None, metavar="[TYPE]",
+                                         help="One resource type to describe."),
     cookbook_path: List[Path] = CookbookOpt,
 ) -> None:
-    """List every resource type with its actions and properties: converge's, installed
-    packages', and those of the cookbook in this folder or given with -C (a cookbook, or
-    a folder of cookbooks as apply's -C)."""
+    """List every resource type with its actions and properties.
+
+    converge's, installed packages', and those of the cookbook in this folder or
+    given with -C (a cookbook, or a folder of cookbooks as apply's -C)."""
     from .agent import extensions
     from .docs import describe_types
 

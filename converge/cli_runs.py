@@ -64,7 +64,8 @@ def with_store(kind: str) -> Callable[[Callable[..., None]], Callable[..., None]
 
 app = typer.Typer(
     invoke_without_command=True,
-    help="The runs recorded in the run store: list them, or show one as the console did.",
+    help="The runs recorded in the run store.\n\nList them, or show one as the console "
+    "did.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -82,7 +83,8 @@ def runs(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE",
                                         help="Only runs started on or after DATE "
                                         "(2026-12-01, or 2026-12-01T08:00)."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many runs."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, metavar="N",
+                              help="At most this many runs."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     store: Optional[str] = StoreOpt,
 ) -> None:
@@ -128,7 +130,8 @@ def _listed(run: Dict[str, Any]) -> Dict[str, Any]:
 @app.command()
 def show(
     ctx: typer.Context,
-    run_id: Optional[str] = typer.Argument(None, help="A run id (or its unique beginning); "
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]",
+                                           help="A run id (or its unique beginning); "
                                            "default: the last run."),
     diff: bool = typer.Option(False, "--diff", help="Show the diffs too."),
     json_out: bool = typer.Option(False, "--json", help="Print the run as JSON."),
@@ -160,8 +163,8 @@ def show(
                                        plan=run["kind"] == "check"))
 
 
-RunIdsArg = typer.Argument(None, help="Run ids (or their unique beginnings); default: the "
-                          "last run.")
+RunIdsArg = typer.Argument(None, metavar="[RUN_ID]...",
+                          help="Run ids (or their unique beginnings); default: the last run.")
 OutputOpt = typer.Option(Path("report.html"), "--output", "-o", metavar="FILE",
                          help="Where to write the HTML file.")
 TimelineOpt = typer.Option([], "--host", metavar="HOST", help="Add a timeline of this host "
@@ -174,8 +177,10 @@ def report(
     host: List[str] = TimelineOpt,
     store: Optional[str] = StoreOpt,
 ) -> None:
-    """Write one self-contained HTML report of runs (no network, no scripts): failed
-    hosts first, each resource's changes and diffs, the slowest hosts and resources."""
+    """Write one self-contained HTML report of runs.
+
+    No network, no scripts: failed hosts first, each resource's changes and diffs,
+    the slowest hosts and resources."""
     from .html_report import render
     from .store import connect
 

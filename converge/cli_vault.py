@@ -59,8 +59,8 @@ def with_vault(command: Callable[..., None]) -> Callable[..., None]:
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Files and values encrypted with Ansible Vault (ansible-vault reads what these "
-    "commands write, and they read what it writes).",
+    help="Files and values encrypted with Ansible Vault.\n\nansible-vault reads what these "
+    "commands write, and they read what it writes.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -68,8 +68,8 @@ EncryptIdOpt = typer.Option(None, "--encrypt-vault-id", metavar="ID",
                             help="Which of the given vault ids to encrypt with.")
 OutputOpt = typer.Option(None, "--output", metavar="FILE",
                          help="Write here instead of in place ('-' for standard output).")
-FilesArg = typer.Argument(..., help="The files.")
-FileArg = typer.Argument(..., help="The file.")
+FilesArg = typer.Argument(..., metavar="FILE...", help="The files.")
+FileArg = typer.Argument(..., metavar="FILE", help="The file.")
 
 
 def _read(path: Path) -> bytes:
@@ -139,8 +139,10 @@ def view(files: List[Path] = FilesArg) -> None:
 @with_vault
 def edit(file: Path = FileArg,
          encrypt_vault_id: Optional[str] = EncryptIdOpt) -> None:
-    """Edit an encrypted file in $EDITOR (through a private file on a memory file system,
-    removed afterwards); saved again with the same vault id."""
+    """Edit an encrypted file in $EDITOR.
+
+    Through a private file on a memory file system, removed afterwards; saved
+    again with the same vault id."""
     from . import vault
 
     data = _read(file)
@@ -199,13 +201,15 @@ def rekey(files: List[Path] = FilesArg,
 @with_vault
 def encrypt_string(
     value: Optional[str] = typer.Argument(
-        None, help="The value (omit it to read standard input, or to be prompted on a "
-        "terminal: a value on the command line is visible to other users)."),
+        None, metavar="[VALUE]", help="The value (omit it to read standard input, or to "
+        "be prompted on a terminal: a value on the command line is visible to other users)."),
     name: Optional[str] = typer.Option(None, "--name", "-n", metavar="NAME",
                                        help="Print it as 'NAME: !vault |' for a YAML file."),
     encrypt_vault_id: Optional[str] = EncryptIdOpt,
 ) -> None:
-    """Encrypt one value to paste into a YAML file (as ansible-vault encrypt_string)."""
+    """Encrypt one value to paste into a YAML file.
+
+    As ansible-vault encrypt_string does."""
     from . import vault
 
     secret = vault.keyring().for_encrypt(encrypt_vault_id)

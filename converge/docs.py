@@ -27,7 +27,12 @@ def _actions(cls: Type[Resource]) -> str:
 def describe_types(name: Optional[str] = None) -> str:
     """Plain-text listing of one type or all of them."""
     if name is not None and name not in REGISTRY:
-        raise ConvergeError("no resource type '%s' (types: %s)" % (name, ", ".join(REGISTRY)))
+        import difflib
+
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1, cutoff=0.6)
+        raise ConvergeError("no resource type '%s'%s" % (
+            name, "; did you mean '%s'?" % close[0] if close else ""),
+            hint="the types: %s" % ", ".join(sorted(REGISTRY)))
     out: List[str] = []
     for type_name in sorted(REGISTRY) if name is None else [name]:
         cls = REGISTRY[type_name]
@@ -37,7 +42,8 @@ def describe_types(name: Optional[str] = None) -> str:
                                  " (from %s)" % origin if origin else ""))
         out.append("  actions: %s" % _actions(cls))
         for f in cls.fields():
-            out.append("  %-14s %s  [default %s]" % (f.name, f.metadata["doc"], _default(f)))
+            out.append("  %-14s %s  [%s]" % (f.name, f.metadata["doc"], "required" if f.required
+                                              else "default %r" % f.value()))
         out.append("")
     if name is None:
         out.append("Every resource also takes: %s" % ", ".join(COMMON_PROPERTIES))

@@ -657,8 +657,9 @@ def _kind(value: Any) -> str:
 
 
 def _display(path: str) -> str:
+    """As recipe.display: relative inside the current directory, unless that is /."""
     rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+    return path if rel.startswith("..") or os.getcwd() == "/" else rel
 
 
 def host_vars(hosts: Iterable[Host]) -> Dict[str, Dict[str, Any]]:

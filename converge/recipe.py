@@ -8,7 +8,9 @@ lazily, the first time a recipe reads ``node``.
 
 from __future__ import annotations
 
+import linecache
 import os
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -43,13 +45,18 @@ TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
 
 
 def display(path: Union[str, Path]) -> str:
-    """A path as users wrote it: relative to the current directory when inside it."""
+    """A path as users wrote it: relative to the current directory when inside it,
+    absolute otherwise, and absolute when the current directory is / (where
+    ``srv/x/hello.py`` would read as a path with its leading slash cut off)."""
     text = str(path)
     try:
         rel = os.path.relpath(text)
-    except ValueError:
+        cwd = os.getcwd()
+    except (ValueError, OSError):
         return text
-    return text if rel.startswith("..") else rel
+    if rel.startswith("..") or cwd == "/":
+        return os.path.abspath(text) if cwd == "/" else text
+    return rel
 
 
 def _strict_undefined() -> Type[jinja2.StrictUndefined]:
@@ -64,7 +71,52 @@ def _strict_undefined() -> Type[jinja2.StrictUndefined]:
                 return self._undefined_obj.unset(str(self._undefined_name))
             return str(super()._undefined_message)
 
+        def __getattr__(self, name: str) -> Any:
+            # attrs.motd.contact with no motd at all names motd.contact, as -a wants it
+            if name[:2] != "__" and isinstance(self._undefined_obj, Attrs):
+                return type(self)(obj=self._undefined_obj,
+                                  name="%s.%s" % (self._undefined_name, name))
+            return super().__getattr__(name)
+
     return Undefined
+
+
+class UnsetAttribute(AttributeError, KeyError):
+    """An attribute no layer sets, read as ``attrs.a.b`` or ``attrs["a"]["b"]``
+    (both an AttributeError and a KeyError, so ``getattr(attrs, k, default)``
+    and ``except KeyError`` work as with any object and dict)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return unset_message(self.key)
+
+
+def unset_message(key: str) -> str:
+    return ("attribute '%s' is not set (give it a default in attributes.yaml, an "
+            "inventory var, or -a %s=VALUE)" % (key, key))
+
+
+_CHAIN = re.compile(r"\battrs((?:\s*\.\s*[A-Za-z_]\w*|\s*\[\s*(?P<q>['\"])[^'\"]*(?P=q)\s*\])+)"
+                    r"(?P<call>\s*\()?")
+_PART = re.compile(r"[A-Za-z_]\w*|(['\"])(.*?)\1")
+
+
+def _dotted(key: str, line: str) -> str:
+    """The whole dotted name a recipe line reads, when an attribute it starts with
+    is not set: ``attrs.motd.contact`` with no ``motd`` is ``motd.contact``."""
+    wanted = key.split(".")
+    best = key
+    for chain in _CHAIN.finditer(line):
+        parts = [m.group(2) if m.group(1) else m.group(0)
+                 for m in _PART.finditer(chain.group(1))]
+        if chain.group("call"):
+            parts = parts[:-1]  # attrs.motd.get(...): a method, not an attribute
+        if parts[:len(wanted)] == wanted and len(parts) > len(best.split(".")):
+            best = ".".join(parts)
+    return best
 
 
 class Attrs(Dict[str, Any]):
@@ -84,16 +136,14 @@ class Attrs(Dict[str, Any]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(self.unset(name)) from None
+        return self[name]
+
+    def __missing__(self, name: str) -> Any:
+        raise UnsetAttribute(self._prefix + str(name))
 
     def unset(self, name: str) -> str:
         """The message for reading a key that is not set, in a recipe or a template."""
-        key = self._prefix + name
-        return ("attribute '%s' is not set (give it a default in attributes.yaml, an "
-                "inventory var, or -a %s=VALUE)" % (key, key))
+        return unset_message(self._prefix + name)
 
     def setdefault_deep(self, defaults: Dict[str, Any]) -> None:
         """Fill in what is not set yet (defaults sit below everything else)."""
@@ -359,7 +409,8 @@ class RecipeContext:
             code = compile(path.read_bytes(), source, "exec")
         except SyntaxError as exc:
             raise RecipeError("syntax error: %s" % exc.msg,
-                              source="%s:%s" % (source, exc.lineno)) from None
+                              source="%s:%s" % (source, exc.lineno),
+                              hint=_pointed(exc)) from None
         namespace = {"__name__": "__converge_recipe__", "__file__": str(path),
                      "node": self.node, "attrs": self.attrs}
         self.files.append(path)
@@ -367,6 +418,11 @@ class RecipeContext:
             exec(code, namespace)  # noqa: S102 - running the user's recipe is the point
         except ConvergeError:
             raise
+        except UnsetAttribute as exc:
+            where = _recipe_line(exc.__traceback__, self)
+            file, _, line = (where or "").rpartition(":")
+            text = linecache.getline(file, int(line)) if line.isdigit() else ""
+            raise RecipeError(unset_message(_dotted(exc.key, text)), source=where) from None
         except Exception as exc:
             raise RecipeError("%s: %s" % (type(exc).__name__, exc),
                               source=_recipe_line(exc.__traceback__, self)) from None
@@ -557,7 +613,10 @@ def resolve_recipe(path: Union[str, Path]) -> Path:
     if path.is_dir():
         if (path / "recipe.py").is_file():
             return path / "recipe.py"
-        raise RecipeError("%s is a folder without a recipe.py" % display(path))
+        shown = display(path)
+        raise RecipeError("%s is a folder without a recipe.py" % (
+            os.path.abspath(shown) if shown in (".", "..") else shown),
+            hint="give a recipe file, or a cookbook folder (one with recipe.py)")
     if not path.is_file():
         raise RecipeError("recipe file %s not found" % display(path),
                           hint="check the path; a cookbook is given as its folder")
@@ -639,6 +698,28 @@ def compile_recipe(
         ctxvar.CURRENT.reset(token)
     plan.options["facts_used"] = ctx.node.gathered
     return plan
+
+
+def _pointed(exc: SyntaxError) -> Optional[str]:
+    """The line of a syntax error and a caret under the spot, as Python shows them
+    (offsets come in bytes of the file, shown in characters; indentation dropped)."""
+    if not exc.text or not exc.text.strip() or not exc.offset:
+        return None
+    from .errors import printable
+
+    text = exc.text.rstrip("\r\n")
+    encoded = text.encode("utf-8", "surrogateescape")
+
+    def column(offset: int) -> int:
+        return len(encoded[:max(offset - 1, 0)].decode("utf-8", "replace"))
+
+    start = column(exc.offset)
+    end = column(exc.end_offset) if exc.end_lineno == exc.lineno and exc.end_offset else 0
+    indent = len(text) - len(text.lstrip())
+    line = printable(text[indent:])
+    start = min(max(start - indent, 0), len(line))
+    width = max(1, min(end - indent, len(line)) - start)
+    return "%s\n  %s%s" % (line, " " * start, "^" * width)
 
 
 def _recipe_line(tb: Optional[TracebackType], ctx: RecipeContext) -> Optional[str]:

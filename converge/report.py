@@ -50,8 +50,8 @@ class Console:
         elif status == "failed":
             tag = " (failed, ignored)" if event.get("ignored") else " (failed)"
             out.append(head + self._paint(RED, tag))
-            for change in event["changes"]:
-                out.append("  - " + self._verb(change))
+            # Its change lines are not shown: how many of them were carried out
+            # before the error is not known (Chef shows the failing action's error).
             source = event.get("source")
             where = "%s: " % (source,) if source else ""
             message = (event.get("error") or "").splitlines() or [""]
@@ -107,20 +107,29 @@ def _shown(event: Event) -> Event:
     return shown
 
 
-def summary_line(counts: Dict[str, int], seconds: float, plan: bool = False) -> str:
-    """"Converged 3 resources: 1 updated, 2 up to date, 0 failed in 0.12s"."""
-    noun = "resource" if counts["total"] == 1 else "resources"
-    if plan:
-        text = "Plan for %d %s: %d would change, %d up to date, %d failed" % (
-            counts["total"], noun, counts["updated"], counts["up_to_date"], counts["failed"])
-    else:
-        text = "Converged %d %s: %d updated, %d up to date, %d failed" % (
-            counts["total"], noun, counts["updated"], counts["up_to_date"], counts["failed"])
-    if counts["skipped"]:
+def counts_text(counts: Dict[str, int], plan: bool = False) -> str:
+    """Resource counts in the words used everywhere (console, recap, docs; the JSON
+    report's status values): "1 updated, 2 up to date, 0 failed", then ", 1 skipped"
+    and ", 1 failed but ignored" when there are any; "would change" in a plan."""
+    text = "%d %s, %d up to date, %d failed" % (
+        counts["updated"], "would change" if plan else "updated", counts["up_to_date"],
+        counts["failed"])
+    if counts.get("skipped"):
         text += ", %d skipped" % counts["skipped"]
     if counts.get("ignored"):
         text += ", %d failed but ignored" % counts["ignored"]
-    return text + " in %.2fs" % seconds
+    return text
+
+
+def _many(count: int, noun: str) -> str:
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def summary_line(counts: Dict[str, int], seconds: float, plan: bool = False) -> str:
+    """"Converged 3 resources: 1 updated, 2 up to date, 0 failed in 0.12s"."""
+    return "%s %s: %s in %.2fs" % ("Plan for" if plan else "Converged",
+                                   _many(counts["total"], "resource"),
+                                   counts_text(counts, plan), seconds)
 
 
 def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, Any]:
@@ -159,6 +168,10 @@ def history_lines(runs: List[Dict[str, Any]], changes: int = 3) -> List[str]:
         for res in run.get("changed", []):
             status = "" if res["status"] == "updated" else " (%s)" % res["status"]
             lines.append(printable("    %s%s" % (res["id"], status)))
+            if res["status"] == "failed":  # its changes were not (all) made: its error
+                error = (res.get("error") or "").splitlines()
+                lines.append("      ! " + printable(error[0] if error else "failed"))
+                continue
             lines.extend(printable("      - %s" % change) for change in res["changes"][:changes])
             if len(res["changes"]) > changes:
                 lines.append("      ... %d more" % (len(res["changes"]) - changes))
@@ -193,44 +206,55 @@ def write_json(report: Dict[str, Any], path: str) -> None:
 # -- fleets ------------------------------------------------------------------------
 
 
-def recap_counts(entry: Dict[str, Any]) -> Dict[str, int]:
-    """One host's recap: ok (up to date or skipped), changed, failed, unreachable."""
-    summary = entry["summary"]
-    unreachable = 1 if entry.get("unreachable") else 0
-    failed = summary["failed"] + (1 if entry.get("error") and not unreachable else 0)
-    return {"ok": summary["up_to_date"] + summary["skipped"] + summary.get("ignored", 0),
-            "changed": summary["updated"], "failed": failed, "unreachable": unreachable}
+def host_state(entry: Dict[str, Any], plan: bool = False) -> str:
+    """How a host ended, in the words used for hosts (the recap, the run store,
+    ``converge runs``): ``unreachable`` (no connection could be made), ``not
+    started`` (--max-fail aborted the run first), ``failed`` (a resource failed, or
+    the run broke off), ``changed`` (``would change`` in a plan) or ``ok`` (nothing
+    to change)."""
+    if entry.get("unreachable"):
+        return "unreachable"
+    if entry.get("not_started"):
+        return "not started"
+    if entry.get("error") or entry["summary"]["failed"]:
+        return "failed"
+    if entry["summary"]["updated"]:
+        return "would change" if plan else "changed"
+    return "ok"
 
 
-def recap_lines(report: Dict[str, Any]) -> List[str]:
-    """``node1  ok=28 changed=2 failed=0 unreachable=0``, one line per host."""
+def recap_lines(report: Dict[str, Any], plan: bool = False) -> List[str]:
+    """``web1  changed  1 updated, 5 up to date, 0 failed``, one line per host (the
+    resource counts left out for a host that ran none)."""
     hosts = report["hosts"]
-    width = max([len(h) for h in hosts] + [4])
+    states = {host: host_state(entry, plan) for host, entry in hosts.items()}
+    width = max(len(h) for h in hosts) if hosts else 0
+    state_width = max([len(s) for s in states.values()] + [0])
     lines = []
     for host, entry in hosts.items():
         if entry.get("not_started"):
             lines.append("%s  not started (the run was aborted by --max-fail)"
                          % host.ljust(width))
             continue
-        counts = recap_counts(entry)
-        lines.append("%s  %s" % (printable(host).ljust(width), " ".join(
-            "%s=%d" % (k, v) for k, v in counts.items())))
+        line = "%s  %s" % (printable(host).ljust(width), states[host].ljust(state_width))
+        if entry["summary"]["total"] or not entry.get("error"):
+            line += "  " + counts_text(entry["summary"], plan)
+        lines.append(line.rstrip())
     return lines
 
 
 def fleet_line(report: Dict[str, Any], plan: bool = False) -> str:
-    """The closing line of a run over several hosts."""
+    """The closing line of a run over SSH: hosts by :func:`host_state`, then
+    resources in the words of :func:`summary_line`."""
     s = report["summary"]
-    not_started = s.get("not_started_hosts", 0)
-    ok_hosts = s["hosts"] - s["failed_hosts"] - not_started
-    verb = "would change" if plan else "updated"
-    line = ("%d %s: %d ok, %d failed (%d unreachable)%s; resources: %d %s, %d up to date, "
-            "%d failed in %.2fs" % (s["hosts"], "host" if s["hosts"] == 1 else "hosts",
-                                    ok_hosts, s["failed_hosts"] - not_started,
-                                    s["unreachable_hosts"],
-                                    ", %d not started" % not_started if not_started else "",
-                                    s["updated"], verb, s["up_to_date"], s["failed"],
-                                    s["seconds"]))
+    states = [host_state(entry, plan) for entry in report["hosts"].values()]
+    changed = "would change" if plan else "changed"
+    not_started = states.count("not started")
+    line = "%s %s: %d ok, %d %s, %d failed, %d unreachable%s; %s: %s in %.2fs" % (
+        "Plan for" if plan else "Converged", _many(s["hosts"], "host"), states.count("ok"),
+        states.count(changed), changed, states.count("failed"), states.count("unreachable"),
+        ", %d not started" % not_started if not_started else "",
+        _many(s["total"], "resource"), counts_text(s, plan), s["seconds"])
     return line + (" (ABORTED: more hosts failed than --max-fail allows)"
                    if s.get("aborted") else "")
 
@@ -247,6 +271,7 @@ class FleetConsole:
         self.live = live  # one host: print its lines as they come
         self.pending: Dict[str, List[str]] = {}
         self.done = self.changed = self.failed = 0
+        self.wrote = False  # any line yet (the recap is set apart by a blank line)
         self._progress: Any = None
         self._task: Any = None
         use_bar = self.console.stream.isatty() if progress is None else progress
@@ -263,12 +288,14 @@ class FleetConsole:
             rich_console = RichConsole(file=self.console.stream)
             self._progress = Progress(
                 TextColumn("hosts"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("changed {task.fields[changed]}  failed {task.fields[failed]}"),
+                TextColumn("{task.fields[changed]} with changes, "
+                           "{task.fields[failed]} failed or unreachable"),
                 TimeElapsedColumn(), console=rich_console, transient=True)
             self._task = self._progress.add_task("hosts", total=total, changed=0, failed=0)
             self._progress.start()
 
     def _write(self, lines: List[str]) -> None:
+        self.wrote = self.wrote or bool(lines)
         if self._progress is not None:
             from rich.text import Text
 
@@ -281,6 +308,8 @@ class FleetConsole:
     def event(self, host: str, event: Event) -> None:
         lines = ["  " + line for line in self.console.lines(event)]
         if self.live:
+            if not lines:  # check: an up-to-date resource prints nothing, nor its host
+                return
             if host not in self.pending:
                 self.pending[host] = []
                 self._write([self.console._paint(BOLD, printable(host))])
@@ -293,20 +322,22 @@ class FleetConsole:
         self._write(["BATCH %d/%d: %s" % (number, total, ", ".join(hosts))])
 
     def host_done(self, host: str, entry: Dict[str, Any]) -> None:
-        counts = recap_counts(entry)
         self.done += 1
-        self.changed += 1 if counts["changed"] else 0
-        self.failed += 1 if counts["failed"] or counts["unreachable"] else 0
-        lines = [] if self.live and host in self.pending else \
-            [self.console._paint(BOLD, printable(host))] + self.pending.get(host, [])
+        self.changed += 1 if entry["summary"]["updated"] else 0
+        self.failed += 1 if host_state(entry) in ("failed", "unreachable") else 0
+        headed = self.live and host in self.pending  # its lines are out already
+        lines = [] if headed else self.pending.get(host, [])
         self.pending.pop(host, None)
         if entry.get("error"):
-            tag = "unreachable" if entry.get("unreachable") else "failed"
+            state = host_state(entry)  # a host not started says so in its error
+            tag = "" if state == "not started" else state + ": "
             message = printable_lines(entry["error"]).split("\n")
             if message[0].startswith(host + ": "):
                 message[0] = message[0][len(host) + 2:]
-            lines.append(self.console._paint(RED, "  ! %s: %s" % (tag, message[0])))
+            lines.append(self.console._paint(RED, "  ! %s%s" % (tag, message[0])))
             lines.extend("    " + line for line in message[1:])
+        if lines and not headed:  # a host with nothing to show (check, in sync) has no head
+            lines.insert(0, self.console._paint(BOLD, printable(host)))
         self._write(lines)
         if self._progress is not None:
             self._progress.update(self._task, advance=1, changed=self.changed,
@@ -320,4 +351,5 @@ class FleetConsole:
 
     def finish(self, report: Dict[str, Any], plan: bool = False) -> None:
         self.stop()
-        self._write(["", "RECAP"] + recap_lines(report) + [fleet_line(report, plan)])
+        self._write([""] * self.wrote + ["RECAP"] + recap_lines(report, plan)
+                    + [fleet_line(report, plan)])

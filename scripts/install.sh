@@ -45,6 +45,11 @@ pip_flags="-q"
 if python3 -c 'import sys, sysconfig, os; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
     pip_flags="$pip_flags --break-system-packages"
 fi
+# The distribution was named "converge" before it became converge-ops: an editable
+# install of that name (from a checkout) would put another copy on the path first.
+if python3 -m pip show converge 2>/dev/null | grep -q '^Editable project location:'; then
+    python3 -m pip uninstall $pip_flags -y converge
+fi
 # compat mode: a plain path entry, no import hook to slow down every start-up
 if [ "$dev" = 1 ]; then
     python3 -m pip install $pip_flags -e '.[dev]' --config-settings editable_mode=compat

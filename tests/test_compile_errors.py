@@ -15,10 +15,13 @@ CASES = sorted(p for p in BROKEN.glob("*.py"))
 
 
 def expected(path: Path) -> str:
-    first = path.read_text().splitlines()[0]
+    """The first line's message, and its next lines from comment lines ``#| ...``."""
+    first, *rest = path.read_text().splitlines()
     assert first.startswith("# error: "), path
+    more = [line[len("#| "):] for line in rest if line.startswith("#| ")]
     rel = os.path.relpath(path)
-    return first[len("# error: "):].format(path=rel, dir=os.path.relpath(path.parent))
+    return "\n".join([first[len("# error: "):]] + more).format(
+        path=rel, dir=os.path.relpath(path.parent))
 
 
 @pytest.mark.parametrize("recipe", CASES, ids=[p.stem for p in CASES])

@@ -55,9 +55,11 @@ def test_every_example_compiles(example: Path, tmp_path: Path, monkeypatch) -> N
     assert plan.steps, example
 
 
-def test_the_readme_recipe_compiles(tmp_path: Path, monkeypatch) -> None:
-    """The README's first recipe is the seed's steps; its oom_protect(-1000) needs
-    CAP_SYS_RESOURCE, which lab nodes here lack, so it is compiled, not applied."""
+def test_the_readme_first_recipe_is_harmless_to_apply_here(tmp_path: Path) -> None:
+    """The README's first recipe is for "the machine itself": it may only make files
+    and folders under the current directory, and it runs (twice) as it says."""
+    import subprocess
+
     from converge.recipe import compile_recipe
     from tests.conftest import FACTS
 
@@ -65,9 +67,29 @@ def test_the_readme_recipe_compiles(tmp_path: Path, monkeypatch) -> None:
     assert block, "README.md lost its recipe"
     recipe = tmp_path / "recipe.py"
     recipe.write_text(block.group(1))
-    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
     plan = compile_recipe(recipe, facts=lambda: FACTS)
-    assert [s.type for s in plan.steps] == ["package", "sysctl", "oom_protect", "cron", "file"]
+    for step in plan.steps:
+        assert step.type in ("file", "directory"), step.id
+        assert not step.props["path"].startswith("/"), step.id
+    runs = [subprocess.run([sys.executable, "-m", "converge", "apply", str(recipe)], cwd=work,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert (work / "hello/motd").read_text() == "Hello Tunnelix\n"
+    assert runs[1].stdout.count("(up to date)") == len(plan.steps)
+
+
+def test_the_readme_oom_recipe_is_the_example_run_in_a_lab_node() -> None:
+    """The OOM recipe (panic_on_oom) is shown later, as examples/oom.py, applied in a
+    lab node; the block is the file."""
+    text = (REPO / "README.md").read_text()
+    marker = text.index("<!-- snippet: examples/oom.py -->\n")
+    fence = FENCE.match(text, marker + len("<!-- snippet: examples/oom.py -->\n"))
+    assert fence and fence["body"] == (REPO / "examples/oom.py").read_text()
+    assert text.index("```python") < marker  # the harmless recipe comes first
+    assert 'converge apply examples/oom.py -i "$(converge lab inventory)"' in text
 
 
 # -- snippets ---------------------------------------------------------------------------

@@ -99,11 +99,11 @@ def test_one_host_failing_never_stops_the_others(recipe: Path) -> None:
     summary = outcome.report["summary"]
     assert (summary["failed_hosts"], summary["unreachable_hosts"]) == (3, 1)
     assert recap_lines(outcome.report) == [
-        "ok1      ok=0 changed=1 failed=0 unreachable=0",
-        "down     ok=0 changed=0 failed=0 unreachable=1",
-        "dropped  ok=1 changed=0 failed=1 unreachable=0",
-        "buggy    ok=0 changed=0 failed=1 unreachable=0",
-        "ok2      ok=1 changed=0 failed=0 unreachable=0",
+        "ok1      changed      1 updated, 0 up to date, 0 failed",
+        "down     unreachable",
+        "dropped  failed       0 updated, 1 up to date, 0 failed",
+        "buggy    failed",
+        "ok2      ok           0 updated, 1 up to date, 0 failed",
     ]
 
 
@@ -194,10 +194,10 @@ def test_fleet_console_groups_lines_under_each_host(recipe: Path) -> None:
         "  ! unreachable: connection refused",
         "",
         "RECAP",
-        "web1  ok=0 changed=1 failed=0 unreachable=0",
-        "web2  ok=0 changed=0 failed=0 unreachable=1",
-        "2 hosts: 1 ok, 1 failed (1 unreachable); resources: 1 updated, 0 up to date, "
-        "0 failed in %.2fs" % outcome.report["summary"]["seconds"],
+        "web1  changed      1 updated, 0 up to date, 0 failed",
+        "web2  unreachable",
+        "Converged 2 hosts: 0 ok, 1 changed, 0 failed, 1 unreachable; 1 resource: 1 updated, "
+        "0 up to date, 0 failed in %.2fs" % outcome.report["summary"]["seconds"],
     ]
 
 
@@ -209,3 +209,50 @@ def test_fleet_console_progress_bar_on_a_terminal(recipe: Path) -> None:
     fleet_out.finish(outcome.report)
     text = stream.getvalue()
     assert "web1" in text and "(up to date)" in text and "RECAP" in text
+
+
+def fleet_transcript(recipe: Path, transports: List[FakeTransport], *, mode: str = "apply",
+                     quiet: bool = False) -> str:
+    stream = io.StringIO()
+    plan = mode == "plan"
+    fleet_out = FleetConsole(Console(stream, color=False, plan=plan, quiet=quiet),
+                             len(transports), progress=False)
+    outcome = run(recipe, transports, attrs={"who": "x"}, remote=True, forks=1, mode=mode,
+                  on_event=fleet_out.event, on_host=fleet_out.host_done)
+    fleet_out.finish(outcome.report, plan=plan)
+    return stream.getvalue().replace(" in %.2fs" % outcome.report["summary"]["seconds"],
+                                     " in 0.00s")
+
+
+def test_check_on_an_in_sync_fleet_prints_the_recap_alone(recipe: Path) -> None:
+    text = fleet_transcript(recipe, [FakeTransport("web1"), FakeTransport("web2")],
+                            mode="plan", quiet=True)
+    assert text == (
+        "RECAP\n"
+        "web1  ok  0 would change, 1 up to date, 0 failed\n"
+        "web2  ok  0 would change, 1 up to date, 0 failed\n"
+        "Plan for 2 hosts: 2 ok, 0 would change, 0 failed, 0 unreachable; 2 resources: "
+        "0 would change, 2 up to date, 0 failed in 0.00s\n")
+
+
+def test_check_counts_drift_as_would_change_not_as_changed(recipe: Path) -> None:
+    text = fleet_transcript(recipe, [FakeTransport("web1", status="updated"),
+                                     FakeTransport("web2")], mode="plan", quiet=True)
+    assert text == (
+        "web1\n"
+        "  * file[/etc/motd] action create\n"
+        "    - would did it\n"
+        "\n"
+        "RECAP\n"
+        "web1  would change  1 would change, 0 up to date, 0 failed\n"
+        "web2  ok            0 would change, 1 up to date, 0 failed\n"
+        "Plan for 2 hosts: 1 ok, 1 would change, 0 failed, 0 unreachable; 2 resources: "
+        "1 would change, 1 up to date, 0 failed in 0.00s\n")
+
+
+def test_skipped_resources_are_counted_in_the_recap_and_the_fleet_line(recipe: Path) -> None:
+    text = fleet_transcript(recipe, [FakeTransport("web1", status="skipped")])
+    assert text.splitlines()[-2:] == [
+        "web1  ok  0 updated, 0 up to date, 0 failed, 1 skipped",
+        "Converged 1 host: 1 ok, 0 changed, 0 failed, 0 unreachable; 1 resource: 0 updated, "
+        "0 up to date, 0 failed, 1 skipped in 0.00s"]

@@ -15,13 +15,13 @@ def test_terminal_escapes_from_a_target_are_shown_escaped_and_colour_stays_ours(
              "error": "first\x1b[1Aline\nsecond line", "source": "recipe.py:3"}
     lines = console.lines(event)
     assert lines[0].startswith("* file[/tmp/a\\x1b[31mb] action create")
-    assert "create new file /tmp/a\\x1b]0;title\\x07" in lines[1]
-    assert "first\\x1b[1Aline" in lines[2] and lines[3] == "    second line"
-    assert "odd\\rline" in lines[4]
+    assert "first\\x1b[1Aline" in lines[1] and lines[2] == "    second line"
+    assert "odd\\rline" in lines[3]
     assert all("\x1b[2J" not in line and "\x07" not in line and "\r" not in line
                for line in lines)
-    assert lines[2].startswith("\x1b[31m")  # our own colour is still ours
+    assert lines[1].startswith("\x1b[31m")  # our own colour is still ours
     event["status"] = "updated"
+    assert "create new file /tmp/a\\x1b]0;title\\x07" in console.lines(event)[1]
     diff = console.lines(event)[-2]
     assert diff == "    \x1b[32m+\tindented\\x1b[2J\x1b[0m"  # tabs kept, escapes shown
 
@@ -33,3 +33,19 @@ def test_a_failed_event_s_source_is_shown_escaped_whatever_its_type() -> None:
     assert console.lines(event)[1] == "  ! recipe.py:3\\x1b[2J: boom"
     event["source"] = 3  # a target's JSON may say anything: rendered, not a TypeError
     assert console.lines(event)[1] == "  ! 3: boom"
+
+
+def test_a_failed_resource_s_changes_are_not_shown_as_made() -> None:
+    """Apply failed part way: which of its changes were made is not known, so none is
+    printed as made; the error is (the way Chef shows a failing action)."""
+    console = Console(io.StringIO(), color=False)
+    event = {"id": "oom_protect[sshd]", "action": "apply", "status": "failed",
+             "changes": ["create cron entry oom_protect-sshd"],
+             "error": "could not set the score: nothing was persisted",
+             "source": "recipe.py:4"}
+    assert console.lines(event) == [
+        "* oom_protect[sshd] action apply (failed)",
+        "  ! recipe.py:4: could not set the score: nothing was persisted"]
+    event["ignored"] = True
+    assert console.lines(event)[0] == "* oom_protect[sshd] action apply (failed, ignored)"
+    assert len(console.lines(event)) == 2

@@ -60,7 +60,8 @@ def test_rollback_then_again_up_to_date(tmp_path: Path) -> None:
     assert not (root / "etc/app.conf").exists()
     second = converge("rollback", "--root", str(root), "--json", "-", cwd=tmp_path)
     assert second.returncode == 0
-    assert second.stdout.count("(up to date)") == 2
+    assert second.stderr.count("(up to date)") == 2  # the console, beside the report
+    assert json.loads(second.stdout)["summary"]["up_to_date"] == 2
     history = json.loads(converge("history", "--root", str(root), "--json", cwd=tmp_path).stdout)
     assert [(r["kind"], r["of"]) for r in history] == [
         ("apply", None), ("rollback", history[0]["id"]), ("rollback", history[0]["id"])]

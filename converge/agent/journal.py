@@ -386,8 +386,9 @@ def history(system: Any) -> List[Dict[str, Any]]:
         entry = {k: run.get(k) for k in ("id", "kind", "of", "recipe", "recipe_hash",
                                          "started", "finished", "summary")}
         entry["interrupted"] = bool(run.get("interrupted")) or not run.get("finished")
-        entry["changed"] = [{"id": r["id"], "action": r.get("action"),
-                             "status": r.get("status"), "changes": r.get("changes", [])}
+        entry["changed"] = [dict({"id": r["id"], "action": r.get("action"),
+                                  "status": r.get("status"), "changes": r.get("changes", [])},
+                                 **({"error": r["error"]} if r.get("error") else {}))
                             for r in changed(run)]
         out.append(entry)
     return out

@@ -18,19 +18,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Throwaway sandbox nodes on this machine (namespaces, overlays, a real sshd).",
+    help="Throwaway sandbox nodes on this machine, to try recipes in.\n\n"
+    "Built from namespaces and overlays, each running a real sshd.",
 )
 
 
-CountArg = typer.Argument(1, help="How many nodes to start.")
+CountArg = typer.Argument(1, metavar="[N]", help="How many nodes to start (default 1).")
 MirrorOpt = typer.Option(
     [], "--mirror", metavar="PKG", help="Mirror distribution packages (and what they need) "
     "into the lab repository first; repeat, or separate with commas.")
-NodeArg = typer.Argument(..., help="Node name, e.g. node1.")
-CommandArg = typer.Argument(None, help="Command to run (a shell if none).")
-NodesArg = typer.Argument(None, help="Nodes (all when none).")
-RecipeArg = typer.Argument(..., help="A recipe file, or a cookbook folder.")
-NodeCountOpt = typer.Option(1, "--nodes", "-n", help="How many fresh nodes.")
+NodeArg = typer.Argument(..., metavar="NODE", help="Node name, e.g. node1.")
+CommandArg = typer.Argument(None, metavar="[COMMAND]...",
+                            help="Command to run (a shell if none).")
+NodesArg = typer.Argument(None, metavar="[NODE]...", help="Nodes (all when none).")
+RecipeArg = typer.Argument(..., metavar="RECIPE", help="A recipe file, or a cookbook folder.")
+NodeCountOpt = typer.Option(1, "--nodes", "-n", metavar="N", help="How many fresh nodes.")
 KeepOpt = typer.Option(False, "--keep", help="Leave the nodes running afterwards.")
 
 
@@ -99,7 +101,9 @@ def ssh(
 @app.command()
 @_clear_errors
 def inventory() -> None:
-    """Print the path of a YAML inventory of the running nodes (for `converge apply -i`)."""
+    """Print the path of an inventory of the running nodes.
+
+    A YAML inventory, for converge apply -i."""
     typer.echo(str(Lab().inventory_path()))
 
 
@@ -117,8 +121,9 @@ def test(
     nodes: int = NodeCountOpt,
     keep: bool = KeepOpt,
 ) -> None:
-    """Prove a recipe idempotent: apply it twice in fresh lab nodes; exit 1 if the
-    second run changes anything."""
+    """Apply a recipe twice in fresh lab nodes: idempotent?
+
+    Exit 1 if a run fails or the second run changes anything."""
     from converge.lab.idempotence import run_test
 
     raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep, echo=typer.echo))

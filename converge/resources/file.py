@@ -166,18 +166,24 @@ def _utf8(text: str) -> bool:
 
 
 def attribute_changes(resource: Any, current: Dict[str, Any]) -> List[Change]:
-    """Mode, owner and group changes, shared by file-like resources."""
+    """Mode, owner and group changes, shared by file-like resources (a file or
+    directory that does not exist yet had none: ``from none``)."""
     out = []
     if resource.mode is not None and current.get("mode") != resource.mode:
-        out.append(Change("change mode from '%s' to '%s'" % (current.get("mode", ""),
-                                                              resource.mode), data="mode"))
+        out.append(Change("change mode from %s to '%s'" % (_was(current, "mode"),
+                                                            resource.mode), data="mode"))
     if resource.owner is not None and current.get("uid") != current["want_uid"]:
-        out.append(Change("change owner from '%s' to '%s'" % (current.get("owner", ""),
-                                                               resource.owner), data="owner"))
+        out.append(Change("change owner from %s to '%s'" % (_was(current, "owner"),
+                                                             resource.owner), data="owner"))
     if resource.group is not None and current.get("gid") != current["want_gid"]:
-        out.append(Change("change group from '%s' to '%s'" % (current.get("group", ""),
-                                                               resource.group), data="group"))
+        out.append(Change("change group from %s to '%s'" % (_was(current, "group"),
+                                                             resource.group), data="group"))
     return out
+
+
+def _was(current: Dict[str, Any], key: str) -> str:
+    value = current.get(key)
+    return "none" if value is None else "'%s'" % value
 
 
 def resolve_account(lookup: Any, name: Optional[str], what: str) -> int:

@@ -92,6 +92,7 @@ def test_apply_waits_then_exits_1_naming_the_holder(tmp_path: Path,
     assert "error: another converge run is changing this machine: pid %d, started %s; gave " \
            "up after waiting 0.2s" % (holder.pid, started) in done.stderr
     assert not (tmp_path / "root/motd").exists()
+    assert done.stdout == ""  # no "Converged 0 resources" beside the error
 
 
 def test_plan_does_not_wait_for_the_lock(tmp_path: Path, holder: subprocess.Popen) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -151,4 +152,5 @@ def test_rollback_over_ssh(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
 
     again = push(tmp_path, "rollback", "-i", str(inventory))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "changed=0 failed=0" in again.stdout
+    assert re.search(r"^\S+ +ok  0 updated, \d+ up to date, 0 failed", again.stdout, re.M), \
+        again.stdout

@@ -13,7 +13,7 @@ from tests.conftest import Converger, statuses
     "recipe, lines, status",
     [
         pytest.param('directory("/srv/a", mode="0700")',
-                     ["create new directory /srv/a", "change mode from '' to '0700'"],
+                     ["create new directory /srv/a", "change mode from none to '0700'"],
                      "updated", id="create"),
         pytest.param('directory("/srv/a/b/c", recursive=True)',
                      ["create new directory /srv/a/b/c"], "updated", id="recursive"),

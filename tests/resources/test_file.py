@@ -20,6 +20,13 @@ TARGET = "/etc/app.conf"
                      ["create new file /etc/app.conf",
                       "update content in file /etc/app.conf from none to 87428fc5"],
                      b"a\n", "0644", id="create"),
+        pytest.param(None, 'file("/etc/app.conf", content="a\\n", mode="0640", owner="root", '
+                     'group="root")',
+                     ["create new file /etc/app.conf",
+                      "update content in file /etc/app.conf from none to 87428fc5",
+                      "change mode from none to '0640'", "change owner from none to 'root'",
+                      "change group from none to 'root'"],
+                     b"a\n", "0640", id="create-with-mode-and-owner"),
         pytest.param((b"old\n", 0o600), 'file("/etc/app.conf", content="a\\n", mode="0644")',
                      ["update content in file /etc/app.conf from 01d09d19 to 87428fc5",
                       "change mode from '0600' to '0644'"],

@@ -1,4 +1,6 @@
-# error: {path}:4: syntax error: '(' was never closed
+# error: {path}:6: syntax error: '(' was never closed
+#|   file("/etc/motd", content="x"
+#|       ^
 from converge import file
 
 file("/etc/motd", content="x"
