@@ -403,6 +403,27 @@ class System:
         with self.at(path) as place:
             os.symlink(target, place.name, dir_fd=place.dirfd)
 
+    def link_atomic(self, target: str, path: str) -> None:
+        """Make ``path`` a symbolic link to ``target``: the link is made beside it
+        and renamed over what was there (a file or an older link), so the path is
+        never missing. A directory at ``path`` is an error (EISDIR)."""
+        with self.at(path) as place:
+            while True:
+                tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
+                                          os.urandom(6).hex())
+                try:
+                    os.symlink(target, tmp, dir_fd=place.dirfd)
+                    break
+                except FileExistsError:
+                    continue
+            try:
+                os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
+            except OSError as exc:
+                os.unlink(tmp, dir_fd=place.dirfd)
+                exc.filename, exc.filename2 = path, None
+                raise
+        self._unsynced.add(place.directory)
+
     def readlink(self, path: str) -> Optional[str]:
         """Where a symbolic link points, or None when ``path`` is not a link."""
         try:
