@@ -155,11 +155,13 @@ def test_a_link_higher_up_is_not_followed(tree: Converger, recipe: str) -> None:
 def test_an_absolute_link_inside_the_root_never_leads_out(tree: Converger, tmp_path: Path
                                                           ) -> None:
     outside = tmp_path / "outside"
-    outside.mkdir()
-    plant(tree.path("/srv"), str(outside), uid=0)  # root's own link, absolute host path
-    events = tree.run('from converge import file\nfile("/srv/motd", content="x")\n')
+    (outside / "sub").mkdir(parents=True)
+    tree.path("/srv").mkdir()
+    plant(tree.path("/srv/out"), str(outside), uid=0)  # root's own link, absolute host path
+    events = tree.run('from converge import file\nfile("/srv/out/sub/motd", content="x")\n')
     assert statuses(events) == ["failed"]
-    assert list(outside.iterdir()) == []
+    assert events[0]["error"].startswith("parent directory /srv/out/sub does not exist")
+    assert list((outside / "sub").iterdir()) == []
 
 
 def test_dot_dot_in_a_link_stops_at_the_root(tree: Converger, tmp_path: Path) -> None:
