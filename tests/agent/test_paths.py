@@ -7,6 +7,11 @@ run lock and the state directory go the same way.
 uid 1000 plays alice: links and directories are made by this (root) process and
 handed to her with lchown, which is what her own ``ln -s`` would leave. The lab
 tests in tests/lab/test_symlink_attacks.py have a real alice do the planting.
+
+Every link here points inside the temporary directory however it is resolved
+(relative targets, or host paths of the test's own folders): code that followed
+links as the kernel does, out of the root, still only changes the test's files,
+never this machine's /etc.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def test_a_file_at_roots_link_in_etc_writes_its_source_and_the_link_stays(tree: 
 @pytest.mark.parametrize("owner", [0, ALICE], ids=["root-link", "alice-link"])
 def test_a_dangling_link_is_refused_and_nothing_is_created(tree: Converger, owner: int
                                                            ) -> None:
-    plant(tree.path("/etc/motd"), "/var/tmp/planted", owner)
+    plant(tree.path("/etc/motd"), "../var/tmp/planted", owner)
     (tree.root / "var/tmp").mkdir(parents=True)
     before = snapshot(tree.root)
     events = tree.run('from converge import file\nfile("/etc/motd", content="hi\\n")\n')
@@ -107,13 +112,13 @@ def test_a_dangling_link_is_refused_and_nothing_is_created(tree: Converger, owne
 
 
 def test_a_mode_change_never_follows_alices_link_to_shadow(tree: Converger) -> None:
-    plant(tree.path("/home/alice/public.txt"), "/etc/shadow")
+    plant(tree.path("/home/alice/public.txt"), "../../etc/shadow")
     before = snapshot(tree.root)
     events = tree.run('from converge import file\n'
                       'file("/home/alice/public.txt", mode="0644", owner="alice")\n')
     assert statuses(events) == ["failed"]
     assert events[0]["error"] == (
-        "refusing to follow the symbolic link /home/alice/public.txt -> /etc/shadow: it is "
+        "refusing to follow the symbolic link /home/alice/public.txt -> ../../etc/shadow: it is "
         "owned by alice (uid 1000), and a link a user other than root placed may lead "
         "anywhere\nremove the link, or have the recipe manage the path it points to")
     assert snapshot(tree.root) == before
@@ -121,7 +126,7 @@ def test_a_mode_change_never_follows_alices_link_to_shadow(tree: Converger) -> N
 
 
 def test_roots_link_in_a_directory_alice_can_write_is_not_followed(tree: Converger) -> None:
-    plant(tree.path("/home/alice/notes"), "/etc/shadow", uid=0)  # root's link, alice's dir
+    plant(tree.path("/home/alice/notes"), "../../etc/shadow", uid=0)  # root's link, alice's dir
     before = snapshot(tree.root)
     events = tree.run('from converge import file\n'
                       'file("/home/alice/notes", mode="0644")\n')
@@ -141,11 +146,11 @@ def test_roots_link_in_a_directory_alice_can_write_is_not_followed(tree: Converg
     'line("/home/alice/app/shadow", line="alice::0:0")',
 ], ids=["file", "delete", "directory", "line"])
 def test_a_link_higher_up_is_not_followed(tree: Converger, recipe: str) -> None:
-    plant(tree.path("/home/alice/app"), "/etc")
+    plant(tree.path("/home/alice/app"), "../../etc")
     before = snapshot(tree.root)
     events = tree.run("from converge import directory, file, line\n" + recipe + "\n")
     assert statuses(events) == ["failed"], events
-    assert "the symbolic link /home/alice/app -> /etc" in events[0]["error"]
+    assert "the symbolic link /home/alice/app -> ../../etc" in events[0]["error"]
     assert snapshot(tree.root) == before
 
 
@@ -165,16 +170,19 @@ def test_an_absolute_link_inside_the_root_never_leads_out(tree: Converger, tmp_p
 
 
 def test_dot_dot_in_a_link_stops_at_the_root(tree: Converger, tmp_path: Path) -> None:
-    plant(tree.path("/etc/up"), "../../../../../../../../etc", uid=0)
+    (tmp_path / "x").mkdir()  # where ../../x leads from the root's /etc, by the kernel
+    tree.path("/x").mkdir()
+    plant(tree.path("/etc/up"), "../../x", uid=0)
     events = tree.run('from converge import file\nfile("/etc/up/motd", content="x")\n')
     assert statuses(events) == ["updated"], events
-    assert tree.path("/etc/motd").read_text() == "x"  # /etc of the root, not of the host
+    assert tree.path("/x/motd").read_text() == "x"  # '..' stopped at the root
+    assert list((tmp_path / "x").iterdir()) == []
 
 
 def test_the_run_lock_is_never_opened_through_a_link(tree: Converger) -> None:
     state = tree.root / "var/lib/converge"
     state.mkdir(parents=True)
-    (state / "lock").symlink_to("/etc/shadow")
+    (state / "lock").symlink_to("../../../etc/shadow")
     with pytest.raises(OSError):
         RunLock(tree.system, 0).acquire()
     assert tree.path("/etc/shadow").read_text() == "root:secret\n"
@@ -183,7 +191,7 @@ def test_the_run_lock_is_never_opened_through_a_link(tree: Converger) -> None:
 def test_the_journal_log_is_never_opened_through_a_link(tree: Converger) -> None:
     journal = jn.Journal(tree.system)
     runs_dir = tree.root / "var/lib/converge/runs"
-    (runs_dir / (journal.id + ".partial")).symlink_to("/etc/shadow")
+    (runs_dir / (journal.id + ".partial")).symlink_to("../../../../etc/shadow")
     event = {"id": "file[/etc/x]", "type": "file", "action": "create", "changes": ["c"]}
     resource = tree.compile('from converge import file\nfile("/etc/x", content="x")\n'
                             ).steps[0].resource()
@@ -303,9 +311,9 @@ def test_a_rollback_never_writes_through_a_link_planted_since(tree: Converger) -
                         'file("/srv/www/index.html", content="new\\n")\n')
     runs.apply_plan(tree.system, plan)
     page.unlink()
-    plant(page, "/etc/shadow")  # alice swaps the page for a link to /etc/shadow
+    plant(page, "../../etc/shadow")  # alice swaps the page for a link to /etc/shadow
     before = snapshot(tree.root / "etc")
-    with pytest.raises(ConvergeError, match="it is now a symbolic link to /etc/shadow"):
+    with pytest.raises(ConvergeError, match="it is now a symbolic link to ../../etc/shadow"):
         rollback(tree.system)
     events = runs.rollback(tree.system, force=True, yes=True)  # the link goes, not shadow
     assert [e["changes"][0] for e in events] == [
