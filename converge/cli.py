@@ -106,7 +106,8 @@ DiffOpt = typer.Option(False, "--diff", help="Show a unified diff of content cha
 CookbookOpt = typer.Option([], "--cookbook-path", "-C", help="A folder of cookbooks to "
                            "search for include_recipe (repeatable).")
 RootOpt = typer.Option("/", "--root", help="Converge this directory tree as if it were / "
-                       "(local runs; for trying recipes safely).")
+                       "(local runs; paths stay inside it, execute and guards do not: see "
+                       "docs/operations.md).")
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for errors.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed resource.")
 
