@@ -24,7 +24,7 @@ def transcript() -> list[tuple[str, str]]:
     lines = [line[4:] for line in section.splitlines()
              if line.startswith("    ") and not line.startswith("     $")]
     steps: list[tuple[str, str]] = []
-    for line in lines[lines.index(next(l for l in lines if l.startswith("$ "))):]:
+    for line in lines[lines.index(next(x for x in lines if x.startswith("$ "))):]:
         if line.startswith("$ "):
             steps.append((line[2:], ""))
         else:

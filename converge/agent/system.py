@@ -11,8 +11,19 @@ import errno
 import os
 import stat as stat_mod
 from contextlib import contextmanager
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional,
-                    Sequence, Set, Tuple)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from .paths import Place, UnsafePath, Walker
 
@@ -171,7 +182,7 @@ class System:
         except (FileNotFoundError, NotADirectoryError):
             return None
         try:
-            chunks = []
+            chunks: List[bytes] = []
             while True:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
