@@ -95,7 +95,10 @@ def fingerprint(system: Any, path: str, data: Optional[bytes] = None) -> Dict[st
     link, ``link`` (where it points) too, and what it points to is described when
     the link is one converge follows (agent/paths.py); otherwise the link's own
     owner, with ``kind: link``."""
-    st = system.stat(path)
+    try:
+        st = system.stat(path)
+    except UnsafePath:  # a link on the way converge does not follow
+        return {"exists": True, "kind": "unreachable"}
     if st is None:
         return {"exists": False}
     out: Dict[str, Any] = {"exists": True}

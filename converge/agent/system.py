@@ -167,8 +167,16 @@ class System:
         directory (a trusted link before it followed when ``follow``)."""
         try:
             with self.at(path, follow) as place:
-                return os.open(place.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                               dir_fd=place.dirfd)
+                try:
+                    return os.open(place.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                                   dir_fd=place.dirfd)
+                except OSError as exc:
+                    if exc.errno != errno.ELOOP:
+                        raise
+                    target = os.readlink(place.name, dir_fd=place.dirfd)
+                raise UnsafePath("refusing to open %s: it is a symbolic link (to %s)"
+                                 % (self.absolute(path), target),
+                                 hint="remove the link; converge makes the file itself")
         except OSError as exc:
             if not isinstance(exc, UnsafePath):
                 exc.filename, exc.filename2 = path, None

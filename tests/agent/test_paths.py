@@ -183,7 +183,8 @@ def test_the_run_lock_is_never_opened_through_a_link(tree: Converger) -> None:
     state = tree.root / "var/lib/converge"
     state.mkdir(parents=True)
     (state / "lock").symlink_to("../../../etc/shadow")
-    with pytest.raises(OSError):
+    with pytest.raises(ConvergeError, match="refusing to open /var/lib/converge/lock: it is "
+                       "a symbolic link"):
         RunLock(tree.system, 0).acquire()
     assert tree.path("/etc/shadow").read_text() == "root:secret\n"
 
@@ -195,7 +196,7 @@ def test_the_journal_log_is_never_opened_through_a_link(tree: Converger) -> None
     event = {"id": "file[/etc/x]", "type": "file", "action": "create", "changes": ["c"]}
     resource = tree.compile('from converge import file\nfile("/etc/x", content="x")\n'
                             ).steps[0].resource()
-    with pytest.raises(OSError):
+    with pytest.raises(ConvergeError, match="refusing to open /var/lib/converge/runs/"):
         journal.begin(event, resource, {}, [])
     assert tree.path("/etc/shadow").read_text() == "root:secret\n"
 
