@@ -223,6 +223,7 @@ class System:
         uid: int = -1,
         gid: int = -1,
         durable: bool = True,
+        follow: bool = False,
     ) -> None:
         """Replace ``path`` whole: temp file beside it, fsync, rename; the directory
         is fsynced by :meth:`sync` at the end of the run. ``durable=False`` skips
@@ -233,14 +234,15 @@ class System:
         then mode (so setuid and setgid bits survive), are set on the temp file
         before the rename, so the new content is never visible with the wrong
         permissions; with no ``mode``, the mode of the file replaced (0644 for a
-        new one). A trusted link at ``path`` is written through (its target is
-        replaced, the link stays); an untrusted or dangling one is refused
-        (UnsafePath). The temp file is named ``.NAME.converge-PID-RANDOM.tmp``:
+        new one, or for a link, never the link's own 0777). A link at ``path`` is
+        replaced by the file; with ``follow``, a trusted link is written through
+        instead (what it points to is replaced, the link stays) and an untrusted
+        or dangling one is refused (UnsafePath). The temp file is named ``.NAME.converge-PID-RANDOM.tmp``:
         when the writer is killed (kill -9, power cut) it stays behind, and the
         next write into that directory by another process removes it (see
         :meth:`sweep_temps`). An OSError (a full disk: ENOSPC) names ``path``.
         """
-        with self.at(path, follow=True) as place:
+        with self.at(path, follow) as place:
             self._write_at(place, path, data, mode, uid, gid, durable)
         if durable:
             self._unsynced.add(place.directory)
@@ -390,10 +392,23 @@ class System:
             os.close(fd)
 
     def chmod(self, path: str, mode: int) -> None:
-        self.set_attributes(path, mode)
+        """The mode of the path itself: a link at ``path`` is not followed (Linux
+        has no mode for a link: UnsafePath names it)."""
+        fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY, follow=False)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
     def chown(self, path: str, uid: int = -1, gid: int = -1) -> None:
-        self.set_attributes(path, None, uid, gid)
+        """The owner of the path itself: a link at ``path`` gets a new owner, what
+        it points to does not (lchown)."""
+        with self.at(path) as place:
+            try:
+                os.chown(place.name, uid, gid, dir_fd=place.dirfd, follow_symlinks=False)
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
 
     def remove(self, path: str) -> None:
         """Remove a file, or a link itself (never what it points to)."""

@@ -160,7 +160,7 @@ class File(Resource, type_name="file"):
             if current["exists"]:
                 keep_backup(system, self.path, self.backup)
             system.write_atomic(self.path, self.desired_bytes() or b"", mode,
-                                current["want_uid"], current["want_gid"])
+                                current["want_uid"], current["want_gid"], follow=True)
             return
         set_attributes(system, self.path, kinds, mode, current)
 
