@@ -25,9 +25,8 @@ from typing import (
     Tuple,
 )
 
-from .paths import Place, UnsafePath, Walker
-
 from .interrupt import as_interrupted, held
+from .paths import Place, UnsafePath, Walker
 
 #: Seconds a command stopped by SIGINT/SIGTERM gets to finish before SIGKILL.
 STOP_GRACE = 5.0
@@ -237,10 +236,11 @@ class System:
         new one, or for a link, never the link's own 0777). A link at ``path`` is
         replaced by the file; with ``follow``, a trusted link is written through
         instead (what it points to is replaced, the link stays) and an untrusted
-        or dangling one is refused (UnsafePath). The temp file is named ``.NAME.converge-PID-RANDOM.tmp``:
-        when the writer is killed (kill -9, power cut) it stays behind, and the
-        next write into that directory by another process removes it (see
-        :meth:`sweep_temps`). An OSError (a full disk: ENOSPC) names ``path``.
+        or dangling one is refused (UnsafePath). The temp file is named
+        ``.NAME.converge-PID-RANDOM.tmp``: when the writer is killed (kill -9, power
+        cut) it stays behind, and the next write into that directory by another
+        process removes it (see :meth:`sweep_temps`). An OSError (a full disk:
+        ENOSPC) names ``path``.
         """
         with self.at(path, follow) as place:
             self._write_at(place, path, data, mode, uid, gid, durable)
