@@ -130,7 +130,8 @@ DiffOpt = typer.Option(False, "--diff", help="Show a unified diff of content cha
 CookbookOpt = typer.Option([], "--cookbook-path", "-C", metavar="DIR", help="A folder of "
                            "cookbooks to search for include_recipe (repeatable).")
 RootOpt = typer.Option("/", "--root", metavar="DIR", help="Work on this directory tree as if "
-                       "it were / (local runs; for trying recipes safely).")
+                       "it were / (local runs; paths stay inside it, execute and guards do "
+                       "not: see docs/operations.md).")
 HistoryRootOpt = typer.Option("/", "--root", metavar="DIR", help="List the runs journaled "
                               "in this directory tree (by apply --root DIR).")
 RollbackRootOpt = typer.Option("/", "--root", metavar="DIR", help="Undo a run made in this "

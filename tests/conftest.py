@@ -83,3 +83,35 @@ def mtimes() -> Callable[[Path], Dict[str, int]]:
         return {str(p): os.stat(p, follow_symlinks=False).st_mtime_ns
                 for p in root.rglob("*")}
     return snapshot
+
+
+# -- an unprivileged user in a lab node ------------------------------------------------
+
+
+class Alice:
+    """An unprivileged user ``alice`` (home /home/alice, hers, 0755) in a lab node:
+    ``alice.run(argv)`` runs a command as her, ``alice.sh(script)`` a shell line as
+    her, and both return the CompletedProcess."""
+
+    name = "alice"
+    home = "/home/alice"
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        done = node.run(["useradd", "--create-home", "--shell", "/bin/sh", self.name])
+        assert done.returncode == 0, done.stderr
+        node.run(["chmod", "0755", self.home])
+        self.uid = int(node.run(["id", "-u", self.name]).stdout)
+
+    def run(self, argv: List[str]) -> Any:
+        return self.node.run(["runuser", "-u", self.name, "--", *argv])
+
+    def sh(self, script: str) -> Any:
+        return self.run(["sh", "-c", script])
+
+
+@pytest.fixture
+def alice(lab_node: Any) -> Alice:
+    """A fresh lab node (``alice.node``) with the unprivileged user alice in it, for
+    tests where a local user plants links, odd names or escapes for converge to meet."""
+    return Alice(lab_node)

@@ -130,7 +130,8 @@ def test_become_user_and_python_shape_the_remote_command(tmp_path: Path) -> None
 
 def test_bad_become_user_and_python_are_refused(tmp_path: Path) -> None:
     (tmp_path / "i.yml").write_text("hosts:\n  a: {python: 'python3 -c evil'}\n")
-    with pytest.raises(InventoryError, match="host a: python 'python3 -c evil' is not a path to python3"):
+    with pytest.raises(InventoryError,
+                       match="host a: python 'python3 -c evil' is not a path to python3"):
         load(str(tmp_path / "i.yml"))
     (tmp_path / "j.yml").write_text("hosts:\n  a: {become_user: 'root; id'}\n")
     with pytest.raises(InventoryError, match="host a: user 'root; id' is not a POSIX user name"):

@@ -42,40 +42,45 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import RunError
+from .paths import UnsafePath
 
-STATE_DIR = "/var/lib/converge"
 VERSION = 1
 DEFAULT_KEEP = 50
 
 
 def state_dir(system: Any) -> str:
-    """Where journals, backups and the run lock live, as a target path."""
-    if system.root == "/":
-        override = os.environ.get("CONVERGE_STATE_DIR")
-        if override:
-            return os.path.abspath(override)
-        if os.geteuid() != 0:
-            return os.path.expanduser("~/.local/state/converge")
-    return STATE_DIR
+    """Where journals, backups and the run lock live, as a target path (one
+    choice for all of them: System.state_dir)."""
+    return str(system.state_dir())
 
 
-def ensure_dir(system: Any, path: str, mode: int, parents: int = 0o755) -> None:
-    """mkdir -p (missing parents get ``parents``), and ``mode`` on the directory
-    itself whatever it was before."""
-    real = system.real(path)
-    if not os.path.isdir(real):
-        missing = []
-        while not os.path.isdir(real):
-            missing.append(real)
-            real = os.path.dirname(real)
-        for folder in reversed(missing):
-            try:
-                os.mkdir(folder, parents)
-            except FileExistsError:
-                pass
-        real = missing[0]
-    if stat_mod.S_IMODE(os.stat(real).st_mode) != mode:
-        os.chmod(real, mode)
+def ensure_dir(system: Any, path: str, mode: int, parents: int = 0o755,
+               private: bool = False) -> None:
+    """mkdir -p through the System's walker: ``mode`` on the directory when it is
+    created (missing parents get ``parents``); an existing directory keeps its
+    mode, except a ``private`` one (converge's runs/ and backup/), which must be
+    owned by the user converge runs as and is made ``mode`` again."""
+    missing = []
+    folder = path
+    while folder not in ("", "/") and not system.is_dir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for index, folder in enumerate(reversed(missing)):
+        try:
+            system.mkdir(folder, mode if index == len(missing) - 1 else parents)
+        except FileExistsError:
+            pass
+    if not private or missing:
+        return
+    st = system.stat(path, follow=True)
+    if st.st_uid != os.geteuid():
+        raise RunError("the state directory %s is owned by uid %d, not by the user converge "
+                       "runs as (uid %d): someone else could read or change the journal"
+                       % (path, st.st_uid, os.geteuid()),
+                       hint="remove it (converge creates it again), or set "
+                       "CONVERGE_STATE_DIR to a directory of your own")
+    if stat_mod.S_IMODE(st.st_mode) != mode:
+        system.chmod(path, mode)
 
 
 def write_file(system: Any, path: str, data: bytes, durable: bool = True) -> None:
@@ -86,13 +91,28 @@ def write_file(system: Any, path: str, data: bytes, durable: bool = True) -> Non
 
 
 def fingerprint(system: Any, path: str, data: Optional[bytes] = None) -> Dict[str, Any]:
-    """exists, sha256 (regular files), mode, uid and gid of a path (links followed)."""
+    """exists, sha256 (regular files), mode, uid and gid of a path. At a symbolic
+    link, ``link`` (where it points) too, and what it points to is described when
+    the link is one converge follows (agent/paths.py); otherwise the link's own
+    owner, with ``kind: link``."""
     try:
-        st = os.stat(system.real(path))
-    except (FileNotFoundError, NotADirectoryError):
+        st = system.stat(path)
+    except UnsafePath:  # a link on the way converge does not follow
+        return {"exists": True, "kind": "unreachable"}
+    if st is None:
         return {"exists": False}
-    out: Dict[str, Any] = {"exists": True, "mode": "%04o" % stat_mod.S_IMODE(st.st_mode),
-                           "uid": st.st_uid, "gid": st.st_gid}
+    out: Dict[str, Any] = {"exists": True}
+    if stat_mod.S_ISLNK(st.st_mode):
+        out["link"] = system.readlink(path)
+        try:
+            followed = system.stat(path, follow=True)
+        except (UnsafePath, OSError):
+            followed = None
+        if followed is None:
+            out.update(kind="link", uid=st.st_uid, gid=st.st_gid)
+            return out
+        st = followed
+    out.update(mode="%04o" % stat_mod.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
     if stat_mod.S_ISREG(st.st_mode):
         if data is None:
             data = system.read_bytes(path) or b""
@@ -106,7 +126,7 @@ def same_state(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> bool
     """Whether two fingerprints describe the same file (backup paths aside)."""
     if a is None or b is None:
         return False
-    keys = ("exists", "sha256", "mode", "uid", "gid", "kind")
+    keys = ("exists", "sha256", "mode", "uid", "gid", "kind", "link")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
@@ -129,8 +149,8 @@ class Journal:
         self.system = system
         self.base = state_dir(system)
         self.keep = keep
-        ensure_dir(system, self.base + "/runs", 0o700)
-        ensure_dir(system, self.base + "/backup", 0o700)
+        ensure_dir(system, self.base + "/runs", 0o700, private=True)
+        ensure_dir(system, self.base + "/backup", 0o700, private=True)
         self.id = self._new_id()
         self.path = "%s/runs/%s.json" % (self.base, self.id)
         self.backups = "%s/backup/runs/%s" % (self.base, self.id)
@@ -166,9 +186,9 @@ class Journal:
         if self._log == -1:
             if not sync:
                 return  # nothing has changed yet: the journal at the end says it all
-            real = self.system.real("%s/runs/%s.partial" % (self.base, self.id))
-            self._log = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                                0o600)
+            self._log = self.system.open("%s/runs/%s.partial" % (self.base, self.id),
+                                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600,
+                                         follow=False)
             header = dict(self.data, resources=[])
             lines = [{"header": header}] + [{"i": i, "record": r}
                                              for i, r in enumerate(self.data["resources"])]
@@ -262,20 +282,16 @@ class Journal:
     # -- backups ----------------------------------------------------------------------
 
     def _keep(self, path: str) -> Dict[str, Any]:
-        data = None
-        try:
-            st = os.stat(self.system.real(path))
-            if stat_mod.S_ISREG(st.st_mode):
-                data = self.system.read_bytes(path)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        state = fingerprint(self.system, path, data)
-        if data is not None and "sha256" in state:
-            state["backup"] = self._blob(state["sha256"], data)
+        state = fingerprint(self.system, path)
+        if "sha256" in state:
+            data = self.system.read_bytes(path)
+            if data is not None:
+                state = fingerprint(self.system, path, data)
+                state["backup"] = self._blob(state["sha256"], data)
         if not state["exists"]:
             parents = []
             folder = os.path.dirname(path)
-            while folder not in ("", "/") and not os.path.isdir(self.system.real(folder)):
+            while folder not in ("", "/") and not self.system.is_dir(folder):
                 parents.append(folder)
                 folder = os.path.dirname(folder)
             if parents:
@@ -425,8 +441,9 @@ def prune(system: Any, keep: int) -> None:
     folder = base + "/backup/runs"
     for name in system.listdir(folder):
         if name not in kept:
-            import shutil
-
-            shutil.rmtree(system.real("%s/%s" % (folder, name)), ignore_errors=True)
+            try:
+                system.rmtree("%s/%s" % (folder, name))
+            except OSError:
+                pass
         else:  # a run killed while keeping a backup left its temp file there
             system.sweep_temps("%s/%s" % (folder, name))

@@ -49,7 +49,7 @@ class RunLock:
 
     def acquire(self) -> None:
         ensure_dir(self.system, os.path.dirname(self.path), 0o755)
-        fd = os.open(self.system.real(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self.system.open(self.path, os.O_RDWR | os.O_CREAT, 0o600, follow=False)
         deadline = self.clock() + self.timeout
         told = False
         while True:

@@ -98,14 +98,22 @@ def _step(type_name: str, action: str, props: Dict[str, Any], source: str,
 def _file_steps(system: Any, path: str, before: Dict[str, Any], source: str,
                 sensitive: bool) -> List[Step]:
     """A file as it was: deleted (with the directories created for it, when empty)
-    or written back with its content, mode and owner."""
+    or written back with its content, mode and owner; a symbolic link made again
+    as the link it was (and the file it leads to written back, when the journal
+    kept it); a link that now stands where a file was removed first."""
     if not before.get("exists"):
         return [_step("file", "delete", {"path": path, "backup": 0}, source, sensitive)] + [
             _step("directory", "delete", {"path": p}, source, False)
             for p in before.get("parents", [])]
-    if "sha256" not in before:  # a directory or a device: nothing the journal kept
-        return []
-    return [_step("file", "create", {
+    steps = []
+    if before.get("link") is not None:
+        steps.append(_step("link", "create", {"path": path, "to": before["link"]}, source,
+                           False))
+    elif "sha256" in before and system.readlink(path) is not None:
+        steps.append(_step("link", "delete", {"path": path}, source, False))
+    if "sha256" not in before:  # a directory, a device or a bare link: no content kept
+        return steps
+    return steps + [_step("file", "create", {
         "path": path, "content": jn.load_blob(system, before["backup"]), "mode": before["mode"],
         "owner": str(before["uid"]), "group": str(before["gid"]), "backup": 0},
         source, sensitive)]
@@ -126,6 +134,8 @@ def describe(now: Dict[str, Any], then: Dict[str, Any], sensitive: bool) -> str:
     if now.get("exists") != then.get("exists"):
         return "deleted since" if then.get("exists") else "created since"
     parts = []
+    if now.get("link") != then.get("link"):
+        parts.append("it is now %s, the run left %s" % (_what(now), _what(then)))
     if now.get("sha256") != then.get("sha256"):
         parts.append("its content changed" if sensitive else "content is now %s, the run "
                      "left %s" % (str(now.get("sha256"))[:8], str(then.get("sha256"))[:8]))
@@ -133,6 +143,11 @@ def describe(now: Dict[str, Any], then: Dict[str, Any], sensitive: bool) -> str:
         if now.get(key) != then.get(key):
             parts.append("%s is now %s, the run left %s" % (what, now.get(key), then.get(key)))
     return "; ".join(parts)
+
+
+def _what(state: Dict[str, Any]) -> str:
+    link = state.get("link")
+    return "a file" if link is None else "a symbolic link to %s" % link
 
 
 def refuse_conflicts(restore: Restore) -> None:

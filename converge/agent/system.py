@@ -10,15 +10,30 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from contextlib import contextmanager
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from .interrupt import as_interrupted, held
+from .paths import Place, UnsafePath, Walker
 
 #: Seconds a command stopped by SIGINT/SIGTERM gets to finish before SIGKILL.
 STOP_GRACE = 5.0
 # Temp files of write_atomic: ".NAME.converge-PID-RANDOM.tmp", NAME cut to fit NAME_MAX.
 TEMP_MARK = ".converge-"
 TEMP_NAME_KEEP = 180
+STATE_DIR = "/var/lib/converge"
 
 
 def temp_writer(name: str) -> Optional[int]:
@@ -61,47 +76,127 @@ class RunResult(NamedTuple):
 
 
 class System:
-    """The machine, optionally seen through a root directory."""
+    """The machine, optionally seen through a root directory.
 
-    def __init__(self, root: str = "/", cwd: Optional[str] = None) -> None:
+    Every path is reached through :class:`~converge.agent.paths.Walker`: a
+    component at a time, links followed only when nobody but root could have
+    placed them, and resolved inside the root (see paths.py). Methods that
+    change a path act on the last component through its directory's file
+    descriptor. ``real()`` gives a host path for the few uses that need a
+    string (a program's argument); it follows nothing and checks nothing.
+    """
+
+    def __init__(self, root: str = "/", cwd: Optional[str] = None,
+                 mounts: Optional[Mapping[str, str]] = None) -> None:
+        """``mounts`` maps a target directory to a host directory seen there, as a
+        bind mount would show it (a test gives a rooted System the host's /proc);
+        paths under it are walked inside that host directory."""
         self.root = os.path.abspath(root)
         self.cwd = cwd or os.getcwd()
         self._tables: Dict[str, Dict[str, int]] = {}
         self._unsynced: Set[str] = set()  # directories renamed into since the last sync()
-        self._swept: Set[str] = set()  # directories cleared of dead writers' temp files
+        self._swept: Set[Tuple[int, int]] = set()  # directories cleared of dead writers' temps
+        self.walker = Walker(self.root, self.user_name)
+        self._mounts = sorted(((t.rstrip("/"), Walker(os.path.abspath(h), self.user_name))
+                               for t, h in (mounts or {}).items()), reverse=True)
 
     # -- paths ---------------------------------------------------------------
 
+    def absolute(self, path: str) -> str:
+        """A target path made absolute (relative paths are from ``cwd``)."""
+        return os.path.normpath(os.path.join(self.cwd, path))
+
     def real(self, path: str) -> str:
-        """The host path for a target path (relative paths are from ``cwd``)."""
-        path = os.path.normpath(os.path.join(self.cwd, path))
+        """The host path for a target path (relative paths are from ``cwd``), as a
+        string: no link is resolved or checked. Not for changing anything."""
+        path = self.absolute(path)
         if self.root == "/":
             return path
         return os.path.join(self.root, path.lstrip("/"))
 
-    def stat(self, path: str) -> Optional[os.stat_result]:
-        """lstat of the path, or None when it does not exist."""
+    @contextmanager
+    def at(self, path: str, follow: bool = False) -> Iterator[Place]:
+        """The walked :class:`Place` of a target path, its directory open for
+        the ``with`` block (see Walker.walk for ``follow``)."""
+        target, walker, seen_at = self.absolute(path), self.walker, ""
+        for prefix, mounted in self._mounts:
+            if target == prefix or target.startswith(prefix + "/"):
+                target, walker, seen_at = target[len(prefix):] or "/", mounted, prefix
+                break
+        place = walker.walk(target, follow)
+        if seen_at:
+            place = place._replace(directory=(seen_at + place.directory).rstrip("/"))
         try:
-            return os.lstat(self.real(path))
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
+            yield place
+        finally:
+            os.close(place.dirfd)
+
+    def state_dir(self) -> str:
+        """Where journals, backups and the run lock live, as a target path:
+        /var/lib/converge (under the root, for a rooted System); on /,
+        ``CONVERGE_STATE_DIR`` when set, else ~/.local/state/converge for a user
+        other than root."""
+        if self.root == "/":
+            override = os.environ.get("CONVERGE_STATE_DIR")
+            if override:
+                return os.path.abspath(override)
+            if os.geteuid() != 0:
+                return os.path.expanduser("~/.local/state/converge")
+        return STATE_DIR
+
+    def stat(self, path: str, follow: bool = False) -> Optional[os.stat_result]:
+        """lstat of the path (stat through a trusted link with ``follow``), or
+        None when it does not exist."""
+        try:
+            with self.at(path, follow) as place:
+                return os.stat(place.name, dir_fd=place.dirfd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
 
     def is_dir(self, path: str) -> bool:
-        st = self.stat(path)
+        """Whether the path is a directory (through a trusted link too)."""
+        st = self.stat(path, follow=True)
         return st is not None and stat_mod.S_ISDIR(st.st_mode)
 
-    def read_bytes(self, path: str) -> Optional[bytes]:
-        """The file's content, or None when it does not exist."""
+    def open(self, path: str, flags: int, mode: int = 0o600, follow: bool = True) -> int:
+        """A file descriptor on the path, opened with ``O_NOFOLLOW`` in its walked
+        directory (a trusted link before it followed when ``follow``)."""
         try:
-            with open(self.real(path), "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
+            with self.at(path, follow) as place:
+                try:
+                    return os.open(place.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                                   dir_fd=place.dirfd)
+                except OSError as exc:
+                    if exc.errno != errno.ELOOP:
+                        raise
+                    target = os.readlink(place.name, dir_fd=place.dirfd)
+                raise UnsafePath("refusing to open %s: it is a symbolic link (to %s)"
+                                 % (self.absolute(path), target),
+                                 hint="remove the link; converge makes the file itself")
+        except OSError as exc:
+            if not isinstance(exc, UnsafePath):
+                exc.filename, exc.filename2 = path, None
+            raise
+
+    def read_bytes(self, path: str) -> Optional[bytes]:
+        """The file's content (through a trusted link), or None when it does not
+        exist."""
+        try:
+            fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            chunks: List[bytes] = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
 
     def read_text(self, path: str) -> Optional[str]:
         data = self.read_bytes(path)
@@ -109,9 +204,13 @@ class System:
 
     def listdir(self, path: str) -> List[str]:
         try:
-            return sorted(os.listdir(self.real(path)))
+            fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
 
     # -- changes ---------------------------------------------------------------
 
@@ -123,29 +222,42 @@ class System:
         uid: int = -1,
         gid: int = -1,
         durable: bool = True,
+        follow: bool = False,
     ) -> None:
         """Replace ``path`` whole: temp file beside it, fsync, rename; the directory
         is fsynced by :meth:`sync` at the end of the run. ``durable=False`` skips
         both fsyncs: still whole, old or new, after a crash, but a power cut may
         keep the old (for a record nothing depends on).
 
-        A crash at any point leaves either the old file or the new one. Mode and
-        ownership are set on the temp file before the rename, so the new content
-        is never visible with the wrong permissions. The temp file is named
-        ``.NAME.converge-PID-RANDOM.tmp``: when the writer is killed (kill -9,
-        power cut) it stays behind, and the next write into that directory by
-        another process removes it (see :meth:`sweep_temps`). An OSError (a full
-        disk: ENOSPC) names ``path``.
+        A crash at any point leaves either the old file or the new one. Owner,
+        then mode (so setuid and setgid bits survive), are set on the temp file
+        before the rename, so the new content is never visible with the wrong
+        permissions; with no ``mode``, the mode of the file replaced (0644 for a
+        new one, or for a link, never the link's own 0777). A link at ``path`` is
+        replaced by the file; with ``follow``, a trusted link is written through
+        instead (what it points to is replaced, the link stays) and an untrusted
+        or dangling one is refused (UnsafePath). The temp file is named
+        ``.NAME.converge-PID-RANDOM.tmp``: when the writer is killed (kill -9, power
+        cut) it stays behind, and the next write into that directory by another
+        process removes it (see :meth:`sweep_temps`). An OSError (a full disk:
+        ENOSPC) names ``path``.
         """
-        real = self.real(path)
-        directory = os.path.dirname(real) or "."
-        self._sweep(directory)
-        prefix = ".%s%s%d-" % (os.path.basename(real)[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
+        with self.at(path, follow) as place:
+            self._write_at(place, path, data, mode, uid, gid, durable)
+        if durable:
+            self._unsynced.add(place.directory)
+
+    def _write_at(self, place: Place, path: str, data: bytes, mode: Optional[int], uid: int,
+                  gid: int, durable: bool) -> None:
+        dirfd, name = place.dirfd, place.name
+        self._sweep(dirfd)
+        prefix = ".%s%s%d-" % (name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid())
         fd = -1
         while fd == -1:  # tempfile.mkstemp, without importing tempfile (random, shutil...)
-            tmp = os.path.join(directory, "%s%s.tmp" % (prefix, os.urandom(6).hex()))
+            tmp = "%s%s.tmp" % (prefix, os.urandom(6).hex())
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -157,28 +269,30 @@ class System:
                 written = os.write(fd, view)
                 view = view[written:]
             if mode is None:
-                st = self.stat(path)
-                mode = stat_mod.S_IMODE(st.st_mode) if st else 0o644
-            os.fchmod(fd, mode)
+                try:
+                    old = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    old = None
+                mode = (stat_mod.S_IMODE(old.st_mode)
+                        if old is not None and stat_mod.S_ISREG(old.st_mode) else 0o644)
             if uid != -1 or gid != -1:
                 os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
             if durable:
                 os.fsync(fd)
             os.close(fd)
             fd = -1
-            os.rename(tmp, real)
+            os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
         except BaseException as exc:
             if fd != -1:
                 os.close(fd)
             try:
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dirfd)
             except OSError:
                 pass
             if isinstance(exc, OSError):
                 exc.filename, exc.filename2 = path, None
             raise
-        if durable:
-            self._unsynced.add(directory)
 
     def sync(self) -> None:
         """Make the renames of :meth:`write_atomic` durable: one fsync per directory
@@ -186,92 +300,181 @@ class System:
         content is on disk before its rename either way, so a power cut before this
         leaves every file whole, old or new; this is what makes "new" stick."""
         for directory in sorted(self._unsynced):
-            self._fsync_dir(directory)
+            try:
+                fd = self.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
         self._unsynced.clear()
 
     def sweep_temps(self, path: str) -> None:
         """Remove the temp files of writers that died in the directory ``path``:
         write_atomic does it before its first write into a directory; call it for
         a directory no later write may visit (a run's own backup folder)."""
-        self._sweep(self.real(path))
-
-    def _sweep(self, directory: str) -> None:
-        """Remove the temp files of dead writers from a host directory, once per
-        directory for this System: a ``.NAME.converge-PID-RANDOM.tmp`` whose PID
-        is not a live process. A live writer's temp file is never touched."""
-        if directory in self._swept:
-            return
-        self._swept.add(directory)
         try:
-            names = os.listdir(directory)
+            fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return
+        try:
+            self._sweep(fd)
+        finally:
+            os.close(fd)
+
+    def _sweep(self, dirfd: int) -> None:
+        """Remove the temp files of dead writers from an open directory, once per
+        directory for this System: a ``.NAME.converge-PID-RANDOM.tmp`` whose PID
+        is not a live process. A live writer's temp file is never touched."""
+        st = os.fstat(dirfd)
+        if (st.st_dev, st.st_ino) in self._swept:
+            return
+        self._swept.add((st.st_dev, st.st_ino))
+        try:
+            fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dirfd)
+        except OSError:
+            return
+        try:
+            names = os.listdir(fd)
+        finally:
+            os.close(fd)
         for name in names:
             pid = temp_writer(name)
             if pid is not None and not _alive(pid):
                 try:
-                    os.unlink(os.path.join(directory, name))
+                    os.unlink(name, dir_fd=dirfd)
                 except OSError:
                     pass
-
-    @staticmethod
-    def _fsync_dir(directory: str) -> None:
-        try:
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
 
     def write_in_place(self, path: str, data: bytes) -> None:
         """Write into an existing file without a temp file or rename: for /proc/sys
         and /proc/PID files, where the kernel checks the write. The kernel's refusal
         is an OSError with its errno (EINVAL, EACCES, EPERM)."""
-        fd = os.open(self.real(path), os.O_WRONLY | os.O_TRUNC)
+        fd = self.open(path, os.O_WRONLY | os.O_TRUNC)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
 
-    def mkdir(self, path: str, mode: int = 0o755) -> None:
-        os.mkdir(self.real(path), mode)
-        os.chmod(self.real(path), mode)  # mkdir's mode is filtered by the umask
+    def mkdir(self, path: str, mode: int = 0o755, uid: int = -1, gid: int = -1) -> None:
+        """Create a directory; its owner, then its mode (mkdir's own is filtered by
+        the umask, and a chown may clear setgid), set on the new directory."""
+        with self.at(path) as place:
+            try:
+                os.mkdir(place.name, 0o700, dir_fd=place.dirfd)
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
+            fd = os.open(place.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, dir_fd=place.dirfd)
+        try:
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def set_attributes(self, path: str, mode: Optional[int] = None, uid: int = -1,
+                       gid: int = -1) -> None:
+        """Owner and group, then mode (the order that keeps setuid and setgid),
+        of a file or directory, through a trusted link; a link is never changed
+        itself (UnsafePath for an untrusted one)."""
+        fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        try:
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
     def chmod(self, path: str, mode: int) -> None:
-        os.chmod(self.real(path), mode)
+        """The mode of the path itself: a link at ``path`` is not followed (Linux
+        has no mode for a link: UnsafePath names it)."""
+        fd = self.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY, follow=False)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
     def chown(self, path: str, uid: int = -1, gid: int = -1) -> None:
-        os.lchown(self.real(path), uid, gid)
+        """The owner of the path itself: a link at ``path`` gets a new owner, what
+        it points to does not (lchown)."""
+        with self.at(path) as place:
+            try:
+                os.chown(place.name, uid, gid, dir_fd=place.dirfd, follow_symlinks=False)
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
 
     def remove(self, path: str) -> None:
-        os.unlink(self.real(path))
+        """Remove a file, or a link itself (never what it points to)."""
+        with self.at(path) as place:
+            try:
+                os.unlink(place.name, dir_fd=place.dirfd)
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
 
     def rmdir(self, path: str) -> None:
-        os.rmdir(self.real(path))
+        with self.at(path) as place:
+            try:
+                os.rmdir(place.name, dir_fd=place.dirfd)
+            except OSError as exc:
+                exc.filename, exc.filename2 = path, None
+                raise
 
     def rename(self, src: str, dst: str) -> None:
-        os.rename(self.real(src), self.real(dst))
+        with self.at(src) as old, self.at(dst) as new:
+            os.rename(old.name, new.name, src_dir_fd=old.dirfd, dst_dir_fd=new.dirfd)
 
     def symlink(self, target: str, path: str) -> None:
         """Create the link ``path`` pointing at ``target`` (kept as given: a target
         path, as the machine will resolve it)."""
-        os.symlink(target, self.real(path))
+        with self.at(path) as place:
+            os.symlink(target, place.name, dir_fd=place.dirfd)
+
+    def link_atomic(self, target: str, path: str) -> None:
+        """Make ``path`` a symbolic link to ``target``: the link is made beside it
+        and renamed over what was there (a file or an older link), so the path is
+        never missing. A directory at ``path`` is an error (EISDIR)."""
+        with self.at(path) as place:
+            while True:
+                tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
+                                          os.urandom(6).hex())
+                try:
+                    os.symlink(target, tmp, dir_fd=place.dirfd)
+                    break
+                except FileExistsError:
+                    continue
+            try:
+                os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
+            except OSError as exc:
+                os.unlink(tmp, dir_fd=place.dirfd)
+                exc.filename, exc.filename2 = path, None
+                raise
+        self._unsynced.add(place.directory)
 
     def readlink(self, path: str) -> Optional[str]:
         """Where a symbolic link points, or None when ``path`` is not a link."""
         try:
-            return os.readlink(self.real(path))
-        except (FileNotFoundError, NotADirectoryError, OSError):
+            with self.at(path) as place:
+                return os.readlink(place.name, dir_fd=place.dirfd)
+        except OSError:
             return None
 
     def rmtree(self, path: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.real(path))
+        """Delete a directory with its contents, never following a link inside it
+        (a link is removed, not what it points to); a link at ``path`` itself is
+        refused, as shutil.rmtree does."""
+        with self.at(path) as place:
+            st = os.stat(place.name, dir_fd=place.dirfd, follow_symlinks=False)
+            if not stat_mod.S_ISDIR(st.st_mode):
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            _rmtree_at(place.dirfd, place.name)
 
     # -- users and groups ----------------------------------------------------------
 
@@ -294,7 +497,10 @@ class System:
                 return _host_db(table)[0](name)
             except KeyError:
                 return None
-        return self._table(table).get(name)
+        found = self._table(table).get(name)
+        if found is None and name == "root":
+            return 0  # root is 0 on every Linux tree, even one with no /etc/passwd yet
+        return found
 
     def _to_name(self, number: int, table: str) -> str:
         if self.root == "/":
@@ -305,7 +511,14 @@ class System:
         for name, value in self._table(table).items():
             if value == number:
                 return name
-        return str(number)
+        return "root" if number == 0 else str(number)
+
+    def accounts_where(self, table: str) -> str:
+        """Where user (``passwd``) or group (``group``) names are looked up, for
+        messages: this machine's database, or the tree's own file under a root."""
+        if self.root == "/":
+            return "on this machine"
+        return "in %s" % self.real("/etc/" + table)
 
     def uid(self, user: str) -> Optional[int]:
         """The uid of a user name (or a numeric string), None when unknown."""
@@ -497,6 +710,23 @@ def _switch_user(uid: int, gid: int) -> Callable[[], None]:
         os.setuid(uid)
 
     return switch
+
+
+def _rmtree_at(dirfd: int, name: str) -> None:
+    """Remove the directory ``name`` of ``dirfd`` and everything in it, each entry
+    through its directory's descriptor, links removed as links."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 dir_fd=dirfd)
+    try:
+        for entry in os.listdir(fd):
+            st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            if stat_mod.S_ISDIR(st.st_mode):
+                _rmtree_at(fd, entry)
+            else:
+                os.unlink(entry, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dirfd)
 
 
 def describe_oserror(exc: OSError) -> str:

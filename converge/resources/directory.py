@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import absolute, attribute_changes, makedirs, resolve_account
+from .file import absolute, attribute_changes, makedirs, resolve_account, set_attributes
 
 
 class Directory(Resource, type_name="directory"):
@@ -39,7 +39,9 @@ class Directory(Resource, type_name="directory"):
         self.recursive = v.boolean(self.recursive, "recursive")
 
     def current(self, system: Any) -> Dict[str, Any]:
-        st = system.stat(self.path)
+        """The directory's state; a trusted link to a directory counts as that
+        directory, except for ``delete`` (see agent/paths.py)."""
+        st = system.stat(self.path, follow=self.action != "delete")
         state: Dict[str, Any] = {"exists": st is not None}
         if st is not None:
             if not stat_mod.S_ISDIR(st.st_mode):
@@ -48,8 +50,10 @@ class Directory(Resource, type_name="directory"):
                          owner=system.user_name(st.st_uid), group=system.group_name(st.st_gid),
                          uid=st.st_uid, gid=st.st_gid)
         if self.action != "delete":
-            state["want_uid"] = resolve_account(system.uid, self.owner, "owner")
-            state["want_gid"] = resolve_account(system.gid, self.group, "group")
+            state["want_uid"] = resolve_account(system.uid, self.owner, "owner",
+                                                system.accounts_where("passwd"))
+            state["want_gid"] = resolve_account(system.gid, self.group, "group",
+                                                system.accounts_where("group"))
         return state
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
@@ -116,9 +120,6 @@ class Directory(Resource, type_name="directory"):
                         hint="use recursive=True to create missing parents",
                     )
                 makedirs(system, parent, 0o755)
-            system.mkdir(self.path, mode)
-        elif "mode" in kinds:
-            system.chmod(self.path, mode)
-        if self.owner is not None or self.group is not None:
-            if "owner" in kinds or "group" in kinds or "create" in kinds:
-                system.chown(self.path, state["want_uid"], state["want_gid"])
+            system.mkdir(self.path, mode, state["want_uid"], state["want_gid"])
+            return
+        set_attributes(system, self.path, kinds, mode if self.mode else None, state)

@@ -14,6 +14,7 @@ kept in the backup directory (``backup`` copies, 0 for none).
 from __future__ import annotations
 
 import os
+import re
 import stat as stat_mod
 import time
 from typing import Any, Dict, List, Optional, Union
@@ -22,7 +23,6 @@ from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop, short_hash, unplain
 
-BACKUP_DIR = "/var/lib/converge/backup"
 DIFF_LIMIT = 512 * 1024
 
 
@@ -81,11 +81,17 @@ class File(Resource, type_name="file"):
     # -- target ----------------------------------------------------------------------
 
     def current(self, system: Any) -> Dict[str, Any]:
+        """The file's state. At a symbolic link, ``delete`` removes the link itself;
+        the other actions manage the file it points to when the link is trusted
+        (see agent/paths.py: root's link in a root-only directory) and fail
+        naming the link otherwise, or when it is dangling."""
         st = system.stat(self.path)
         state: Dict[str, Any] = {"exists": st is not None}
         if st is not None and stat_mod.S_ISLNK(st.st_mode):
-            target = system.real(self.path)
-            st = os.stat(target) if os.path.exists(target) else st
+            state["link"] = system.readlink(self.path)
+            if self.action == "delete":
+                return state
+            st = system.stat(self.path, follow=True)
         if st is not None:
             if stat_mod.S_ISDIR(st.st_mode):
                 raise ResourceError("%s is a directory, not a file" % self.path)
@@ -99,14 +105,20 @@ class File(Resource, type_name="file"):
             if self.content is not None or self.action == "delete":
                 state["content"] = system.read_bytes(self.path)
         if self.action != "delete":
-            state["want_uid"] = resolve_account(system.uid, self.owner, "owner")
-            state["want_gid"] = resolve_account(system.gid, self.group, "group")
+            state["want_uid"] = resolve_account(system.uid, self.owner, "owner",
+                                                system.accounts_where("passwd"))
+            state["want_gid"] = resolve_account(system.gid, self.group, "group",
+                                                system.accounts_where("group"))
         return state
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
         exists = current["exists"]
         if self.action == "delete":
-            return [Change("delete file %s" % self.path)] if exists else []
+            if not exists:
+                return []
+            if current.get("link") is not None:
+                return [Change("delete symbolic link %s" % self.path)]
+            return [Change("delete file %s" % self.path)]
         if self.action == "create_if_missing" and exists:
             return []
         out: List[Change] = []
@@ -134,13 +146,14 @@ class File(Resource, type_name="file"):
     def apply(self, system: Any, changes: List[Change]) -> None:
         kinds = {c.data for c in changes}
         if self.action == "delete":
-            keep_backup(system, self.path, self.backup)
+            if system.readlink(self.path) is None:
+                keep_backup(system, self.path, self.backup)
             system.remove(self.path)
             return
         current = self.current(system)
         mode = int(self.mode, 8) if self.mode else None
         if "create" in kinds or "content" in kinds:
-            parent = os.path.dirname(os.path.normpath(os.path.join(system.cwd, self.path)))
+            parent = os.path.dirname(system.absolute(self.path))
             if not system.is_dir(parent):
                 raise ResourceError(
                     "parent directory %s does not exist" % parent,
@@ -149,12 +162,9 @@ class File(Resource, type_name="file"):
             if current["exists"]:
                 keep_backup(system, self.path, self.backup)
             system.write_atomic(self.path, self.desired_bytes() or b"", mode,
-                                current["want_uid"], current["want_gid"])
+                                current["want_uid"], current["want_gid"], follow=True)
             return
-        if "mode" in kinds and mode is not None:
-            system.chmod(self.path, mode)
-        if "owner" in kinds or "group" in kinds:
-            system.chown(self.path, current["want_uid"], current["want_gid"])
+        set_attributes(system, self.path, kinds, mode, current)
 
 
 def _utf8(text: str) -> bool:
@@ -186,15 +196,30 @@ def _was(current: Dict[str, Any], key: str) -> str:
     return "none" if value is None else "'%s'" % value
 
 
-def resolve_account(lookup: Any, name: Optional[str], what: str) -> int:
+def set_attributes(system: Any, path: str, kinds: Any, mode: Optional[int],
+                   current: Dict[str, Any]) -> None:
+    """Owner and group, then mode, in one pass: a chown clears setuid and setgid,
+    so after an owner change the mode (wanted, or the one it had) is set again."""
+    owner = "owner" in kinds or "group" in kinds
+    if owner and mode is None and current.get("mode"):
+        mode = int(current["mode"], 8)
+    if "mode" not in kinds and not owner:
+        return
+    system.set_attributes(path, mode, current["want_uid"] if owner else -1,
+                          current["want_gid"] if owner else -1)
+
+
+def resolve_account(lookup: Any, name: Optional[str], what: str,
+                    where: str = "on this machine") -> int:
     """The uid/gid of a user or group name; a failure when it does not exist."""
     if name is None:
         return -1
     value = lookup(name)
     if value is None:
         raise ResourceError(
-            "%s '%s' does not exist on this machine" % (what, name),
-            hint="create it first (a user or group must exist before files name it)",
+            "%s '%s' does not exist %s" % (what, name, where),
+            hint="create it first (a user or group must exist before files name it), "
+            "or give a numeric id",
         )
     return int(value)
 
@@ -216,34 +241,44 @@ def unified_diff(before: bytes, after: bytes, path: str) -> Optional[str]:
     return text or None
 
 
+_BACKUP_STAMP = re.compile(r"[0-9]{14}(-[0-9]{6,})?")
+
+
 def keep_backup(system: Any, path: str, count: int) -> None:
-    """Copy the file about to be replaced into the backup directory; keep ``count``."""
+    """Copy the file about to be replaced into the backup directory
+    (``backup/PATH.YYYYMMDDHHMMSS-UUUUUU`` in the state directory: never one
+    name for two backups); keep the ``count`` newest."""
     if count <= 0:
         return
     data = system.read_bytes(path)
     if data is None:
         return
-    absolute = os.path.normpath(os.path.join(system.cwd, path))
-    directory = backup_root(system) + os.path.dirname(absolute)
+    target = system.absolute(path)
+    directory = backup_root(system) + os.path.dirname(target)
     makedirs(system, directory, 0o700)
-    base = os.path.basename(absolute)
-    name = "%s.%s" % (base, time.strftime("%Y%m%d%H%M%S", time.gmtime()))
+    base = os.path.basename(target)
+    now = time.time()
+    second, micro = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)), int(now * 1e6) % 1000000
+    name = "%s.%s-%06d" % (base, second, micro)
+    while system.exists(directory + "/" + name):
+        micro += 1
+        name = "%s.%s-%06d" % (base, second, micro)
     system.write_atomic(directory + "/" + name, data, 0o600)
     old = sorted(f for f in system.listdir(directory) if f.startswith(base + ".")
-                 and f[len(base) + 1:].isdigit())
+                 and _BACKUP_STAMP.fullmatch(f[len(base) + 1:]))
     for stale in old[:-count]:
         system.remove(directory + "/" + stale)
 
 
 def absolute(system: Any, path: str) -> str:
     """A target path made absolute (relative ones are from the System's cwd)."""
-    return os.path.normpath(os.path.join(system.cwd, path))
+    return str(system.absolute(path))
 
 
 def backup_root(system: Any) -> str:
-    if system.root != "/" or os.geteuid() == 0:
-        return BACKUP_DIR
-    return os.path.expanduser("~/.local/state/converge/backup")
+    """Where replaced files are kept: backup/ in the state directory (the one the
+    journal and the run lock use, ``CONVERGE_STATE_DIR`` included)."""
+    return str(system.state_dir()) + "/backup"
 
 
 def makedirs(system: Any, path: str, mode: int) -> None:

@@ -100,22 +100,48 @@ def test_owner_missing_fails_that_resource_only(converger: Converger) -> None:
                            'file("/etc/a", content="a", owner="nosuchuser")\n'
                            'file("/etc/b", content="b")\n')
     assert statuses(events) == ["failed", "updated"]
-    assert "owner 'nosuchuser' does not exist on this machine" in events[0]["error"]
+    assert ("owner 'nosuchuser' does not exist in %s/etc/passwd" % converger.root
+            in events[0]["error"])
     assert not converger.path("/etc/a").exists()
     assert converger.path("/etc/b").read_text() == "b"
 
 
-def test_replaced_file_is_backed_up_and_pruned(converger: Converger) -> None:
+@pytest.mark.parametrize("keep, runs", [(5, 3), (2, 4), (1, 3)])
+def test_replaced_file_is_backed_up_and_pruned_exactly(converger: Converger, keep: int,
+                                                        runs: int) -> None:
+    """Several replacements within one second each keep their own backup (named to
+    the microsecond, never overwritten); the ``keep`` newest stay."""
     path = converger.path(TARGET)
-    for n in range(4):
+    folder = converger.root / "var/lib/converge/backup/etc"
+    for n in range(runs):
         path.write_text("version %d\n" % n)
-        converger.run('from converge import file\n'
-                      'file("/etc/app.conf", content="final\\n", backup=2)\n')
-        backups = sorted((converger.root / "var/lib/converge/backup/etc").iterdir())
-        # one backup a second at most: same-second runs overwrite
-        assert 1 <= len(backups) <= 2
-        assert all(stat.S_IMODE(b.stat().st_mode) == 0o600 for b in backups)
-    assert backups[-1].read_text() == "version 3\n"
+        events = converger.run('from converge import file\n'
+                               'file("/etc/app.conf", content="final\\n", backup=%d)\n' % keep)
+        assert statuses(events) == ["updated"]
+    backups = sorted(folder.iterdir())
+    assert [b.read_text() for b in backups] == ["version %d\n" % n
+                                                for n in range(runs)][-keep:]
+    assert all(b.name.startswith("app.conf.") for b in backups)
+    assert all(stat.S_IMODE(b.stat().st_mode) == 0o600 for b in backups)
+
+
+def test_backups_of_files_on_slash_go_to_the_state_directory(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """A run on / keeps replaced files where its journal is: CONVERGE_STATE_DIR."""
+    from converge.agent.engine import Engine
+    from converge.agent.system import System
+    from converge.recipe import compile_recipe
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("CONVERGE_STATE_DIR", str(state))
+    target = tmp_path / "app.conf"
+    target.write_text("old\n")
+    recipe = tmp_path / "r.py"
+    recipe.write_text('from converge import file\nfile(%r, content="new\\n")\n' % str(target))
+    events = Engine(System()).run(compile_recipe(recipe, facts=dict))
+    assert statuses(events) == ["updated"]
+    kept = list((state / "backup" / str(tmp_path).lstrip("/")).iterdir())
+    assert [k.read_text() for k in kept] == ["old\n"]
 
 
 def test_atomic_write_leaves_no_temp_file(converger: Converger) -> None:

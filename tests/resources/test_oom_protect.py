@@ -14,6 +14,7 @@ from typing import Iterator, List
 
 import pytest
 
+from converge.agent.system import System
 from converge.errors import PropertyError
 from converge.resources import _oom
 from tests.conftest import Converger, statuses
@@ -58,7 +59,10 @@ def sleepers() -> Iterator[Sleepers]:
 
 @pytest.fixture
 def procroot(converger: Converger) -> Converger:
-    (converger.root / "proc").symlink_to("/proc")
+    """The temporary root, with this machine's /proc seen at its /proc (a link out
+    of the root would not be followed: agent/paths.py)."""
+    (converger.root / "proc").mkdir()
+    converger.system = System(str(converger.root), cwd="/", mounts={"/proc": "/proc"})
     return converger
 
 
