@@ -280,3 +280,19 @@ def test_a_file_holding_a_secret_shows_no_diff_through_another_resource(project:
     assert diffs["cron[plain]"] is None and diffs["cron[uplain]"] is None
     assert diffs["line[/srv/app/open.conf: plain two]"]
     assert "+++" in shown(runs[4])  # --diff is on: only the secret files' diffs are gone
+
+
+def test_a_sensitive_execute_streams_nothing_live(project: Path) -> None:
+    """live=True streams a command's output as it comes, but never a sensitive
+    command's: its output may be the secret (here printed from its environment)."""
+    (project / "work/recipe.py").write_text(
+        'from converge import execute\n'
+        'execute(["sh", "-c", "echo token: $TOKEN"], environment={"TOKEN": attrs["secret"]},\n'
+        '        live=True, sensitive=True)\n'
+        'execute(["echo", "plain live output"], live=True)\n')
+    value = secret(8)
+    done = converge(project, value, "apply")
+    assert done.returncode == 0, shown(done)
+    assert "plain live output" in done.stderr  # live output of a plain command is shown
+    assert_hidden(shown(done), [value])
+    assert "warning: live output not shown: the resource is sensitive" in done.stdout
