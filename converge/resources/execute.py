@@ -174,7 +174,7 @@ class Execute(Resource, type_name="execute"):
                 "to run with" % self.user,
                 hint="add the user, or give group= (the command then runs with that group "
                      "only)")
-        return self.user, ""
+        return self.user, "/"  # not root's HOME
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         env = dict(self.environment)
