@@ -79,6 +79,12 @@ def procroot(converger: Converger) -> Converger:
     pytest.param('oom_protect("x", pids=[0])', "pid '0' is out of range", id="pid"),
     pytest.param('oom_protect("x", service="a;b")', "'a;b' is not a valid service name",
                  id="service"),
+    pytest.param('oom_protect("x", pids=[1], user="alice")', "user= applies to pattern= only",
+                 id="user-without-pattern"),
+    pytest.param('oom_protect("x", pattern="a", user=["alice", "a b"])', "user 'a b' is not a "
+                 "valid name", id="user-name"),
+    pytest.param('oom_protect("x", pattern="a", user=[])', "user must name at least one user",
+                 id="user-empty"),
 ])
 def test_bad_input_refused_at_compile_time(converger: Converger, call: str, message: str) -> None:
     with pytest.raises(PropertyError) as info:
@@ -100,7 +106,7 @@ def test_pattern_sets_every_match_and_persists_in_cron(procroot: Converger, slee
         assert any(line.startswith("set oom_score_adj of pid %d (" % pid)
                    and line.endswith(") from 500 to %d" % score) for line in lines), lines
     assert lines[-1] == ("create cron entry /etc/cron.d/converge-oom-t to apply oom_score_adj "
-                         "%d every minute" % score)
+                         "%d every minute to processes of root" % score)
     assert planned[0]["changes"] == lines
     assert sleepers.scores() == [score, score]
     assert statuses(procroot.run(recipe)) == ["up_to_date"]
@@ -175,7 +181,7 @@ def test_no_match_is_a_warning(procroot: Converger) -> None:
                           'oom_protect("t", pattern="no-such-process-[x]yz", persist=False)\n')
     assert statuses(events) == ["up_to_date"]
     assert events[0]["warnings"] == [
-        "no process matches pattern 'no-such-process-[x]yz'; nothing to adjust now"]
+        "no process of root matches pattern 'no-such-process-[x]yz'; nothing to adjust now"]
 
 
 def test_service_persists_as_drop_in_and_warns_about_openssh(procroot: Converger) -> None:
