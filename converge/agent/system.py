@@ -69,6 +69,8 @@ class System:
         self._tables: Dict[str, Dict[str, int]] = {}
         self._unsynced: Set[str] = set()  # directories renamed into since the last sync()
         self._swept: Set[str] = set()  # directories cleared of dead writers' temp files
+        self._groups: Set[int] = set()  # process groups of the commands run_long runs
+        self._stopped = False  # stop_commands was called: start no more
 
     # -- paths ---------------------------------------------------------------
 
@@ -388,6 +390,8 @@ class System:
         import sys
         import threading
 
+        if self._stopped:
+            return RunResult(137, "", "%s: not run, the controller is gone" % argv[0])
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         full_env.update(env or {})
@@ -398,13 +402,17 @@ class System:
             except LookupError as exc:
                 return RunResult(1, "", str(exc))
         out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+        shown = [live]
 
         def pump(name: str, stream: Any) -> None:
             for line in iter(stream.readline, ""):
                 out[name].append(line)
-                if live:
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
+                if shown[0]:
+                    try:
+                        sys.stderr.write(line)
+                        sys.stderr.flush()
+                    except (OSError, ValueError):  # no one reads it any more: keep draining
+                        shown[0] = False
             stream.close()
 
         proc: Any = None
@@ -416,6 +424,9 @@ class System:
                     universal_newlines=True, errors="replace", preexec_fn=preexec,
                     start_new_session=True,
                 )
+                self._groups.add(proc.pid)
+                if self._stopped:  # stop_commands ran while it started
+                    self.stop_commands()
                 readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)),
                                             daemon=True) for n in ("stdout", "stderr")]
                 for reader in readers:
@@ -437,9 +448,28 @@ class System:
             proc.wait()
             code = 124
             out["stderr"].append("%s: timed out after %ss, killed\n" % (argv[0], timeout))
+        finally:
+            if proc is not None:
+                self._groups.discard(proc.pid)
         for reader in readers:
             reader.join(timeout=5)
+        if self._stopped:
+            out["stderr"].append("%s: killed, the controller is gone\n" % argv[0])
         return RunResult(code, "".join(out["stdout"]), "".join(out["stderr"]))
+
+    def stop_commands(self) -> None:
+        """Kill the commands :meth:`run_long` is running, with everything they
+        started (their process groups), and start no more: the agent's controller
+        is gone (see agent/remote.py), so no one waits for them, and they must not
+        keep the run, and its lock, going."""
+        import signal
+
+        self._stopped = True
+        for group in list(self._groups):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def account(self, user: str) -> Optional[Tuple[str, int, int, str]]:
         """(name, uid, primary gid, home) of a user name or numeric uid, from the
