@@ -460,7 +460,10 @@ class SSHTransport:
                 chan.exec_command(command)
             stderr = b""
             if prompt is None:
-                chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                try:
+                    chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                except OSError:  # it ended already (no python3...): the handshake says why
+                    pass
             else:
                 stderr = self._sudo_password(chan, prompt.encode())
             out = chan.makefile("rb", -1)
