@@ -44,7 +44,6 @@ from .facts import gather
 from .interrupt import as_interrupted
 from .system import System
 
-
 _GONE = threading.Event()  # the controller is gone: see the module docstring
 
 

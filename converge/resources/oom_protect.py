@@ -18,8 +18,9 @@ started it) are never touched. Any user can give a process any command line
 run as root, or as one of the users named in ``user`` (every uid of the process,
 real, effective, saved and filesystem, must be one of theirs); other matching
 processes are left alone, with a warning, and the cron entry that persists the
-setting applies the same rule. Each change line names the process's user. Old kernels without oom_score_adj get the legacy
-oom_adj, scaled to -17..15. No matching process is a warning, not a failure.
+setting applies the same rule. Each change line names the process's user. Old
+kernels without oom_score_adj get the legacy oom_adj, scaled to -17..15. No
+matching process is a warning, not a failure.
 
 ``persist`` keeps the setting across restarts: for a service, a systemd drop-in
 with ``OOMScoreAdjust=`` (applied at the service's next start); for a pattern, an
