@@ -90,33 +90,35 @@ def protected(system: Any) -> Set[int]:
     return out
 
 
-def owner(system: Any, pid: int) -> Optional[int]:
-    """The uid a process runs as, when its real, effective, saved and filesystem
-    uids are all that one; None otherwise (a setuid program started by another
-    user) or when it is gone."""
+def owners(system: Any, pid: int) -> Optional[Set[int]]:
+    """The uids a process runs with (real, effective, saved, filesystem: one uid
+    for most, two for a setuid program another user started), or None when it
+    is gone."""
     match = re.search(r"^Uid:\s*(.*)$", _read(system, "/proc/%d/status" % pid) or "", re.M)
-    uids = set(match.group(1).split()) if match else set()
-    if len(uids) != 1:
+    uids = match.group(1).split() if match else []
+    if not uids or not all(u.isdigit() for u in uids):
         return None
-    value = uids.pop()
-    return int(value) if value.isdigit() else None
+    return {int(u) for u in uids}
 
 
-def matching(system: Any, pattern: str, uids: Set[int]) -> Tuple[List[int], Dict[int, int]]:
-    """The processes whose command line matches and which run as one of ``uids``,
-    and the others that match, pid -> uid (-1: mixed uids): left alone, since
-    any user can give a process any command line."""
+def matching(system: Any, pattern: str, uids: Set[int]
+             ) -> Tuple[List[int], Dict[int, Set[int]]]:
+    """The processes whose command line matches and all of whose uids are among
+    ``uids``, and the other processes that match, pid -> their uids: left alone,
+    since any user can give a process any command line."""
     regex = re.compile(pattern)
     mine = protected(system)
     found, others = [], {}
     for pid in pids(system):
         line = cmdline(system, pid)
         if line is not None and pid not in mine and regex.search(line):
-            uid = owner(system, pid)
-            if uid is not None and uid in uids:
+            theirs = owners(system, pid)
+            if theirs is None:
+                continue  # gone meanwhile
+            if theirs <= uids:
                 found.append(pid)
-            elif uid is not None or system.exists("/proc/%d" % pid):
-                others[pid] = -1 if uid is None else uid
+            else:
+                others[pid] = theirs
     return found, others
 
 

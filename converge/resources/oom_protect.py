@@ -128,8 +128,8 @@ class OomProtect(Resource, type_name="oom_protect"):
             what = "no process of %s matches pattern '%s'" % (self._owners(system),
                                                               self.pattern)
             if others:
-                names = sorted({"mixed uids" if u == -1 else system.user_name(u)
-                                for u in others.values()})
+                names = sorted({system.user_name(u) for theirs in others.values()
+                                for u in theirs - set(uids)})
                 self.warnings.append(
                     "%d process%s matching pattern '%s' run%s as %s, not as %s: left alone "
                     "(any user can name a process anything); name the user in user= to "
@@ -191,8 +191,8 @@ class OomProtect(Resource, type_name="oom_protect"):
             info = _oom.score(system, pid)
             if info is not None:
                 info["cmdline"] = _oom.cmdline(system, pid) or "?"
-                uid = _oom.owner(system, pid)
-                info["user"] = "?" if uid is None else system.user_name(uid)
+                info["user"] = "+".join(system.user_name(u) for u in
+                                        sorted(_oom.owners(system, pid) or ()))
                 processes[pid] = info
         keep = self._persistence(system)
         if keep is not None:
