@@ -54,9 +54,6 @@ class Execute(Resource, type_name="execute"):
                                "primary group and its supplementary groups, as a login "
                                "gets them (HOME, USER and LOGNAME follow). A uid with no "
                                "passwd entry needs group=.")
-    group: Optional[str] = prop(None, doc="Run with this group (a name or a gid) as the "
-                                "primary group instead of the user's; with a uid that has no "
-                                "passwd entry, the only group.")
     returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.")
     timeout: Optional[float] = prop(None, doc="Seconds before the command (and everything it "
                                     "started) is killed and the resource fails.")
@@ -64,6 +61,9 @@ class Execute(Resource, type_name="execute"):
                       "standard error (the terminal of a local run; over SSH, the "
                       "controller's, each line after the host's name). Never for a "
                       "sensitive resource.")
+    group: Optional[str] = prop(None, doc="Run with this group (a name or a gid) as the "
+                                "primary group instead of the user's; with a uid that has no "
+                                "passwd entry, the only group.")
 
     def normalise(self) -> None:
         try:

@@ -59,11 +59,6 @@ class OomProtect(Resource, type_name="oom_protect"):
     pattern: Optional[str] = prop(None, doc="Regular expression searched in each full "
                                   "command line, as pgrep -f does; only processes of root "
                                   "and of the users in user= are adjusted.")
-    user: Union[str, List[str], None] = prop(None, doc="With pattern: the users (names or "
-                                             "uids, one or a list) whose processes may be "
-                                             "adjusted besides root's. Any user can give a "
-                                             "process any command line, so other users' "
-                                             "matching processes are left alone.")
     pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).")
     service: Optional[str] = prop(None, doc="A service whose processes to adjust (systemd "
                                   "unit or init script name).")
@@ -71,6 +66,11 @@ class OomProtect(Resource, type_name="oom_protect"):
                           "first).")
     persist: bool = prop(True, doc="Keep it across restarts: a systemd drop-in for a "
                          "service, an /etc/cron.d entry for a pattern.")
+    user: Union[str, List[str], None] = prop(None, doc="With pattern: the users (names or "
+                                             "uids, one or a list) whose processes may be "
+                                             "adjusted besides root's. Any user can give a "
+                                             "process any command line, so other users' "
+                                             "matching processes are left alone.")
 
     def normalise(self) -> None:
         if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
