@@ -256,8 +256,17 @@ class Targets:
                              become=self.become or self.ask_become_pass or None,
                              become_password=password, accept_new=self.accept_new,
                              debug=debug, keep_runs=self.keep_runs,
-                             lock_timeout=self.lock_timeout, on_notice=_notice(h.name))
+                             lock_timeout=self.lock_timeout, on_notice=_notice(h.name),
+                             on_output=_output(h.name))
                 for h in hosts]
+
+
+def _output(host: str) -> Any:
+    """Where a target's command output goes (execute's live=True): standard error,
+    each line after the host's name, escaped (it comes from the target)."""
+    from .errors import printable
+
+    return lambda line: typer.echo("%s: %s" % (host, printable(line)), err=True)
 
 
 def _notice(host: str) -> Any:

@@ -9,13 +9,18 @@ A Step is one resource with one action::
      "props": {"path": "/etc/motd", "content": "...", ...},
      "source": "recipe.py:7", "only_if": null, "not_if": null,
      "notifies": [["restart", "service[chronyd]", "delayed"]],
-     "ignore_failure": false, "retries": 0, "retry_delay": 2.0, "sensitive": false}
+     "ignore_failure": false, "retries": 0, "retry_delay": 2.0, "sensitive": false,
+     "secret_file": false}
+
+``secret_file`` marks a step that writes a file a sensitive step writes too
+(:func:`mark_secret_files`): its diffs would show the sensitive value, so they
+are hidden as a sensitive step's are.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Type
 
 from .resources._base import REGISTRY, Notification, Resource
 
@@ -27,7 +32,7 @@ class Step:
 
     __slots__ = ("id", "type", "action", "props", "source", "only_if", "not_if",
                  "notifies", "ignore_failure", "retries", "retry_delay", "sensitive",
-                 "tags", "run_once", "unselected", "skip")
+                 "tags", "run_once", "unselected", "skip", "secret_file")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -47,6 +52,7 @@ class Step:
         # left out by --tags / --skip-tags, kept because a selected step notifies it
         self.unselected: bool = bool(fields.get("unselected", False))
         self.skip: Optional[str] = fields.get("skip")  # skipped, and why (run_once)
+        self.secret_file: bool = bool(fields.get("secret_file", False))
 
     @classmethod
     def from_resource(cls, resource: Resource) -> "Step":
@@ -59,6 +65,7 @@ class Step:
             ignore_failure=meta.ignore_failure, retries=meta.retries,
             retry_delay=meta.retry_delay, sensitive=meta.sensitive, tags=list(meta.tags),
             run_once=meta.run_once,
+            secret_file=meta.secret_file,
         )
 
     def resource(self, action: Optional[str] = None) -> Resource:
@@ -69,6 +76,7 @@ class Step:
         res = cls.from_plan(self.props, action or self.action)
         res.meta.source = self.source
         res.meta.sensitive = self.sensitive
+        res.meta.secret_file = self.secret_file
         res.meta.retries = self.retries
         res.meta.retry_delay = self.retry_delay
         res.meta.notifies = [Notification(*n) for n in self.notifies]
@@ -76,6 +84,23 @@ class Step:
 
     def to_dict(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+def secret_files(steps: Sequence[Step]) -> List[str]:
+    """The files the sensitive steps write (and the steps marked as writing one of
+    those, when a sensitive step was left out by --tags): they hold a secret."""
+    return sorted({path for step in steps if step.sensitive or step.secret_file
+                   for path in step.resource().writes()})
+
+
+def mark_secret_files(steps: Sequence[Step], secret: Iterable[str] = ()) -> None:
+    """Mark (``secret_file``) every step that writes a file a sensitive step
+    writes, or one of the paths ``secret``: two resources sharing a file (a
+    sensitive cron entry and another in one cron.d file, a sensitive ``file`` and
+    a ``line`` in it) would otherwise show the secret in the other one's diff."""
+    paths = set(secret).union(secret_files(steps))
+    for step in steps:
+        step.secret_file = bool(paths.intersection(step.resource().writes()))
 
 
 class Plan:

@@ -32,7 +32,7 @@ from typing import (
 
 from . import context as ctxvar
 from .errors import ConvergeError, PropertyError, RecipeError, printable
-from .plan import Plan, Step
+from .plan import Plan, Step, mark_secret_files
 from .resources._base import Notification, Resource
 
 if TYPE_CHECKING:
@@ -499,6 +499,7 @@ class RecipeContext:
                 step = Step.from_resource(resource)
                 step.action = action
                 steps.append(step)
+        mark_secret_files(steps)  # all of them: an unselected one still wrote its file
         plan = Plan(select(steps, tags, skip_tags), recipe)
         plan.options["tags"] = sorted({t for step in steps for t in step.tags})
         from .agent.extensions import sources

@@ -199,7 +199,7 @@ class Engine:
             if step.ignore_failure:
                 event["ignored"] = True
         event["time"] = round(time.monotonic() - started, 4)
-        if step.sensitive:
+        if step.sensitive or step.secret_file:  # a diff would show a sensitive value
             event["diffs"] = []
         return event
 

@@ -20,13 +20,22 @@ and every answer is one JSON line, written as it happens::
     {"notice": "text"}          said while working: waiting for the run lock...
     {"error": "what went wrong"}
 
+When the controller goes away mid-run (killed, its connection lost), sshd closes
+the session: the agent's standard output has no reader any more. A watchdog
+thread sees it at once (poll: POLLERR on a pipe, POLLHUP on a socket), as does a
+SIGHUP; the agent then kills the command it is running (execute's process
+group) and stops at its next event, as a write to a closed pipe would, so the
+run's journal is finished (interrupted) and the run lock released within
+moments instead of an agent and its command blocked forever holding it.
+
 Standard library only, Python 3.8 compatible.
 """
 
 from __future__ import annotations
 
 import json
-from typing import IO, Any, Dict
+import threading
+from typing import IO, Any, Callable, Dict
 
 from ..errors import ConvergeError
 from ..plan import Plan
@@ -35,10 +44,42 @@ from .facts import gather
 from .interrupt import as_interrupted
 from .system import System
 
+_GONE = threading.Event()  # the controller is gone: see the module docstring
+
 
 def _write(stdout: IO[bytes], message: Dict[str, Any]) -> None:
+    if _GONE.is_set():
+        raise BrokenPipeError("the controller is gone")
     stdout.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     stdout.flush()
+
+
+def watch_controller(stdout: IO[bytes], stop: Callable[[], None]) -> None:
+    """Call ``stop`` (once) when the controller is gone: standard output lost its
+    reader, or SIGHUP came. Does nothing when stdout is not a pipe or socket."""
+    import select
+    import signal
+
+    def gone() -> None:
+        if not _GONE.is_set():
+            _GONE.set()
+            stop()
+
+    try:
+        fd = stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+    except (AttributeError, OSError, ValueError):  # not a real file: a test's buffer
+        return
+
+    def watch() -> None:
+        while not poller.poll():
+            pass
+        gone()
+
+    threading.Thread(target=watch, name="watch-controller", daemon=True).start()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, lambda signum, frame: gone())
 
 
 def _maxrss_kb() -> int:
@@ -70,14 +111,16 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         options = runs.Options.from_request(
             request, emit=lambda event: _write(stdout, {"event": event}),
             notice=lambda text: _write(stdout, {"notice": text}))
+        system = System(root)
         if op == "rollback" and request.get("preview"):
-            _write(stdout, {"preview": runs.preview(System(root), request.get("run"))})
+            _write(stdout, {"preview": runs.preview(system, request.get("run"))})
             return 0
+        watch_controller(stdout, system.stop_commands)
         if op == "rollback":
-            runs.rollback(System(root), request.get("run"), force=bool(request.get("force")),
+            runs.rollback(system, request.get("run"), force=bool(request.get("force")),
                           yes=bool(request.get("yes")), options=options)
         else:
-            runs.apply_plan(System(root), Plan.from_dict(request["plan"]),
+            runs.apply_plan(system, Plan.from_dict(request["plan"]),
                             request.get("mode", "apply"), options)
         _write(stdout, {"done": True, "maxrss_kb": _maxrss_kb()})
         return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import RunError
-from ..plan import Plan, Step
+from ..plan import Plan, Step, mark_secret_files
 from ..resources._base import REGISTRY
 from . import journal as jn
 
@@ -35,6 +35,7 @@ class Restore:
         self.skipped: List[Event] = []
         self.removes: List[str] = []
         self.conflicts: List[str] = []
+        self.secret_files: List[str] = []  # files that hold a sensitive value
 
     @property
     def plan(self) -> Plan:
@@ -81,6 +82,12 @@ def build(system: Any, run: Dict[str, Any]) -> Restore:
             before = first[path][1]
             _check(system, path, before, last[path], run["id"], sensitive, restore)
             restore.steps += _file_steps(system, path, before, source, sensitive)
+    # a file a sensitive resource of that run writes holds a secret, whichever
+    # resource's record restores it
+    restore.secret_files = sorted(set(run.get("secret_files") or []).union(
+        path for record in records if record.get("sensitive")
+        for path in record.get("files", {})))
+    mark_secret_files(restore.steps, restore.secret_files)
     return restore
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..plan import Plan
+from ..plan import Plan, secret_files
 from . import journal as jn
 from .engine import Engine, Event, summarize
 from .interrupt import Interrupted, signals
@@ -77,6 +77,8 @@ def apply_plan(system: Any, plan: Plan, mode: str = "apply",
         journal = jn.Journal(system, kind="apply", recipe=plan.recipe,
                              recipe_hash=plan.digest(), keep=options.keep_runs,
                              extensions=plan.options.get("extensions"))
+        # what a rollback of this run must not show the diffs of
+        journal.data["secret_files"] = secret_files(plan.steps)
         return _journaled(_engine(system, mode, options, journal), journal, plan)
 
 
@@ -101,6 +103,7 @@ def rollback(system: Any, run_id: Optional[str] = None, *, force: bool = False,
             run["id"], run.get("kind"), run.get("recipe") or "?", run.get("started")))
         journal = jn.Journal(system, kind="rollback", of=run["id"], recipe=run.get("recipe", ""),
                              keep=options.keep_runs)
+        journal.data["secret_files"] = restore.secret_files
         for event in restore.skipped:
             journal.event(event)
             options.emit(event)

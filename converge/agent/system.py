@@ -99,6 +99,8 @@ class System:
         self.walker = Walker(self.root, self.user_name)
         self._mounts = sorted(((t.rstrip("/"), Walker(os.path.abspath(h), self.user_name))
                                for t, h in (mounts or {}).items()), reverse=True)
+        self._groups: Set[int] = set()  # process groups of the commands run_long runs
+        self._stopped = False  # stop_commands was called: start no more
 
     # -- paths ---------------------------------------------------------------
 
@@ -559,10 +561,10 @@ class System:
             full_env.update(env)
         preexec = None
         if user is not None:
-            uid, gid = self.uid(user), self._primary_gid(user)
-            if uid is None:
-                return RunResult(1, "", "no such user %s" % user)
-            preexec = _switch_user(uid, gid)
+            try:
+                preexec = self._become(user)
+            except LookupError as exc:
+                return RunResult(1, "", str(exc))
         try:
             proc = subprocess.run(  # noqa: S603 - argv list, no shell
                 list(argv),
@@ -590,6 +592,7 @@ class System:
         timeout: Optional[float] = None,
         user: Optional[str] = None,
         live: bool = False,
+        group: Optional[str] = None,
     ) -> RunResult:
         """Run a user's command (execute): like :meth:`run`, but in its own process
         group, so a timeout kills the command with everything it started, and with
@@ -600,23 +603,29 @@ class System:
         import sys
         import threading
 
+        if self._stopped:
+            return RunResult(137, "", "%s: not run, the controller is gone" % argv[0])
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         full_env.update(env or {})
         preexec = None
         if user is not None:
-            uid = self.uid(user)
-            if uid is None:
-                return RunResult(1, "", "no such user %s" % user)
-            preexec = _switch_user(uid, self._primary_gid(user))
+            try:
+                preexec = self._become(user, group)
+            except LookupError as exc:
+                return RunResult(1, "", str(exc))
         out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+        shown = [live]
 
         def pump(name: str, stream: Any) -> None:
             for line in iter(stream.readline, ""):
                 out[name].append(line)
-                if live:
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
+                if shown[0]:
+                    try:
+                        sys.stderr.write(line)
+                        sys.stderr.flush()
+                    except (OSError, ValueError):  # no one reads it any more: keep draining
+                        shown[0] = False
             stream.close()
 
         proc: Any = None
@@ -628,6 +637,9 @@ class System:
                     universal_newlines=True, errors="replace", preexec_fn=preexec,
                     start_new_session=True,
                 )
+                self._groups.add(proc.pid)
+                if self._stopped:  # stop_commands ran while it started
+                    self.stop_commands()
                 readers = [threading.Thread(target=pump, args=(n, getattr(proc, n)),
                                             daemon=True) for n in ("stdout", "stderr")]
                 for reader in readers:
@@ -649,16 +661,84 @@ class System:
             proc.wait()
             code = 124
             out["stderr"].append("%s: timed out after %ss, killed\n" % (argv[0], timeout))
+        finally:
+            if proc is not None:
+                self._groups.discard(proc.pid)
         for reader in readers:
             reader.join(timeout=5)
+        if self._stopped:
+            out["stderr"].append("%s: killed, the controller is gone\n" % argv[0])
         return RunResult(code, "".join(out["stdout"]), "".join(out["stderr"]))
 
-    def _primary_gid(self, user: str) -> int:
+    def stop_commands(self) -> None:
+        """Kill the commands :meth:`run_long` is running, with everything they
+        started (their process groups), and start no more: the agent's controller
+        is gone (see agent/remote.py), so no one waits for them, and they must not
+        keep the run, and its lock, going."""
+        import signal
+
+        self._stopped = True
+        for group in list(self._groups):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def account(self, user: str) -> Optional[Tuple[str, int, int, str]]:
+        """(name, uid, primary gid, home) of a user name or numeric uid, from the
+        user database (the rooted /etc/passwd under a root), or None when it has
+        no entry."""
+        if self.root == "/":
+            import pwd
+
+            try:
+                entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            except (KeyError, OverflowError):
+                return None
+            return entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir
         for line in (self.read_text("/etc/passwd") or "").splitlines():
             fields = line.split(":")
-            if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
-                return int(fields[3])
-        return -1
+            if len(fields) >= 6 and fields[2].isdigit() and fields[3].isdigit() and \
+                    user in (fields[0], fields[2]):
+                return fields[0], int(fields[2]), int(fields[3]), fields[5]
+        return None
+
+    def groups(self, name: str, gid: int) -> List[int]:
+        """The groups of user ``name`` as login(1) sets them (initgroups): ``gid``
+        and every group that lists the user as a member."""
+        if self.root == "/":
+            return sorted(set(os.getgrouplist(name, gid)))
+        found = {gid}
+        for line in (self.read_text("/etc/group") or "").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[2].isdigit() and name in fields[3].split(","):
+                found.add(int(fields[2]))
+        return sorted(found)
+
+    def _become(self, user: str, group: Optional[str] = None) -> Callable[[], None]:
+        """The preexec function that runs a command as ``user`` (a name or a uid):
+        its uid, its primary group (``group`` instead, when given) and its
+        supplementary groups; never root's groups. A uid with no passwd entry is
+        refused unless ``group`` says which group to run with (and then it gets
+        that group only). LookupError says why."""
+        entry = self.account(user)
+        gid = None
+        if group is not None:
+            gid = self.gid(group)
+            if gid is None:
+                raise LookupError("group '%s' does not exist on this machine" % group)
+        if entry is None:
+            if not user.isdigit():
+                raise LookupError("user '%s' does not exist on this machine" % user)
+            if gid is None:
+                raise LookupError(
+                    "uid %s has no entry in /etc/passwd on this machine, so it has no "
+                    "group to run with: add the user, or give group= (the command then "
+                    "runs with that group only)" % user)
+            return _switch_user(int(user), gid, [gid])
+        name, uid, primary, _ = entry
+        gid = primary if gid is None else gid
+        return _switch_user(uid, gid, self.groups(name, gid))
 
     def which(self, program: str) -> Optional[str]:
         """The target path of a program on the standard PATH, or None."""
@@ -700,13 +780,14 @@ def _host_db(table: str) -> Tuple[Callable[[str], int], Callable[[int], str]]:
     return (lambda n: grp.getgrnam(n).gr_gid), (lambda i: grp.getgrgid(i).gr_name)
 
 
-def _switch_user(uid: int, gid: int) -> Callable[[], None]:
-    """A preexec function that drops to uid/gid (subprocess's user= needs 3.9)."""
+def _switch_user(uid: int, gid: int, groups: List[int]) -> Callable[[], None]:
+    """A preexec function that drops to uid, gid and the supplementary ``groups``
+    (subprocess's user= needs 3.9). The groups are looked up before the fork:
+    after it, in a process with threads, only plain system calls are safe."""
 
     def switch() -> None:
-        if gid != -1:
-            os.setgroups([gid])
-            os.setgid(gid)
+        os.setgroups(groups)
+        os.setgid(gid)
         os.setuid(uid)
 
     return switch

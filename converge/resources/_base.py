@@ -210,6 +210,7 @@ class Meta:
     __slots__ = (
         "action", "source", "only_if", "not_if", "notifies", "subscribes",
         "ignore_failure", "retries", "retry_delay", "sensitive", "tags", "run_once",
+        "secret_file",
     )
 
     def __init__(self) -> None:
@@ -225,6 +226,8 @@ class Meta:
         self.sensitive = False
         self.tags: List[str] = []
         self.run_once = False
+        #: writes a file that a sensitive resource writes too (plan.mark_secret_files)
+        self.secret_file = False
 
 
 # What each common property means; the DSL accepts these on every resource.
@@ -372,6 +375,19 @@ class Resource:
     def action(self) -> str:
         return self.meta.action
 
+    @property
+    def hides_content(self) -> bool:
+        """Whether the content this resource would show (a diff, a line it quotes,
+        a content hash) may hold a sensitive value: it is sensitive itself, or it
+        writes a file that a sensitive resource writes too."""
+        return bool(self.meta.sensitive or self.meta.secret_file)
+
+    def writes(self) -> List[str]:
+        """The files this resource writes, as target paths (``crontab(USER)`` for a
+        user's crontab). A file a sensitive resource writes is secret: every
+        resource that writes it hides its diffs (see plan.mark_secret_files)."""
+        return []
+
     def __getattr__(self, attr: str) -> Any:
         # svc.restart is a Notification; only for the type's actions.
         actions = type(self).actions
@@ -413,6 +429,7 @@ class Resource:
         """A copy of this resource that performs another action (notifications)."""
         clone = type(self).from_plan(self.to_plan(), action)
         clone.meta.sensitive = self.meta.sensitive
+        clone.meta.secret_file = self.meta.secret_file
         clone.meta.source = self.meta.source
         return clone
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 # What a cron entry runs every minute (through /bin/sh) to re-apply a setting: fixed
-# code, with the score (an integer) and the pattern (as hex, so no character of it
-# can mean anything to sh or cron) as its only arguments.
+# code, with the score (an integer), the pattern (as hex, so no character of it
+# can mean anything to sh or cron) and the uids whose processes may be adjusted (a
+# comma-separated list of numbers) as its only arguments. A process counts as a
+# user's when all its uids (real, effective, saved, filesystem) are that user's.
 REAPPLY = """\
 import os, re, sys
 score, regex, me = int(sys.argv[1]), re.compile(bytes.fromhex(sys.argv[2]).decode()), os.getpid()
+uids = set(sys.argv[3].split(","))
 for pid in os.listdir("/proc"):
     if not pid.isdigit() or int(pid) == me:
         continue
@@ -23,6 +26,10 @@ for pid in os.listdir("/proc"):
         with open("/proc/" + pid + "/cmdline", "rb") as fh:
             line = fh.read().replace(b"\\0", b" ").decode(errors="replace").strip()
         if not line or not regex.search(line):
+            continue
+        with open("/proc/" + pid + "/status") as fh:
+            owner = [x.split()[1:] for x in fh if x.startswith("Uid:")]
+        if not owner or not set(owner[0]) <= uids:
             continue
         if os.path.exists("/proc/" + pid + "/oom_score_adj"):
             with open("/proc/" + pid + "/oom_score_adj", "w") as fh:
@@ -83,15 +90,36 @@ def protected(system: Any) -> Set[int]:
     return out
 
 
-def matching(system: Any, pattern: str) -> List[int]:
+def owners(system: Any, pid: int) -> Optional[Set[int]]:
+    """The uids a process runs with (real, effective, saved, filesystem: one uid
+    for most, two for a setuid program another user started), or None when it
+    is gone."""
+    match = re.search(r"^Uid:\s*(.*)$", _read(system, "/proc/%d/status" % pid) or "", re.M)
+    uids = match.group(1).split() if match else []
+    if not uids or not all(u.isdigit() for u in uids):
+        return None
+    return {int(u) for u in uids}
+
+
+def matching(system: Any, pattern: str, uids: Set[int]
+             ) -> Tuple[List[int], Dict[int, Set[int]]]:
+    """The processes whose command line matches and all of whose uids are among
+    ``uids``, and the other processes that match, pid -> their uids: left alone,
+    since any user can give a process any command line."""
     regex = re.compile(pattern)
     mine = protected(system)
-    found = []
+    found, others = [], {}
     for pid in pids(system):
         line = cmdline(system, pid)
         if line is not None and pid not in mine and regex.search(line):
-            found.append(pid)
-    return found
+            theirs = owners(system, pid)
+            if theirs is None:
+                continue  # gone meanwhile
+            if theirs <= uids:
+                found.append(pid)
+            else:
+                others[pid] = theirs
+    return found, others
 
 
 def in_unit(system: Any, unit: str) -> List[int]:
@@ -140,8 +168,10 @@ def legacy_to_score(value: int) -> int:
     return 1000 if value == 15 else int(value * 1000 / 17)
 
 
-def cron_line(python: str, score_adj: int, pattern: str) -> str:
-    """The /etc/cron.d line that re-applies ``score_adj`` every minute. Every part
-    is a validated value or fixed text: the pattern travels as hex."""
-    return "* * * * * root %s -c '%s' %d %s\n" % (
-        python, reapply_argument(), score_adj, pattern.encode("utf-8").hex())
+def cron_line(python: str, score_adj: int, pattern: str, uids: Set[int]) -> str:
+    """The /etc/cron.d line that re-applies ``score_adj`` every minute to the
+    processes of ``uids``. Every part is a validated value or fixed text: the
+    pattern travels as hex, the uids as numbers."""
+    return "* * * * * root %s -c '%s' %d %s %s\n" % (
+        python, reapply_argument(), score_adj, pattern.encode("utf-8").hex(),
+        ",".join(str(u) for u in sorted(uids)))

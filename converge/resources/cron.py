@@ -123,6 +123,11 @@ class Cron(Resource, type_name="cron"):
         job = self.job() or ""
         return [ct.MARKER + self.name] + env + [("# " + job) if self.disabled else job]
 
+    def writes(self) -> List[str]:
+        if self.cron_file:
+            return [self.where]
+        return ["crontab(%s)" % self.user, "%s/%s" % (SPOOL, self.user)]  # crontab(1)'s file
+
     # -- target ----------------------------------------------------------------------
 
     def current(self, system: Any) -> Dict[str, Any]:
@@ -170,7 +175,7 @@ class Cron(Resource, type_name="cron"):
         return out
 
     def _change(self, sentence: str, old: Optional[str], new: str) -> Change:
-        diff = None if self.meta.sensitive else unified_diff(
+        diff = None if self.hides_content else unified_diff(
             (old or "").encode(), new.encode(), self.where if self.cron_file else
             "crontab(%s)" % self.user)
         return Change(sentence % (self.name, self.where), diff=diff, data=new)

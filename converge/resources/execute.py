@@ -13,7 +13,9 @@ only with ``shell=True``, said explicitly. The run counts as a change (the resou
 is reported updated: ``- execute update-grub``); its output is captured and shown
 when it fails (an exit code not in ``returns``, or the ``timeout``, which kills the
 command and everything it started). ``live=True`` also streams the output to the
-agent's standard error as it comes (the terminal on a local run).
+agent's standard error as it comes (the terminal on a local run; over SSH the
+controller prints each line after the host's name, escaped), except for a
+``sensitive`` resource, whose output is never shown.
 
 Not idempotent by itself: like Chef's execute, it runs on every converge unless
 guarded. Say when it has nothing to do: ``creates`` (a path the command makes; if it
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import PropertyError, ResourceError
 from . import _validate as v
@@ -48,12 +50,20 @@ class Execute(Resource, type_name="execute"):
     environment: Dict[str, str] = prop(factory=dict, doc="Variables added to the command's "
                                        "environment (LC_ALL=C is set unless given here).",
                                        sensitive=True)
-    user: Optional[str] = prop(None, doc="Run as this user (HOME, USER and LOGNAME follow).")
+    user: Optional[str] = prop(None, doc="Run as this user, a name or a uid: its uid, its "
+                               "primary group and its supplementary groups, as a login "
+                               "gets them (HOME, USER and LOGNAME follow). A uid with no "
+                               "passwd entry needs group=.")
     returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.")
     timeout: Optional[float] = prop(None, doc="Seconds before the command (and everything it "
                                     "started) is killed and the resource fails.")
     live: bool = prop(False, doc="Also stream the output as it comes, to the agent's "
-                      "standard error.")
+                      "standard error (the terminal of a local run; over SSH, the "
+                      "controller's, each line after the host's name). Never for a "
+                      "sensitive resource.")
+    group: Optional[str] = prop(None, doc="Run with this group (a name or a gid) as the "
+                                "primary group instead of the user's; with a uid that has no "
+                                "passwd entry, the only group.")
 
     def normalise(self) -> None:
         try:
@@ -93,6 +103,9 @@ class Execute(Resource, type_name="execute"):
             self.cwd = v.path(self.cwd, "cwd")
         self.environment = _environment(self, self.environment)
         self.user = v.account(self.user, "user")
+        self.group = v.account(self.group, "group")
+        if self.group is not None and self.user is None:
+            raise self.fail("group= needs user= (the command runs as root otherwise)")
         codes = [self.returns] if isinstance(self.returns, int) else self.returns
         if not isinstance(codes, (list, tuple)) or not codes:
             raise self.fail("returns must be an exit code or a list of them, such as [0, 1]")
@@ -131,6 +144,10 @@ class Execute(Resource, type_name="execute"):
                 raise Skipped("creates")
         if self.cwd is not None and not system.is_dir(self.cwd):
             raise ResourceError("cwd %s is not a directory" % self.cwd)
+        if self.user is not None:
+            self._account(system)
+        if self.live and self.meta.sensitive:
+            self.warnings.append("live output not shown: the resource is sensitive")
         return {}
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
@@ -140,16 +157,36 @@ class Execute(Resource, type_name="execute"):
         """Journal hook: what a command did is unknown, so a rollback cannot undo it."""
         return {"irreversible": "what a command changed is not known"}
 
+    def _account(self, system: Any) -> Tuple[str, str]:
+        """(name, home) of ``user`` on the target; a failure when it cannot be run
+        as (no such user; a uid without a passwd entry and no group=)."""
+        assert self.user is not None
+        entry = system.account(self.user)
+        if self.group is not None and system.gid(self.group) is None:
+            raise ResourceError("group '%s' does not exist on this machine" % self.group)
+        if entry is not None:
+            return entry[0], entry[3]
+        if not self.user.isdigit():
+            raise ResourceError("user '%s' does not exist on this machine" % self.user)
+        if self.group is None:
+            raise ResourceError(
+                "uid %s has no entry in /etc/passwd on this machine, so it has no group "
+                "to run with" % self.user,
+                hint="add the user, or give group= (the command then runs with that group "
+                     "only)")
+        return self.user, "/"  # not root's HOME
+
     def apply(self, system: Any, changes: List[Change]) -> None:
         env = dict(self.environment)
         if self.user is not None:
-            home = _home(system, self.user)
-            base = {"USER": self.user, "LOGNAME": self.user}
+            name, home = self._account(system)
+            base = {"USER": name, "LOGNAME": name}
             if home:
                 base["HOME"] = home
             env = dict(base, **env)
         done = system.run_long(self.argv(), env=env, cwd=self.cwd, timeout=self.timeout,
-                               user=self.user, live=self.live)
+                               user=self.user, live=self.live and not self.meta.sensitive,
+                               group=self.group)
         if done.returncode in self.returns:
             return
         expected = " or ".join(str(c) for c in self.returns)
@@ -175,14 +212,6 @@ def _environment(resource: Resource, value: Any) -> Dict[str, str]:
             raise resource.fail("environment %s must be a string without NUL characters" % key)
         out[key] = v.text(str(val), "environment %s" % key)
     return out
-
-
-def _home(system: Any, user: str) -> Optional[str]:
-    for entry in (system.read_text("/etc/passwd") or "").splitlines():
-        fields = entry.split(":")
-        if len(fields) >= 6 and (fields[0] == user or fields[2] == user):
-            return fields[5]
-    return None
 
 
 def _tail(output: str, lines: int = 40) -> str:

@@ -131,8 +131,11 @@ class File(Resource, type_name="file"):
         out.extend(attribute_changes(self, current))
         return out
 
+    def writes(self) -> List[str]:
+        return [os.path.normpath(self.path)]
+
     def _content_change(self, have: Optional[bytes], want: bytes) -> Change:
-        if self.meta.sensitive:
+        if self.hides_content:
             return Change("update content in file %s (sensitive)" % self.path, data="content")
         before = "none" if have is None else short_hash(have)
         text = "update content in file %s from %s to %s" % (self.path, before, short_hash(want))

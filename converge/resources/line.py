@@ -88,6 +88,13 @@ class Line(Resource, type_name="line"):
     def _show(self, text: str) -> str:
         return "(sensitive)" if self.meta.sensitive else "'%s'" % text
 
+    def _show_found(self, text: str) -> str:
+        """A line read from the file: hidden too when the file holds a secret."""
+        return "(sensitive)" if self.hides_content else "'%s'" % text
+
+    def writes(self) -> List[str]:
+        return [os.path.normpath(self.path)]
+
     # -- target ----------------------------------------------------------------------
 
     def current(self, system: Any) -> Dict[str, Any]:
@@ -134,14 +141,14 @@ class Line(Resource, type_name="line"):
                 if old != self.line:
                     lines[hits[-1]] = self.line
                     out.append(Change("replace line %d %s with %s in %s" % (
-                        hits[-1] + 1, self._show(old), self._show(self.line), self.path)))
+                        hits[-1] + 1, self._show_found(old), self._show(self.line), self.path)))
             elif self.line not in (x.rstrip("\r") for x in lines):
                 lines.append(self.line)
                 out.append(Change("append line %s to %s" % (self._show(self.line), self.path)))
         if not out:
             return []
         new = "\n".join(lines) + "\n" if lines else ""
-        if self.meta.sensitive:
+        if self.hides_content:
             diff = None
         else:
             diff = unified_diff((text or "").encode("utf-8", "surrogateescape"),

@@ -3,6 +3,7 @@
 Example::
 
     oom_protect("sshd", pattern="^/usr/sbin/sshd|sshd: /usr/sbin/sshd")
+    oom_protect("postgres", pattern="^postgres: ", user="postgres", score_adj=-500)
     oom_protect("chrony", service="chrony", score_adj=-500)
     oom_protect("batch", pids=[4242], score_adj=500, persist=False)
 
@@ -12,8 +13,14 @@ The seed's ``pgrep -f /usr/sbin/sshd | while read PID; do echo -17 >
 matches ``pattern`` (a regular expression, as ``pgrep -f`` matches), of the given
 ``pids``, or of a service's processes (its systemd cgroup, or a sysvinit pid
 file). The converge agent and its ancestors (the shell, sudo or sshd session that
-started it) are never touched. Old kernels without oom_score_adj get the legacy
-oom_adj, scaled to -17..15. No matching process is a warning, not a failure.
+started it) are never touched. Any user can give a process any command line
+(``exec -a "/usr/sbin/sshd -D" ...``), so a pattern adjusts only processes that
+run as root, or as one of the users named in ``user`` (every uid of the process,
+real, effective, saved and filesystem, must be one of theirs); other matching
+processes are left alone, with a warning, and the cron entry that persists the
+setting applies the same rule. Each change line names the process's user. Old
+kernels without oom_score_adj get the legacy oom_adj, scaled to -17..15. No
+matching process is a warning, not a failure.
 
 ``persist`` keeps the setting across restarts: for a service, a systemd drop-in
 with ``OOMScoreAdjust=`` (applied at the service's next start); for a pattern, an
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import errno
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import ResourceError
 from . import _init_systems as init_sys
@@ -50,7 +57,8 @@ class OomProtect(Resource, type_name="oom_protect"):
     name: str = prop(doc="Names this protection (letters, digits, '_', '-'); the cron "
                      "file is /etc/cron.d/converge-oom-NAME.", identity=True)
     pattern: Optional[str] = prop(None, doc="Regular expression searched in each full "
-                                  "command line, as pgrep -f does.")
+                                  "command line, as pgrep -f does; only processes of root "
+                                  "and of the users in user= are adjusted.")
     pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).")
     service: Optional[str] = prop(None, doc="A service whose processes to adjust (systemd "
                                   "unit or init script name).")
@@ -58,6 +66,11 @@ class OomProtect(Resource, type_name="oom_protect"):
                           "first).")
     persist: bool = prop(True, doc="Keep it across restarts: a systemd drop-in for a "
                          "service, an /etc/cron.d entry for a pattern.")
+    user: Union[str, List[str], None] = prop(None, doc="With pattern: the users (names or "
+                                             "uids, one or a list) whose processes may be "
+                                             "adjusted besides root's. Any user can give a "
+                                             "process any command line, so other users' "
+                                             "matching processes are left alone.")
 
     def normalise(self) -> None:
         if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
@@ -73,6 +86,16 @@ class OomProtect(Resource, type_name="oom_protect"):
                 raise self.fail("pattern must be a one-line, non-empty regular expression")
             v.text(self.pattern, "pattern", one_line=True)
             v.regex(self.pattern, "pattern")
+        if self.user is not None:
+            if self.pattern is None:
+                raise self.fail("user= applies to pattern= only (pids and a service's "
+                                "processes are adjusted whoever runs them)")
+            users = self.user if isinstance(self.user, (list, tuple)) else [self.user]
+            if not users:
+                raise self.fail("user must name at least one user, or be left out (root "
+                                "only)")
+            checked = [v.account(u, "user") for u in users]
+            self.user = sorted({str(u) for u in checked if u is not None})
         if self.pids is not None:
             pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
             self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
@@ -84,10 +107,35 @@ class OomProtect(Resource, type_name="oom_protect"):
 
     # -- target ----------------------------------------------------------------------
 
+    def _uids(self, system: Any) -> Dict[int, str]:
+        """uid -> name of root and the users of ``user``, on the target."""
+        uids = {0: "root"}
+        for user in self.user or []:
+            uid = system.uid(user)
+            if uid is None:
+                raise ResourceError("user '%s' does not exist on this machine" % user)
+            uids[int(uid)] = system.user_name(int(uid))
+        return uids
+
+    def _owners(self, system: Any) -> str:
+        """'root', or 'root, alice': whose processes a pattern may adjust."""
+        return ", ".join(name for _, name in sorted(self._uids(system).items()))
+
     def _targets(self, system: Any) -> List[int]:
         if self.pattern is not None:
-            found = _oom.matching(system, self.pattern)
-            what = "no process matches pattern '%s'" % self.pattern
+            uids = self._uids(system)
+            found, others = _oom.matching(system, self.pattern, set(uids))
+            what = "no process of %s matches pattern '%s'" % (self._owners(system),
+                                                              self.pattern)
+            if others:
+                names = sorted({system.user_name(u) for theirs in others.values()
+                                for u in theirs - set(uids)})
+                self.warnings.append(
+                    "%d process%s matching pattern '%s' run%s as %s, not as %s: left alone "
+                    "(any user can name a process anything); name the user in user= to "
+                    "include them" % (len(others), "" if len(others) == 1 else "es",
+                                      self.pattern, "s" if len(others) == 1 else "",
+                                      ", ".join(names), self._owners(system)))
         elif self.pids is not None:
             found = [p for p in self.pids if system.exists("/proc/%d" % p)]
             gone = [str(p) for p in self.pids if p not in found]
@@ -128,12 +176,14 @@ class OomProtect(Resource, type_name="oom_protect"):
                              % (self.identity, self.score_adj)) if self.persist else None,
                     "what": "systemd drop-in", "reload": True}
         python = system.which("python3") or "/usr/bin/python3"
+        owners = self._owners(system)
         return {"path": "/etc/cron.d/converge-oom-" + self.name,
-                "want": ("# converge: %s: oom_score_adj %d for processes matching %s\n%s"
-                         % (self.identity, self.score_adj, self.pattern,
-                            _oom.cron_line(python, self.score_adj, str(self.pattern))))
+                "want": ("# converge: %s: oom_score_adj %d for processes of %s matching %s\n%s"
+                         % (self.identity, self.score_adj, owners, self.pattern,
+                            _oom.cron_line(python, self.score_adj, str(self.pattern),
+                                           set(self._uids(system)))))
                 if self.persist else None,
-                "what": "cron entry", "reload": False}
+                "what": "cron entry", "reload": False, "owners": owners}
 
     def current(self, system: Any) -> Dict[str, Any]:
         processes = {}
@@ -141,6 +191,8 @@ class OomProtect(Resource, type_name="oom_protect"):
             info = _oom.score(system, pid)
             if info is not None:
                 info["cmdline"] = _oom.cmdline(system, pid) or "?"
+                info["user"] = "+".join(system.user_name(u) for u in
+                                        sorted(_oom.owners(system, pid) or ()))
                 processes[pid] = info
         keep = self._persistence(system)
         if keep is not None:
@@ -154,8 +206,9 @@ class OomProtect(Resource, type_name="oom_protect"):
             if info["value"] != want:
                 shown = info["cmdline"] if len(info["cmdline"]) <= 60 else \
                     info["cmdline"][:57] + "..."
-                out.append(Change("set %s of pid %d (%s) from %d to %d" % (
-                    info["file"].rsplit("/", 1)[1], pid, shown, info["value"], want),
+                out.append(Change("set %s of pid %d (%s; user %s) from %d to %d" % (
+                    info["file"].rsplit("/", 1)[1], pid, shown, info.get("user", "?"),
+                    info["value"], want),
                     data=("pid", pid, info["file"], want, shown)))
         keep = current["persist"]
         if keep is not None and keep["want"] != keep["have"]:
@@ -164,7 +217,8 @@ class OomProtect(Resource, type_name="oom_protect"):
             else:
                 text = "%s %s %s to apply oom_score_adj %d%s" % (
                     "create" if keep["have"] is None else "update", keep["what"], keep["path"],
-                    self.score_adj, "" if keep["reload"] else " every minute")
+                    self.score_adj, "" if keep["reload"] else
+                    " every minute to processes of %s" % keep["owners"])
             out.append(Change(text, data=("persist", keep)))
         return out
 

@@ -88,6 +88,9 @@ class Sysctl(Resource, type_name="sysctl"):
         """The file the value is persisted in."""
         return self.conf_file or "%s/99-converge-%s.conf" % (CONF_DIR, self.key.replace("/", "."))
 
+    def writes(self) -> List[str]:
+        return [self.path] if self.persist or self.action == "remove" else []
+
     @property
     def owned(self) -> bool:
         """Whether converge owns the whole file (the default per-key file)."""

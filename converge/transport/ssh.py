@@ -192,7 +192,8 @@ class SSHTransport:
                  accept_new: bool = False, ssh_config: Optional[str] = None,
                  timeout: float = 10.0, debug: bool = False, keep_runs: int = 50,
                  lock_timeout: float = 60.0,
-                 on_notice: Optional[Callable[[str], None]] = None) -> None:
+                 on_notice: Optional[Callable[[str], None]] = None,
+                 on_output: Optional[Callable[[str], None]] = None) -> None:
         self.target = host
         self.host = host.name
         self.settings = resolve(host, user=user, key=key, config_path=ssh_config)
@@ -204,6 +205,7 @@ class SSHTransport:
         self.keep_runs = keep_runs  # the run journal's retention on the target
         self.lock_timeout = lock_timeout  # how long to wait for the target's run lock
         self.on_notice = on_notice  # hears the agent's notices (waiting for the lock)
+        self.on_output = on_output  # hears each line the agent writes to stderr (live=True)
         self.python = ""  # the target's Python version, after the first request
         self.maxrss_kb = 0  # the agent's peak memory in the last run
         self.commands = 0  # exec channels opened (round trips are in docs/ssh.md)
@@ -458,7 +460,10 @@ class SSHTransport:
                 chan.exec_command(command)
             stderr = b""
             if prompt is None:
-                chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                try:
+                    chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                except OSError:  # it ended already (no python3...): the handshake says why
+                    pass
             else:
                 stderr = self._sudo_password(chan, prompt.encode())
             out = chan.makefile("rb", -1)
@@ -483,6 +488,9 @@ class SSHTransport:
                     % ((python,) + MIN_PYTHON), host=self.host)
             if prompt is not None:
                 chan.sendall(line)
+            # stderr (execute's live output) is read as it comes, beside stdout: unread,
+            # it would fill the channel's window and block the agent (and its command)
+            errors = _Stderr(chan, self.on_output)
             if need:
                 chan.sendall(b"%d\n" % len(data) + data)
             for raw in iter(out.readline, b""):
@@ -497,10 +505,12 @@ class SSHTransport:
                 elif "error" in message:
                     raise TransportError("agent: %s" % message["error"], host=self.host)
                 else:
+                    if errors.count:  # sshd may send the last of stderr after stdout's end
+                        errors.drain()
                     chan.close()
                     return dict(message)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
-            err = chan.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
+            err = errors.tail()
             raise TransportError(
                 "connection lost mid-run, after %d of %s resources%s"
                 % (seen, expected or "?", (" (agent exit %d: %s)" % (status, err[-300:]))
@@ -573,6 +583,58 @@ class SSHTransport:
             error = TransportError("the agent did not start (exit %d): %s"
                                    % (status, detail or "no output"), host=self.host)
         return error
+
+
+class _Stderr:
+    """Reads a channel's stderr on a thread as it comes: each line goes to
+    ``on_line`` (what is not a whole line yet waits for its end), the last few
+    kilobytes are kept for an error message."""
+
+    KEEP = 4096
+
+    def __init__(self, chan: paramiko.Channel, on_line: Optional[Callable[[str], None]]
+                 ) -> None:
+        self.chan = chan
+        self.on_line = on_line
+        self.kept = b""
+        self.count = 0  # bytes read
+        self.thread = threading.Thread(target=self._read, name="ssh-stderr", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        pending = b""
+        while True:
+            try:
+                data = self.chan.recv_stderr(65536)
+            except (OSError, EOFError, paramiko.SSHException):
+                data = b""
+            if not data:
+                break
+            self.count += len(data)
+            self.kept = (self.kept + data)[-self.KEEP:]
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                self._emit(line)
+        if pending:
+            self._emit(pending)
+
+    def _emit(self, line: bytes) -> None:
+        if self.on_line is not None:
+            self.on_line(line.decode("utf-8", "replace"))
+
+    def drain(self, idle: float = 2.0) -> None:
+        """Wait until stderr ends (the agent exits after its last message), as long
+        as it keeps coming: at most ``idle`` seconds without a byte."""
+        while self.thread.is_alive():
+            seen = self.count
+            self.thread.join(timeout=idle)
+            if self.count == seen:
+                return
+
+    def tail(self) -> str:
+        """The end of what was read (after waiting a moment for the rest)."""
+        self.thread.join(timeout=2)
+        return self.kept.decode("utf-8", "replace").strip()
 
 
 def _reason(exc: BaseException) -> str:

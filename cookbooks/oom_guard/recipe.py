@@ -14,7 +14,7 @@ oom_protect("sshd", pattern=r"^(sshd: )?/usr/sbin/sshd( |$)",
             score_adj=guard.sshd_score_adj, persist=guard.persist)
 
 for entry in guard.services:
-    oom_protect(entry["name"], pattern=entry["pattern"],
+    oom_protect(entry["name"], pattern=entry["pattern"], user=entry.get("user"),
                 score_adj=entry.get("score_adj", -1000), persist=guard.persist)
 
 if guard.install_dstat:

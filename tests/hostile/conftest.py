@@ -90,7 +90,8 @@ class RecordingSystem(System):
 
     def run_long(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
                  cwd: Optional[str] = None, timeout: Optional[float] = None,
-                 user: Optional[str] = None, live: bool = False) -> RunResult:
+                 user: Optional[str] = None, live: bool = False,
+                 group: Optional[str] = None) -> RunResult:
         return self._record(argv)
 
 

@@ -293,5 +293,5 @@ def test_oom_patterns_reach_cron_only_as_hex(pattern: str) -> None:
         check_events(events)
         text = (root / "etc/cron.d/converge-oom-guard").read_text()
     job = text.splitlines()[-1]
-    assert job.endswith(" " + pattern.encode("utf-8").hex())
+    assert job.endswith(" %s 0" % pattern.encode("utf-8").hex())  # then root's uid
     assert system.argvs == []

@@ -204,3 +204,95 @@ def test_no_compile_error_shows_a_hostile_secret(tail: str, call: str) -> None:
     text = str(info.value)
     assert "S3CRET" not in text, text
     assert "(sensitive)" in text or "is not" in text or "must" in text, text
+
+
+SHARED = """\
+from converge import cron, file, line
+# a sensitive resource and a plain one in the same file, four times over
+file("/srv/app/db.conf", content="password=%s\\n" % attrs["secret"], mode="0600",
+     sensitive=True)
+line("/srv/app/db.conf", "# %s" % attrs["other"])
+file("/srv/app/pw.conf", content="user=app\\npassword=%s\\n" % attrs["secret"],
+     sensitive=True)
+line("/srv/app/pw.conf", "password=rotated-%s" % attrs["other"], match="^password=")
+cron("token", command="/usr/local/bin/sync --token %s" % attrs["secret"],
+     cron_file="shared", sensitive=True)
+cron("plain", command="/usr/local/bin/report %s" % attrs["other"], cron_file="shared")
+cron("utoken", command="/usr/local/bin/sync --token %s" % attrs["secret"], sensitive=True)
+cron("uplain", command="/usr/local/bin/report %s" % attrs["other"])
+line("/srv/app/open.conf", "plain %s" % attrs["other"])
+"""
+
+
+def test_a_file_holding_a_secret_shows_no_diff_through_another_resource(project: Path
+                                                                        ) -> None:
+    """A plain resource that writes a file a sensitive one writes (a line in a
+    sensitive file, two entries of one cron.d file or crontab) shows no diff and no
+    line read from that file, in any channel: console, --diff, plan, the JSON
+    report, the journal, history, and a rollback's output."""
+    (project / "work/recipe.py").write_text(SHARED)
+    (project / "root/srv/app").mkdir(parents=True)
+    (project / "root/var/spool/cron/crontabs").mkdir(parents=True)
+    value = secret(7)
+
+    def run(other: str, *args: str) -> subprocess.CompletedProcess:
+        (project / "work/attributes.yaml").write_text("secret: %s\nother: %s\n"
+                                                      % (value, other))
+        done = subprocess.run([sys.executable, "-m", "converge", *args, "--root",
+                               str(project / "root"), *(["recipe.py"] if args[0] in
+                                                        ("apply", "plan") else [])],
+                              cwd=project / "work", capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        assert done.returncode in (0, 2), shown(done)
+        return done
+
+    report = project / "report.json"
+    runs = [
+        run("one", "apply", "--diff", "--json", str(report)),
+        run("two", "plan"),
+        run("two", "plan", "--json", "-"),
+        run("two", "apply", "--diff", "--debug"),
+        run("three", "apply", "--diff", "--json", "-"),
+        run("", "history"),
+        run("", "history", "--json"),
+        run("", "rollback", "--diff", "--force"),
+    ]
+    root = project / "root"
+    assert value in (root / "srv/app/db.conf").read_text()
+    assert value in (root / "etc/cron.d/shared").read_text()
+    assert value in (root / "var/spool/cron/crontabs/root").read_text()
+    for done in runs:
+        assert_hidden(shown(done), [value])
+    assert_hidden(report.read_text(), [value])
+    journals = root / "var/lib/converge/runs"
+    assert_hidden("".join(p.read_text() for p in journals.iterdir()), [value])
+
+    plan = shown(runs[1])
+    # the plain resources did change, and said so, without their diffs
+    assert "would update cron entry plain in /etc/cron.d/shared" in plan
+    assert "would update cron entry uplain in the crontab of root" in plan
+    assert "would replace line 2 (sensitive) with 'password=rotated-two' in " \
+           "/srv/app/pw.conf" in plan
+    # a file no sensitive resource writes still gets its diff
+    assert "     plain one\n    +plain two\n" in plan
+    data = json.loads(runs[2].stdout[runs[2].stdout.index("{"):])
+    diffs = {r["id"]: r.get("diff") for r in data["hosts"]["localhost"]["resources"]}
+    assert diffs["cron[plain]"] is None and diffs["cron[uplain]"] is None
+    assert diffs["line[/srv/app/open.conf: plain two]"]
+    assert "+++" in shown(runs[4])  # --diff is on: only the secret files' diffs are gone
+
+
+def test_a_sensitive_execute_streams_nothing_live(project: Path) -> None:
+    """live=True streams a command's output as it comes, but never a sensitive
+    command's: its output may be the secret (here printed from its environment)."""
+    (project / "work/recipe.py").write_text(
+        'from converge import execute\n'
+        'execute(["sh", "-c", "echo token: $TOKEN"], environment={"TOKEN": attrs["secret"]},\n'
+        '        live=True, sensitive=True)\n'
+        'execute(["echo", "plain live output"], live=True)\n')
+    value = secret(8)
+    done = converge(project, value, "apply")
+    assert done.returncode == 0, shown(done)
+    assert "plain live output" in done.stderr  # live output of a plain command is shown
+    assert_hidden(shown(done), [value])
+    assert "warning: live output not shown: the resource is sensitive" in done.stdout

@@ -83,6 +83,12 @@ def procroot(converger: Converger) -> Converger:
     pytest.param('oom_protect("x", pids=[0])', "pid '0' is out of range", id="pid"),
     pytest.param('oom_protect("x", service="a;b")', "'a;b' is not a valid service name",
                  id="service"),
+    pytest.param('oom_protect("x", pids=[1], user="alice")', "user= applies to pattern= only",
+                 id="user-without-pattern"),
+    pytest.param('oom_protect("x", pattern="a", user=["alice", "a b"])', "user 'a b' is not a "
+                 "valid name", id="user-name"),
+    pytest.param('oom_protect("x", pattern="a", user=[])', "user must name at least one user",
+                 id="user-empty"),
 ])
 def test_bad_input_refused_at_compile_time(converger: Converger, call: str, message: str) -> None:
     with pytest.raises(PropertyError) as info:
@@ -104,7 +110,7 @@ def test_pattern_sets_every_match_and_persists_in_cron(procroot: Converger, slee
         assert any(line.startswith("set oom_score_adj of pid %d (" % pid)
                    and line.endswith(") from 500 to %d" % score) for line in lines), lines
     assert lines[-1] == ("create cron entry /etc/cron.d/converge-oom-t to apply oom_score_adj "
-                         "%d every minute" % score)
+                         "%d every minute to processes of root" % score)
     assert planned[0]["changes"] == lines
     assert sleepers.scores() == [score, score]
     assert statuses(procroot.run(recipe)) == ["up_to_date"]
@@ -179,7 +185,7 @@ def test_no_match_is_a_warning(procroot: Converger) -> None:
                           'oom_protect("t", pattern="no-such-process-[x]yz", persist=False)\n')
     assert statuses(events) == ["up_to_date"]
     assert events[0]["warnings"] == [
-        "no process matches pattern 'no-such-process-[x]yz'; nothing to adjust now"]
+        "no process of root matches pattern 'no-such-process-[x]yz'; nothing to adjust now"]
 
 
 def test_service_persists_as_drop_in_and_warns_about_openssh(procroot: Converger) -> None:
@@ -204,3 +210,34 @@ def test_service_persists_as_drop_in_and_warns_about_openssh(procroot: Converger
 def test_legacy_oom_adj_scale() -> None:
     assert [_oom.score_to_legacy(v) for v in (-1000, -500, 0, 500, 1000)] == [-17, -8, 0, 8, 15]
     assert [_oom.legacy_to_score(v) for v in (-17, 0, 15)] == [-1000, 0, 1000]
+
+
+class FakeProcesses:
+    """A /proc of command lines and uids: pid -> (cmdline, 'Uid:' fields)."""
+
+    def __init__(self, procs: dict) -> None:
+        self.procs = procs
+
+    def listdir(self, path: str) -> List[str]:
+        return [str(pid) for pid in self.procs]
+
+    def read_text(self, path: str) -> str:
+        parts = path.split("/")
+        if not parts[2].isdigit() or int(parts[2]) not in self.procs:
+            raise FileNotFoundError(path)
+        line, uids = self.procs[int(parts[2])]
+        return line.replace(" ", "\0") if parts[3] == "cmdline" else "Uid:\t%s\n" % uids
+
+
+def test_a_pattern_matches_only_processes_all_of_whose_uids_are_allowed() -> None:
+    procs = FakeProcesses({
+        4001: ("/usr/sbin/sshd -D", "0\t0\t0\t0"),  # root's: adjusted
+        4002: ("/usr/sbin/sshd -D", "1000\t1000\t1000\t1000"),  # alice's forgery
+        4003: ("/usr/sbin/sshd -D", "1000\t0\t0\t0"),  # a setuid program alice started
+        4004: ("/usr/bin/other", "0\t0\t0\t0"),  # does not match
+    })
+    found, others = _oom.matching(procs, "^/usr/sbin/sshd", {0})
+    assert found == [4001]
+    assert others == {4002: {1000}, 4003: {0, 1000}}
+    found, others = _oom.matching(procs, "^/usr/sbin/sshd", {0, 1000})
+    assert (found, others) == ([4001, 4002, 4003], {})
