@@ -333,8 +333,10 @@ class System:
         cwd: Optional[str] = None,
         timeout: Optional[float] = None,
         user: Optional[str] = None,
+        group: Optional[str] = None,
     ) -> RunResult:
-        """Run an argument list (never a shell string) with ``LC_ALL=C``.
+        """Run an argument list (never a shell string) with ``LC_ALL=C``, as
+        ``user`` (with ``group``, else the user's primary group) when given.
 
         A missing program is a result with returncode 127, as a shell reports it.
         """
@@ -346,9 +348,11 @@ class System:
             full_env.update(env)
         preexec = None
         if user is not None:
-            uid, gid = self.uid(user), self._primary_gid(user)
-            if uid is None:
-                return RunResult(1, "", "no such user %s" % user)
+            uid = self.uid(user)
+            gid = self._primary_gid(user) if group is None else self.gid(group)
+            if uid is None or gid is None:
+                return RunResult(1, "", "no such %s %s" % (
+                    ("user", user) if uid is None else ("group", group)))
             preexec = _switch_user(uid, gid)
         try:
             proc = subprocess.run(  # noqa: S603 - argv list, no shell
