@@ -194,7 +194,8 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
     def _write(self, system: Any, old: Optional[bytes]) -> None:
         system.write_atomic(self.path, self.text.encode("utf-8"), 0o644)
         if system.which("systemd-analyze"):
-            done = system.run(["systemd-analyze", "verify", "--man=no", "--", self.path],
+            done = system.run(["systemd-analyze", "verify", "--man=no", "--",
+                               system.real(self.path)],
                               timeout=120)
             if not done.ok:
                 if old is None:
