@@ -20,7 +20,8 @@ runs: it is meant as a notification target (``notifies=scratch.remount``).
 options written as given; a stale line for the same mount point is replaced; other
 lines and comments are kept. A device is a path (a regular file is loop-mounted,
 as mount(8) does), ``UUID=`` or ``LABEL=``. The mount point must exist: mount(8)'s
-own message is the failure otherwise. Rollback unmounts what the run mounted,
+own message is the failure otherwise; a mount point that is a symbolic link (one
+an unprivileged user could plant) is refused. Rollback unmounts what the run mounted,
 mounts again what it unmounted, remounts with the old options, and restores
 /etc/fstab.
 """
@@ -86,6 +87,11 @@ class Mount(Resource, type_name="mount"):
     # -- target ----------------------------------------------------------------------
 
     def current(self, system: Any) -> Dict[str, Any]:
+        if self.action in ("mount", "remount") and system.readlink(self.mount_point) is not None:
+            raise ResourceError("mount point %s is a symbolic link (to %s); refusing to mount "
+                                "over what it points to" % (
+                                    self.mount_point, system.readlink(self.mount_point)),
+                                hint="make %s a directory" % self.mount_point)
         state: Dict[str, Any] = {"live": m.live(system, self.mount_point),
                                  "fstab": system.read_text(m.FSTAB)}
         if state["live"] is not None and self.action in ("mount", "remount"):

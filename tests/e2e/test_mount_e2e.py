@@ -150,3 +150,15 @@ file("/tmp/after", content="ran\\n")
                       "it has")
     assert got[2][0] == "updated"  # fstab does not need the device now
     assert got[3][0] == "updated"
+
+
+def test_mount_refuses_a_link_planted_by_a_user(lab_node: Node, tmp_path: Path) -> None:
+    sh(lab_node, "useradd mallory && mkdir -p /srv/www && chown mallory /srv/www "
+                 "&& su mallory -s /bin/sh -c 'ln -s /etc /srv/www/cache'")
+    run = apply(lab_node, tmp_path, """\
+from converge import mount
+mount("/srv/www/cache", "tmpfs", fstype="tmpfs", options=["size=1m"])
+""")
+    assert run.resources()[0]["error"].startswith(
+        "mount point /srv/www/cache is a symbolic link (to /etc); refusing to mount")
+    assert sh(lab_node, "findmnt -n -t tmpfs -M /etc || true") == ""
