@@ -4,10 +4,11 @@ real CLI: clone, second run up to date (mtimes kept), a new commit shown by plan
 failed resource unless force, rollback, and git's own failures.
 
 Peers' reported bugs covered: a checkout owned by another user refused by git
-2.35.2+ ("dubious ownership", ansible/ansible#77447-style reports) is read as
-that user; a clone with --depth/--branch that later cannot fetch another branch
-(Ansible's git module "single-branch" reports); a password in the URL never shown;
-a repository asking for credentials fails at once instead of hanging."""
+2.35.2+ ("unsafe repository", ansible/ansible#77538, #77750) and root cloning
+into a directory it does not own (ansible/ansible#80233): git runs as ``user``,
+the checkout is named safe; no owner/group afterwards (ansible/ansible#51601):
+the clone is made as user and group; a password in the URL never shown; a
+repository asking for credentials fails at once instead of hanging."""
 
 from __future__ import annotations
 

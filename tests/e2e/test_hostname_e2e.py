@@ -4,8 +4,11 @@ CLI: second run up to date (mtimes kept), drift by hand corrected, plan changing
 nothing, rollback, other /etc/hosts lines and comments kept.
 
 Peers' reported bugs covered: a stale 127.0.1.1 line left behind with the old
-name (Chef's hostname resource users; Debian's installer convention), duplicate
-lines for the address, and /etc/hostname written without its newline."""
+name, duplicate lines for the address, /etc/hostname written without its
+newline. (The bind-mounted /etc/hostname and /etc/hosts of a container, whose
+rename fails with EBUSY: moby/moby#9295 with Chef, ansible/ansible#19681, are
+rewritten in place by the resource; the lab nodes have no such bind mount, so
+that path is not exercised here.)"""
 
 from __future__ import annotations
 

@@ -5,11 +5,11 @@ date (fstab's mtime kept), options compared as the kernel reports them, drift
 (a remount by hand) corrected, plan changing nothing, rollback, and mount's own
 failures.
 
-Peers' reported bugs covered: options given as 'size=8m' reported by the kernel
-as 'size=8192k' must not remount on every run (Ansible mount users' "always
-changed" reports); a stale fstab line for the same mount point is replaced, not
-duplicated, and comments are kept (ansible.posix mount's duplicate lines); a
-mount point with a space (written \\040 in fstab and mountinfo)."""
+Peers' reported bugs covered: 'size=1g' read back by the kernel as
+'size=1048576k' remounted on every run (saltstack/salt#20164); a stale fstab line
+for the same mount point replaced, not duplicated, comments kept; a mount point
+with a space (written \\040 in fstab and mountinfo); a mount point that is a link
+planted by an unprivileged user."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ reason while the other resources still run.
 
 Peers' reported bugs covered: a unit changed on disk but not reloaded (Ansible's
 systemd module needs daemon_reload: true; here a changed unit reloads by itself
-where systemd runs); enable on a system where systemd does not run (containers,
-chroots: Ansible users' "System has not been booted with systemd" reports), done
-offline through systemctl --root."""
+where systemd runs); enable on a system where systemd does not run (a chroot or a
+container build: ansible/ansible#60291, fixed there by #66062), done offline
+through systemctl --root."""
 
 from __future__ import annotations
 

@@ -4,10 +4,10 @@ real CLI: the /etc/localtime link and /etc/timezone, second run up to date
 corrected, plan changing nothing, rollback, and an unknown zone a failed
 resource naming it while the other resources still run.
 
-Peers' reported bugs covered: a relative /etc/localtime link reported as changed
-on every run (Ansible's timezone module on systemd machines), /etc/localtime a
-copy of a zone file rather than a link (Docker images, older Chef cookbooks),
-and /etc/timezone left naming the old zone."""
+Peers' reported bugs covered: /etc/localtime a copy of a zone file rather than
+a link (ansible/ansible#32048, fixed by #36715); a link vs. /etc/timezone
+disagreeing on Debian (ansible/ansible#34390: both are written); a relative link
+as timedatectl writes it, accepted as up to date."""
 
 from __future__ import annotations
 
