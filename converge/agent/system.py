@@ -548,8 +548,10 @@ class System:
         cwd: Optional[str] = None,
         timeout: Optional[float] = None,
         user: Optional[str] = None,
+        group: Optional[str] = None,
     ) -> RunResult:
-        """Run an argument list (never a shell string) with ``LC_ALL=C``.
+        """Run an argument list (never a shell string) with ``LC_ALL=C``, as
+        ``user`` (with ``group``, else the user's primary group) when given.
 
         A missing program is a result with returncode 127, as a shell reports it.
         """
@@ -562,7 +564,7 @@ class System:
         preexec = None
         if user is not None:
             try:
-                preexec = self._become(user)
+                preexec = self._become(user, group)
             except LookupError as exc:
                 return RunResult(1, "", str(exc))
         try:

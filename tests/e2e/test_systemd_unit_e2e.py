@@ -1,0 +1,122 @@
+"""systemd_unit in a lab node (systemd is not PID 1 there): unit files written
+and checked by the real systemd-analyze verify, enabled and disabled offline by
+the real ``systemctl --root``, through the real CLI: second run up to date (the
+unit file's mtime kept), drift by hand corrected, plan changing nothing,
+rollback, a unit systemd-analyze refuses put back, and start failing with the
+reason while the other resources still run.
+
+Peers' reported bugs covered: a unit changed on disk but not reloaded (Ansible's
+systemd module needs daemon_reload: true; here a changed unit reloads by itself
+where systemd runs); enable on a system where systemd does not run (a chroot or a
+container build: ansible/ansible#60291, fixed there by #66062), done offline
+through systemctl --root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Tuple
+
+import pytest
+
+from converge.lab import Node
+from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+
+pytestmark = pytest.mark.lab
+
+RECIPE = """\
+from converge import systemd_unit
+systemd_unit("hello.service", {
+    "Unit": {"Description": "Say hello"},
+    "Service": {"ExecStart": "/usr/bin/sleep infinity", "Environment": ["A=1", "B=2"]},
+    "Install": {"WantedBy": "multi-user.target"},
+}, action=["create", "enable"])
+"""
+
+UNIT = ("[Unit]\nDescription=Say hello\n\n[Service]\nExecStart=/usr/bin/sleep infinity\n"
+        "Environment=A=1\nEnvironment=B=2\n\n[Install]\nWantedBy=multi-user.target\n")
+LINK = "/etc/systemd/system/multi-user.target.wants/hello.service"
+
+
+def sh(node: Node, script: str) -> str:
+    done = node.run(["sh", "-c", script])
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def converge(node: Node, *args: str) -> Tuple[int, str]:
+    done = node.run([sys.executable, "-m", "converge", *args],
+                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
+    recipe = tmp_path / name
+    recipe.write_text(text)
+    node.run(["mkdir", "-p", WORKDIR])
+    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
+
+
+def test_systemd_unit_create_enable_drift_rollback(lab_node: Node, tmp_path: Path) -> None:
+    assert lab_node.run(["test", "-d", "/run/systemd/system"]).returncode == 1
+    first = apply(lab_node, tmp_path, RECIPE)
+    assert first.ok, first.stdout + first.stderr
+    assert [(r["action"], r["changes"]) for r in first.resources()] == [
+        ("create", ["create /etc/systemd/system/hello.service"]),
+        ("enable", ["enable systemd_unit[hello.service]"])]
+    assert lab_node.read_file("/etc/systemd/system/hello.service").decode() == UNIT
+    assert sh(lab_node, f"readlink {LINK}") == "/etc/systemd/system/hello.service\n"
+    assert sh(lab_node, "systemctl --root=/ is-enabled hello.service") == "enabled\n"
+    stamp = sh(lab_node, "stat -c %y /etc/systemd/system/hello.service")
+    second = apply(lab_node, tmp_path, RECIPE)
+    assert [r["status"] for r in second.resources()] == ["up_to_date"] * 2, second.stdout
+    assert sh(lab_node, "stat -c %y /etc/systemd/system/hello.service") == stamp
+
+    # drift: edited and disabled by hand; plan shows it, changes nothing
+    sh(lab_node, "sed -i s/hello/bye/ /etc/systemd/system/hello.service "
+                 "&& systemctl --root=/ disable hello.service")
+    code, out = converge(lab_node, "plan", place_recipe(lab_node, tmp_path / "recipe.py"))
+    assert code == 0, out
+    assert "- would update content in /etc/systemd/system/hello.service" in out
+    assert "-Description=Say bye" in out and "+Description=Say hello" in out
+    assert "- would enable systemd_unit[hello.service]" in out
+    assert lab_node.run(["test", "-e", LINK]).returncode == 1
+    third = apply(lab_node, tmp_path, RECIPE)
+    assert [r["status"] for r in third.resources()] == ["updated"] * 2
+    assert lab_node.read_file("/etc/systemd/system/hello.service").decode() == UNIT
+
+    # rollback of that run: the hand-edited file and the disabled unit again
+    code, out = converge(lab_node, "rollback")
+    assert code == 0, out
+    assert "Say bye" in lab_node.read_file("/etc/systemd/system/hello.service").decode()
+    assert lab_node.run(["test", "-e", LINK]).returncode == 1
+
+    # stop, disable, delete
+    gone = apply(lab_node, tmp_path, """\
+from converge import systemd_unit
+systemd_unit("hello.service", action=["disable", "delete"])
+""", "gone.py")
+    assert gone.ok, gone.stdout
+    assert lab_node.run(["test", "-e", "/etc/systemd/system/hello.service"]).returncode == 1
+
+
+def test_systemd_unit_failures(lab_node: Node, tmp_path: Path) -> None:
+    run = apply(lab_node, tmp_path, """\
+from converge import file, systemd_unit
+systemd_unit("bad.service", "[Service]\\nExecStart=relative/path\\n")
+systemd_unit("hello.service", "[Service]\\nExecStart=/usr/bin/true\\n",
+             action=["create", "start"])
+file("/tmp/after", content="ran\\n")
+""")
+    assert run.returncode == 1
+    got = [(r["action"], r["status"], r.get("error") or "") for r in run.resources()]
+    assert got[0][1] == "failed", got
+    assert got[0][2].startswith("systemd-analyze verify refused bad.service (it was put back "
+                                "as it was): "), got[0][2]
+    assert "/etc/systemd/system/bad.service:2: Neither a " in got[0][2]
+    assert lab_node.run(["test", "-e", "/etc/systemd/system/bad.service"]).returncode == 1
+    assert got[1][:2] == ("create", "updated")
+    assert got[2] == ("start", "failed", "cannot start hello.service: systemd is not running "
+                      "on this machine (PID 1 is not systemd); units can only be enabled or "
+                      "disabled here")
+    assert got[3][1] == "updated"
