@@ -132,7 +132,7 @@ def snippet_recipes() -> list[Path]:
     """Recipe files and cookbook folders under docs/snippets."""
     recipes = []
     for path in sorted(SNIPPETS.rglob("*.py")):
-        if {"templates", "files"} & set(path.relative_to(SNIPPETS).parts[:-1]):
+        if {"templates", "files", "resources"} & set(path.relative_to(SNIPPETS).parts[:-1]):
             continue
         recipes.append(path.parent if path.name == "recipe.py" else path)
     return recipes
