@@ -116,15 +116,22 @@ def test(
     recipe: Path = RecipeArg,
     nodes: int = NodeCountOpt,
     keep: bool = KeepOpt,
+    recipe_options: Any = None,
 ) -> None:
     """Prove a recipe idempotent: apply it twice in fresh lab nodes; exit 1 if the
     second run changes anything."""
     from converge.lab.idempotence import run_test
 
-    raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep, echo=typer.echo))
+    to_stderr = recipe_options.json_file == "-"  # standard output is the report alone
+    raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep,
+                              echo=functools.partial(typer.echo, err=to_stderr),
+                              args=recipe_options.apply_args(),
+                              json_file=recipe_options.json_file))
 
 
-def register(main: typer.Typer) -> None:
-    """Mount `lab` and `test` on converge's main command line."""
+def register(main: typer.Typer,
+             recipe_options: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
+    """Mount `lab` and `test` on converge's main command line; `test` takes the recipe
+    options of apply (``recipe_options``: the main CLI's decorator that adds them)."""
     main.add_typer(app, name="lab")
-    main.command("test")(test)
+    main.command("test")(recipe_options(test))

@@ -90,12 +90,18 @@ class IdempotenceResult:
         return "\n".join(parts)
 
 
-def recipe_packages(recipe: str | Path) -> list[str]:
-    """Names of the packages the recipe's `package` resources install."""
-    from converge.recipe import compile_recipe
+def recipe_packages(recipe: str | Path, args: Sequence[str] = ()) -> list[str]:
+    """Names of the packages the recipe's `package` resources install (compiled with the
+    attributes and cookbook folders of ``args``, `converge apply` arguments)."""
+    from converge.recipe import compile_recipe, parse_assignments
 
+    given: dict[str, list[str]] = {"-a": [], "--attr": [], "-C": [], "--cookbook-path": []}
+    for flag, value in zip(args, args[1:], strict=False):
+        given.get(flag, []).append(value)
+    plan = compile_recipe(Path(recipe), attrs=parse_assignments(given["-a"] + given["--attr"]),
+                          cookbook_path=given["-C"] + given["--cookbook-path"])
     names: list[str] = []
-    for step in compile_recipe(Path(recipe)).steps:
+    for step in plan.steps:
         if step.type != "package":
             continue
         value = (step.props.get("package_name") or step.props.get("name")
@@ -123,6 +129,16 @@ def place_recipe(node: Node, recipe: str | Path) -> str:
     return f"{target}/{path.name}"
 
 
+def place_args(node: Node, args: Sequence[str]) -> list[str]:
+    """`converge apply` arguments for a run in the node: each cookbook folder (-C) at a
+    path the node sees (copied in when it does not see the host's)."""
+    placed = list(args)
+    for index, arg in enumerate(placed[:-1]):
+        if arg in ("-C", "--cookbook-path"):
+            placed[index + 1] = place_recipe(node, placed[index + 1])
+    return placed
+
+
 def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = (),
                   timeout: float | None = 600) -> ApplyRun:
     """Run `converge apply` inside the node and read its JSON report."""
@@ -138,10 +154,11 @@ def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = ()
 def check_idempotence(node: Node, recipe: str | Path, args: Sequence[str] = (),
                       apt_update: bool | None = None) -> IdempotenceResult:
     """Apply the recipe twice in the node; the result says what the second run changed."""
-    inside = place_recipe(node, recipe)
-    node.run(["mkdir", "-p", WORKDIR])
     if apt_update is None:
-        apt_update = bool(recipe_packages(recipe))
+        apt_update = bool(recipe_packages(recipe, args))
+    inside = place_recipe(node, recipe)
+    args = place_args(node, args)
+    node.run(["mkdir", "-p", WORKDIR])
     if apt_update:
         done = node.run(["apt-get", "update", "-qq"], timeout=300)
         if done.returncode != 0:
@@ -168,11 +185,26 @@ def mirror_for(lab: Lab, packages: Iterable[str]) -> list[str]:
     return wanted
 
 
+def write_report(results: list[IdempotenceResult], json_file: str) -> None:
+    """`converge test --json FILE`: each node's verdict and both runs' JSON reports."""
+    data = {"ok": all(result.ok for result in results),
+            "nodes": {result.node: {"idempotent": result.ok, "verdict": result.verdict(),
+                                    "first": result.first.report,
+                                    "second": result.second.report}
+                      for result in results}}
+    text = json.dumps(data, indent=2) + "\n"
+    if json_file == "-":
+        sys.stdout.write(text)
+    else:
+        Path(json_file).write_text(text)
+
+
 def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | None = None,
-             args: Sequence[str] = (), echo: Callable[[str], None] = print) -> int:
+             args: Sequence[str] = (), echo: Callable[[str], None] = print,
+             json_file: str | None = None) -> int:
     """`converge test`: fresh nodes, the recipe's packages mirrored, apply twice; exit code."""
     lab = lab or Lab()
-    packages = recipe_packages(recipe)
+    packages = recipe_packages(recipe, args)
     if packages:
         fetched = mirror_for(lab, packages)
         if fetched:
@@ -191,4 +223,6 @@ def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | 
             lab.down([n.name for n in started])
     for result in results:
         echo(result.describe())
+    if json_file:
+        write_report(results, json_file)
     return 0 if all(result.ok for result in results) else 1
