@@ -60,6 +60,13 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 # What a layer must not carry: apt's lists and cache (a node runs apt-get update
 # against the lab repository itself) and the builder node's own seeded files.
 LAYER_DROPS = ("var/lib/apt/lists", "var/cache/apt")
+# converge's own state on this machine (runs, backups, run lock, agent cache): a node
+# starts without it, as a fresh machine would.
+HOST_STATE = ("/var/lib/converge",)
+# Overlaid directories (see _spawn.OVERLAY_DIRS) and those whose lower layer is empty.
+OVERLAID = ("etc", "var", "usr", "root", "home", "opt", "srv", "tmp")
+EMPTY_HOMES = ("/root", "/home")
+PASSWD = "/etc/passwd"
 POLICY_RC_D = "#!/bin/sh\n# converge lab: package scripts start no daemon in a node\nexit 101\n"
 
 
@@ -315,6 +322,7 @@ class Lab:
             "netmask": "255.255.255.252", "sshd": self.sshd, "env": NODE_ENV,
             "drop_caps": sorted(DROPPED_CAPS.values()), "oom_score_adj": OOM_SCORE_ADJ,
             "binds": _interpreter_binds(), "seeds": self._seeds(name, slot),
+            "hide": [home for home in user_homes() if not _overlaid(home)],
         }
 
     def _seeds(self, name: str, slot: net.Slot) -> list[dict[str, Any]]:
@@ -339,9 +347,11 @@ class Lab:
             path = Path("/etc/skel") / skel
             if path.exists():
                 files.append((f"/root/{skel}", path.read_bytes(), 0o644))
+        hidden = [*HOST_STATE, *(home for home in user_homes() if _overlaid(home))]
         seeds: list[dict[str, Any]] = [
             {"path": "/etc/apt/sources.list.d", "opaque": True},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
+            *({"path": path, "whiteout": True} for path in hidden),
         ]
         seeds += [{"path": path, "data": base64.b64encode(data).decode(), "mode": mode}
                   for path, data, mode in files]
@@ -476,18 +486,47 @@ def _has_overlayfs(filesystems: str) -> bool:
         return False
 
 
+def user_homes(passwd: str = PASSWD) -> list[str]:
+    """Home directories of this machine's people (root and login users, uid 1000 and up),
+    other than /root and /home, which nodes never see: a node hides these too."""
+    homes: set[str] = set()
+    try:
+        lines = Path(passwd).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) < 7 or not fields[2].isdigit():
+            continue
+        uid, home = int(fields[2]), os.path.normpath(fields[5] or "/")
+        if not (uid == 0 or 1000 <= uid < 65534) or home.count("/") < 2:
+            continue  # system accounts, and homes such as / or /srv themselves
+        if any(home == top or home.startswith(top + "/") for top in EMPTY_HOMES):
+            continue
+        if os.path.isdir(home) and not os.path.islink(home):
+            homes.add(home)
+    return sorted(homes)
+
+
+def _overlaid(path: str) -> bool:
+    """The path lies in one of a node's overlays (hidden there with a whiteout)."""
+    return path.lstrip("/").split("/", 1)[0] in OVERLAID
+
+
 def _interpreter_binds() -> list[str]:
     """Host paths a node must see read-only to run this converge with this Python.
 
-    A node's /root is a plain Debian one, so what lives under the host's /root
-    (a pyenv interpreter, a checkout) is bound in; elsewhere the overlays show it.
+    A node sees none of this machine's homes (its /root is a plain Debian one), so
+    what lives in one (a pyenv interpreter under /root, a checkout under /home) is
+    bound in; elsewhere the overlays or the read-only host tree show it.
     """
     package_root = Path(converge.__file__).resolve().parent.parent
     wanted = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     wanted.add(package_root)
-    under_root = sorted(p for p in wanted if Path("/root") in p.parents)
+    hidden = [Path(home) for home in (*EMPTY_HOMES, *user_homes())]
+    in_homes = sorted(p for p in wanted if any(h == p or h in p.parents for h in hidden))
     binds: list[str] = []
-    for path in under_root:
+    for path in in_homes:
         if not any(Path(b) in path.parents for b in binds):
             binds.append(str(path))
     return binds
