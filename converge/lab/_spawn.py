@@ -167,6 +167,9 @@ def build_layers(spec: Spec) -> None:
         if seed.get("whiteout"):  # overlayfs: a 0/0 character device hides the lower path
             os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
             continue
+        if seed.get("symlink"):
+            os.symlink(seed["symlink"], target)
+            continue
         if seed.get("dir"):
             os.makedirs(target, exist_ok=True)
             os.chmod(target, seed["mode"])

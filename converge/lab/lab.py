@@ -25,8 +25,8 @@ import converge
 from converge.lab import net
 from converge.lab.errors import LabError
 from converge.lab.node import DROPPED_CAPS, NODE_ENV, Node, process_start
+from converge.lab.repo import LIST_FILE, LISTS_DIR, SOURCES_LINE, LocalRepo
 from converge.lab.repo import NODE_PATH as REPO_NODE_PATH
-from converge.lab.repo import SOURCES_LINE, LocalRepo
 
 DEFAULT_DIRECTORY = "/run/converge-lab"
 SSHD = "/usr/sbin/sshd"
@@ -350,6 +350,13 @@ class Lab:
         hidden = [*HOST_STATE, *(home for home in user_homes() if _overlaid(home))]
         seeds: list[dict[str, Any]] = [
             {"path": "/etc/apt/sources.list.d", "opaque": True},
+            # apt's lists: the lab repository's index only (never the machine's lists),
+            # current from the node's first second; no cache built from other lists.
+            {"path": LISTS_DIR, "opaque": True},
+            {"path": LISTS_DIR + "/partial", "dir": True, "mode": 0o700},
+            {"path": LIST_FILE, "symlink": REPO_NODE_PATH + "/Packages"},
+            {"path": "/var/cache/apt", "opaque": True},
+            {"path": "/var/cache/apt/archives/partial", "dir": True, "mode": 0o700},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
             *({"path": path, "whiteout": True} for path in hidden),
         ]

@@ -20,6 +20,10 @@ from converge.lab.errors import LabError
 
 NODE_PATH = "/run/converge-lab/repo"
 SOURCES_LINE = f"deb [trusted=yes] file:{NODE_PATH} ./\n"
+# Where apt keeps that source's index once read (apt's URI-to-file-name rule): a node's
+# list is this name, a link to the repository's own index, so it is current at all times.
+LISTS_DIR = "/var/lib/apt/lists"
+LIST_FILE = LISTS_DIR + "/" + f"{NODE_PATH}/./Packages".replace("/", "_")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")

@@ -205,3 +205,24 @@ def test_user_homes_are_the_peoples_outside_root_and_home(tmp_path: Path) -> Non
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
         "broken line\n")
     assert user_homes(str(passwd)) == [str(people)]
+
+
+def test_node_apt_sees_the_lab_repository_from_its_first_second(
+        lab: Lab, local_repo: LocalRepo) -> None:
+    """No `apt-get update` in the node: its lists are the lab repository's index, never
+    this machine's lists, and stay current when the repository changes."""
+    local_repo.build_deb("converge-first", "1.0-1", files={"/usr/share/converge-first/x": b"1\n"})
+    node, = lab.up(1)
+    try:
+        lists = ok(node, "ls", "-A", "/var/lib/apt/lists").split()
+        assert lists == ["_run_converge-lab_repo_._Packages", "partial"], lists
+        assert ok(node, "ls", "-A", "/var/cache/apt").split() == ["archives"]
+        ok(node, "apt-get", "install", "-y", "-qq", "converge-first")
+        local_repo.build_deb("converge-later", "1.0-1",
+                             files={"/usr/share/converge-later/x": b"2\n"})
+        ok(node, "apt-get", "install", "-y", "-qq", "converge-later")
+        assert node.read_file("/usr/share/converge-later/x") == b"2\n"
+        policy = ok(node, "apt-cache", "policy", "bash")  # the machine's archive is unknown
+        assert "deb.debian.org" not in policy and "http" not in policy, policy
+    finally:
+        lab.down([node.name])
