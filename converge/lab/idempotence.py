@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import shlex
+import signal
 import sys
 import tarfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,27 +199,64 @@ def write_report(results: list[IdempotenceResult], json_file: str) -> None:
 def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | None = None,
              args: Sequence[str] = (), echo: Callable[[str], None] = print,
              json_file: str | None = None) -> int:
-    """`converge test`: fresh nodes, the recipe's packages mirrored, apply twice; exit code."""
-    lab = lab or Lab()
+    """`converge test`: fresh nodes in a private lab of its own (sharing ``lab``'s apt
+    repository, never its nodes), the recipe's packages mirrored, apply twice; exit code.
+
+    The private lab is removed afterwards (unless ``keep``), also when SIGINT or SIGTERM
+    interrupts the test."""
+    parent = lab or Lab()
     packages = recipe_packages(recipe, args)
     if packages:
-        fetched = mirror_for(lab, packages)
+        fetched = mirror_for(parent, packages)
         if fetched:
             echo(f"mirrored {' '.join(fetched)} (and what they need) into the lab repository")
-    started = lab.up(nodes)
-    echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
-    try:
-        results = [check_idempotence(node, recipe, args)
-                   for node in started]
-    finally:
-        if keep:
-            names = " ".join(shlex.quote(n.name) for n in started)
-            echo(f"kept: converge lab ssh {started[0].name}; "
-                 f"remove with: converge lab down {names}")
-        else:
-            lab.down([n.name for n in started])
+    parent.reap_private()  # those of `converge test` runs killed outright
+    private = parent.private()
+    started: list[Node] = []
+    with _terminate_as_interrupt():
+        try:
+            with _signals_deferred():
+                started = private.up(nodes)
+            echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
+            results = [check_idempotence(node, recipe, args) for node in started]
+        finally:
+            with _signals_deferred():
+                if keep and started:
+                    echo(f"kept: converge lab ssh {private.label}{started[0].name}; "
+                         f"remove with: converge lab down {private.label}".rstrip())
+                else:
+                    private.destroy()
     for result in results:
         echo(result.describe())
     if json_file:
         write_report(results, json_file)
     return 0 if all(result.ok for result in results) else 1
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (a lab's record and its nodes stay in
+    step); they are delivered then."""
+    deferred = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the block as Ctrl-C does (KeyboardInterrupt), so cleanup runs."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

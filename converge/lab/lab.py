@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -56,6 +57,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 """
 LAYER_DIRS = ("etc", "var", "usr")  # what a layer holds
 LAYER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+LAB_NAME = LAYER_NAME
 DPKG_STATUS = "/var/lib/dpkg/status"
 # What a layer must not carry: apt's lists and cache (a node runs apt-get update
 # against the lab repository itself) and the builder node's own seeded files.
@@ -71,25 +73,68 @@ POLICY_RC_D = "#!/bin/sh\n# converge lab: package scripts start no daemon in a n
 
 
 class Lab:
-    """The nodes recorded in one lab directory (`/run/converge-lab` by default)."""
+    """The nodes recorded in one lab directory (`/run/converge-lab` by default).
+
+    A named lab (``name="ci-1"``) lives in DIRECTORY/labs/NAME, DIRECTORY being
+    ``directory`` or the default lab's; each lab has its own nodes, key, inventory
+    and address range, so labs on one machine never touch each other's nodes.
+    """
 
     def __init__(
         self,
         directory: str | os.PathLike[str] | None = None,
         *,
+        name: str | None = None,
         network: str | None = None,
+        repo: LocalRepo | None = None,
         sshd: str = SSHD,
         platform: str = sys.platform,
         filesystems: str = "/proc/filesystems",
     ) -> None:
-        chosen = directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY
-        self.directory = Path(chosen).absolute()
+        chosen = Path(directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY)
+        if name is not None:
+            if not LAB_NAME.match(name):
+                raise LabError(f"lab name {name!r}: use lower-case letters, digits, '-' and "
+                               "'_', 32 at most")
+            chosen = chosen / "labs" / name
+        self.name = name
+        self.directory = chosen.absolute()
         self.pool = net.parse_pool(network or os.environ.get("CONVERGE_LAB_NET")
                                    or net.DEFAULT_POOL)
         self.sshd = sshd
         self.platform = platform
         self.filesystems = filesystems
-        self.repo = LocalRepo(self.directory / "repo")
+        self.repo = repo or LocalRepo(self.directory / "repo")
+
+    def private(self, prefix: str = "test") -> Lab:
+        """A new lab of this process's own, in this lab's directory, sharing this lab's
+        apt repository (what `converge test` runs in); remove it with :meth:`destroy`."""
+        name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return Lab(self.directory, name=name, network=str(self.pool), repo=self.repo,
+                   sshd=self.sshd, platform=self.platform, filesystems=self.filesystems)
+
+    def reap_private(self, prefix: str = "test") -> list[str]:
+        """Destroy the private labs (see :meth:`private`) whose process is gone (killed
+        with SIGKILL, say); return their names."""
+        reaped = []
+        top = self.directory / "labs"
+        for path in sorted(top.glob(f"{prefix}-*")) if top.is_dir() else []:
+            parts = path.name.split("-")
+            if len(parts) == 3 and parts[1].isdigit() and not _pid_exists(int(parts[1])):
+                Lab(self.directory, name=path.name, network=str(self.pool),
+                    repo=self.repo).destroy()
+                reaped.append(path.name)
+        return reaped
+
+    def destroy(self) -> None:
+        """Take every node down and delete the lab's directory (a private lab's end)."""
+        self.down()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def label(self) -> str:
+        """How commands name this lab: `--name NAME`, or nothing for the default one."""
+        return f"--name {self.name} " if self.name else ""
 
     # -- paths ---------------------------------------------------------------
 
@@ -158,7 +203,7 @@ class Lab:
             state = self._state()
             names = _free_names(state["nodes"], n)
             with net.machine_lock():
-                slots = net.allocate(self.pool, n)
+                slots = self._allocate(state, n)
                 nodes = self._start(state, names, slots, {"lowers": lowers})
         try:
             _wait_for_sshd(nodes, self._log_tail, READY_TIMEOUT)
@@ -212,7 +257,7 @@ class Lab:
             state = self._state()
             names = _free_names(state["nodes"], 1)
             with net.machine_lock():
-                slots = net.allocate(self.pool, 1)
+                slots = self._allocate(state, 1)
                 builder = self._start(state, names, slots, {"keep_upper": str(build),
                                                               "keep_dirs": list(LAYER_DIRS)})[0]
         try:
@@ -263,6 +308,17 @@ class Lab:
         ]
 
     # -- bring-up ------------------------------------------------------------
+
+    def _allocate(self, state: dict[str, Any], count: int) -> list[net.Slot]:
+        """/30s in this lab's range (kept while it has nodes; under the machine lock)."""
+        own = {info["link"] for info in state["nodes"].values()}
+        recorded = state.get("network")
+        if recorded and any(net.link_exists(link) for link in own):
+            chosen = ipaddress.IPv4Network(recorded)  # kept while the lab has nodes
+        else:
+            chosen = net.pick_range(self.pool, own, recorded)
+        state["network"] = str(chosen)
+        return net.allocate(chosen, count)
 
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -472,6 +528,16 @@ class Lab:
 def _node(name: str, info: dict[str, Any]) -> Node:
     return Node(name=name, address=info["address"], pid=info["pid"], start=info["start"],
                 host_address=info["host_address"], link=info["link"])
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _free_names(existing: dict[str, Any], count: int) -> list[str]:
