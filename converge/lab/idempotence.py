@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from converge.errors import printable
 from converge.lab.errors import LabError
 from converge.lab.lab import Lab
-from converge.lab.node import Node
+from converge.lab.node import LAB_LIMITS, Node
 
 WORKDIR = "/tmp/converge-test"
+RUN_DIR = "/root"  # the working directory of each run in a node
 CHANGED = "updated"
 
 
@@ -49,12 +51,14 @@ class ApplyRun:
 
 @dataclass
 class IdempotenceResult:
-    """Both runs of a recipe on one node, and the verdict."""
+    """Both runs of a recipe on one node, the services found not running after them
+    (``{service: what its status command said}``), and the verdict."""
 
     node: str
     recipe: str
     first: ApplyRun
     second: ApplyRun
+    not_running: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_idempotent(self) -> list[dict[str, Any]]:
@@ -63,9 +67,28 @@ class IdempotenceResult:
 
     @property
     def ok(self) -> bool:
-        return self.first.ok and self.second.ok and not self.not_idempotent
+        return (self.first.ok and self.second.ok and not self.not_idempotent
+                and not self.not_running)
 
     def verdict(self) -> str:
+        lines = [self._verdict()]
+        for service, said in self.not_running.items():
+            lines.append(f"{self.node}: service[{service}] is not running after the runs "
+                         f"(`service {service} status`: {said})")
+        for service in sorted(self.lab_limited()):
+            lines.append(f"{self.node}: service[{service}]: a lab node cannot give {service} "
+                         f"what it needs: {LAB_LIMITS[service]}")
+        return "\n".join(lines)
+
+    def lab_limited(self) -> set[str]:
+        """Services of the recipe that cannot run in a lab node (see LAB_LIMITS), when
+        the test did not pass."""
+        if self.ok:
+            return set()
+        ids = {res["id"] for run in (self.first, self.second) for res in run.resources()}
+        return {name for name in LAB_LIMITS if f"service[{name}]" in ids}
+
+    def _verdict(self) -> str:
         if not self.first.ok:
             return f"{self.node}: the first run failed"
         if not self.second.ok:
@@ -77,6 +100,8 @@ class IdempotenceResult:
                 lines.append(f"  - {res['id']}")
                 lines += [f"      {change}" for change in res.get("changes", [])]
             return "\n".join(lines)
+        if self.not_running:
+            return f"{self.node}: the runs passed, but a service they start is not running"
         return f"{self.node}: idempotent: the second run changed nothing"
 
     def describe(self) -> str:
@@ -142,8 +167,10 @@ def place_args(node: Node, args: Sequence[str]) -> list[str]:
 
 def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = (),
                   timeout: float | None = 600) -> ApplyRun:
-    """Run `converge apply` inside the node and read its JSON report."""
-    argv = [sys.executable, "-m", "converge", "apply", recipe, "--json", report, *args]
+    """Run `converge apply` inside the node, as root in root's home (/root, where a
+    login would start: the recipe's relative paths land there), and read its JSON report."""
+    argv = ["env", f"--chdir={RUN_DIR}", sys.executable, "-m", "converge", "apply", recipe,
+            "--json", report, *args]
     done = node.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=timeout)
     try:
         data = json.loads(node.read_file(report))
@@ -162,7 +189,25 @@ def check_idempotence(node: Node, recipe: str | Path,
     node.run(["mkdir", "-p", WORKDIR])
     first = apply_in_node(node, inside, f"{WORKDIR}/first.json", args)
     second = apply_in_node(node, inside, f"{WORKDIR}/second.json", args)
-    return IdempotenceResult(node.name, str(recipe), first, second)
+    return IdempotenceResult(node.name, str(recipe), first, second,
+                             services_not_running(node, [first, second]))
+
+
+def services_not_running(node: Node, runs: Sequence[ApplyRun]) -> dict[str, str]:
+    """Services the runs started or restarted (not skipped) whose status says they do
+    not run: a daemon that dies at start is no converged service, whatever its init
+    script's exit code said."""
+    wanted = sorted({res["id"][len("service["):-1] for run in runs for res in run.resources()
+                     if res.get("type") == "service" and res.get("status") != "skipped"
+                     and res.get("action") in ("start", "restart")})
+    found = {}
+    for name in wanted:
+        done = node.run(["service", name, "status"], timeout=60)
+        if done.returncode != 0:
+            said = " | ".join(line.strip() for line in (done.stdout + done.stderr).splitlines()
+                              if line.strip())[-300:]
+            found[name] = printable(f"exit {done.returncode}: {said or '(nothing)'}")
+    return found
 
 
 def assert_idempotent(node: Node, recipe: str | Path,

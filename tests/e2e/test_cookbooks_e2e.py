@@ -5,6 +5,9 @@ does."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,53 @@ def test_cookbook_converges_then_is_up_to_date(cookbook: str, args: list, lab, l
         assert b'Strict-Transport-Security "max-age=31536000; includeSubDomains" always' \
             in snippet
         assert lab_node.read_file("/var/log/fake-nginx.log") == b"reload\n"
+
+
+def has_cap_sys_resource() -> bool:
+    """Whether this process (root, and so lab nodes) has CAP_SYS_RESOURCE (bit 24)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+def converge_test(lab, *args: str) -> subprocess.CompletedProcess:
+    """`converge test ARGS` from the repository root, as the docs show it (the session
+    lab's repository shared, so packages are mirrored once)."""
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory)}
+    return subprocess.run([sys.executable, "-m", "converge", "test", *args], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.parametrize("cookbook", ["hello", "sysstat", "web_hardening", "oom_guard"])
+def test_converge_test_passes_each_cookbook_with_its_defaults(cookbook: str, lab) -> None:
+    done = converge_test(lab, f"cookbooks/{cookbook}")
+    output = done.stdout + done.stderr
+    if cookbook == "oom_guard" and not has_cap_sys_resource():
+        # the documented refusal, then the documented override
+        assert done.returncode == 1, output
+        assert "the kernel refused oom_score_adj -1000" in output
+        assert "needs CAP_SYS_RESOURCE" in output
+        done = converge_test(lab, f"cookbooks/{cookbook}", "-a", "oom_guard.sshd_score_adj=0")
+        output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "node1: idempotent: the second run changed nothing" in output
+    if cookbook == "hello":
+        assert "* file[file.txt] action create (up to date)" in output
+
+
+def test_converge_test_of_chrony_says_a_node_cannot_run_chronyd(lab) -> None:
+    """chronyd dies at start in a node (no CAP_SYS_TIME) while its init script exits 0:
+    the test fails, saying so, instead of blessing a dead daemon."""
+    done = converge_test(lab, "cookbooks/chrony")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "node1: service[chrony] is not running after the runs (`service chrony status`: " \
+        in output
+    assert ("node1: service[chrony]: a lab node cannot give chrony what it needs: it sets the "
+            "system clock, which needs CAP_SYS_TIME, and lab nodes do not have it") in output
+    readme = (REPO / "cookbooks/chrony/README.md").read_text()
+    assert "Not testable in a lab node" in readme and "CAP_SYS_TIME" in readme
 
 
 FAKE_NGINX = """#!/bin/sh
