@@ -140,10 +140,14 @@ class LocalRepo:
 
 def missing_packages(names: list[str]) -> list[tuple[str, str, str]]:
     """(name, version, file name) of every package installing `names` on this host needs."""
-    done = subprocess.run(
-        ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends", *names],
-        capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
-    )
+    # An empty archive cache: apt leaves out what this machine's cache holds already.
+    with tempfile.TemporaryDirectory(prefix="converge-apt-cache-") as cache:
+        os.mkdir(os.path.join(cache, "partial"))
+        done = subprocess.run(
+            ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends",
+             "-o", f"Dir::Cache::Archives={cache}", *names],
+            capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
+        )
     if done.returncode != 0:
         raise LabError(
             f"cannot mirror {' '.join(names)}: {done.stderr.strip() or done.stdout.strip()} "
