@@ -8,6 +8,6 @@ else:
     config, driftfile, unit = "/etc/chrony.conf", "/var/lib/chrony/drift", "chronyd"
 
 package("chrony")
-chronyd = service(unit)  # enabled at boot and running
+chronyd = service(unit, action="enable")
 template(config, source="chrony.conf.j2", variables={"driftfile": driftfile}, mode="0644",
          notifies=chronyd.restart)
