@@ -127,6 +127,8 @@ AttrOpt = typer.Option([], "--attr", "-a", metavar="KEY=VALUE",
 JsonOpt = typer.Option(None, "--json", metavar="FILE", help="Write the JSON report to FILE "
                        "('-' for standard output).")
 DiffOpt = typer.Option(False, "--diff", help="Show a unified diff of content changes.")
+PlanDiffOpt = typer.Option(True, "--diff/--no-diff", help="Show unified diffs of content "
+                           "changes (the default here).")
 CookbookOpt = typer.Option([], "--cookbook-path", "-C", metavar="DIR", help="A folder of "
                            "cookbooks to search for include_recipe (repeatable).")
 RootOpt = typer.Option("/", "--root", metavar="DIR", help="Work on this directory tree as if "
@@ -167,6 +169,70 @@ KeepRunsOpt = typer.Option(50, "--keep-runs", metavar="N", min=1, help="How many
                            "journals (with their backups) each target keeps.")
 
 
+def _option_group(group: str, make: Callable[..., Any], options: Sequence[Tuple[str, Any, Any]]
+                  ) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator giving a command the ``options`` (parameter, type, typer option), handed
+    to it as one object, ``make(**values)``, in its parameter named ``group``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != group]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                   annotation=kind) for name, kind, option in options]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> None:
+            chosen = {name: values.pop(name) for name, _, _ in options}
+            values[group] = make(**chosen)
+            command(**values)
+
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=own + added)
+        return wrapper
+
+    return decorate
+
+
+class RecipeOptions:
+    """The options that shape a recipe and its report, shared by apply, plan, check and
+    test: attributes, cookbook path, JSON report, diffs, tracebacks."""
+
+    def __init__(self, attr: Sequence[str] = (), cookbook_path: Sequence[Path] = (),
+                 json_file: Optional[str] = None, diff: bool = False,
+                 debug: bool = False) -> None:
+        self.attr, self.cookbook_path = list(attr), list(cookbook_path)
+        self.json_file, self.diff, self.debug = json_file, diff, debug
+
+    def apply_args(self) -> List[str]:
+        """These options as arguments of a `converge apply` run elsewhere (a lab node),
+        the JSON report aside; cookbook paths made absolute."""
+        args: List[str] = []
+        for assignment in self.attr:
+            args += ["-a", assignment]
+        for folder in self.cookbook_path:
+            args += ["-C", str(Path(folder).absolute())]
+        return args + (["--diff"] if self.diff else []) + (["--debug"] if self.debug else [])
+
+
+# The recipe options, declared once: (parameter, type, option); see :func:`with_recipe`.
+RECIPE_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
+    ("attr", List[str], AttrOpt),
+    ("cookbook_path", List[Path], CookbookOpt),
+    ("json_file", Optional[str], JsonOpt),
+    ("diff", bool, DiffOpt),
+    ("debug", bool, DebugOpt),
+)
+
+
+def with_recipe(*, diff: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the recipe options (-a, -C, --json, --diff, --debug), handed to it
+    as one :class:`RecipeOptions` in its ``recipe_options`` parameter. ``diff=True``:
+    diffs are shown unless --no-diff (plan)."""
+    options = [(name, kind, PlanDiffOpt if name == "diff" and diff else option)
+               for name, kind, option in RECIPE_OPTIONS]
+    return _option_group("recipe_options", RecipeOptions, options)
+
+
 # The SSH target options every command that reaches targets takes, declared once:
 # (parameter, type, option); see :func:`with_targets`.
 TARGET_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
@@ -186,24 +252,8 @@ def with_targets(*, forks: bool = True) -> Callable[[Callable[..., None]], Calla
     """Give a command the SSH target options (-H, -i, -l, --become, -K, --accept-new,
     --user, --key, and --forks where the command runs hosts in parallel), handed to
     it as one :class:`Targets` in its ``targets`` parameter."""
-    options = [o for o in TARGET_OPTIONS if forks or o[0] != "forks"]
-
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        signature = inspect.signature(command)
-        own = [p for p in signature.parameters.values() if p.name != "targets"]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                   annotation=kind) for name, kind, option in options]
-
-        @functools.wraps(command)
-        def wrapper(**values: Any) -> None:
-            chosen = {name: values.pop(name) for name, _, _ in options}
-            command(targets=Targets(**chosen), **values)
-
-        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=own + added)
-        return wrapper
-
-    return decorate
+    return _option_group("targets", Targets,
+                         [o for o in TARGET_OPTIONS if forks or o[0] != "forks"])
 
 
 class Targets:
@@ -275,8 +325,7 @@ def _notice(host: str) -> Any:
     return lambda text: typer.echo(prefix + printable(text), err=True)
 
 
-def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str], diff: bool,
-              cookbook_path: List[Path], root: str, debug: bool, fail_fast: bool,
+def _converge(recipe: Path, mode: str, options: RecipeOptions, root: str, fail_fast: bool,
               quiet: bool = False, targets: Optional[Targets] = None,
               recorder: Any = None, selection: Optional[Selection] = None) -> Any:
     from .recipe import parse_assignments
@@ -285,20 +334,22 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
 
     started = time.monotonic()
     selection = selection or Selection()
+    attrs = parse_assignments(options.attr)
     if selection.list_tags:
-        _list_tags(recipe, parse_assignments(attr), cookbook_path, root, debug, targets)
-    console = Console(_console_stream(json_file), diff=diff, plan=(mode == "plan"),
-                      quiet=quiet)
+        _list_tags(recipe, attrs, options.cookbook_path, root, options.debug, targets)
+    console = Console(_console_stream(options.json_file), diff=options.diff,
+                      plan=(mode == "plan"), quiet=quiet)
     if targets is not None and targets.remote:
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
-        outcome = _push(recipe, mode, parse_assignments(attr), cookbook_path, debug,
+        outcome = _push(recipe, mode, attrs, options.cookbook_path, options.debug,
                         fail_fast, console, targets, recorder, selection)
     else:
-        transport = (targets or _NO_TARGETS).local(root, debug)
+        transport = (targets or _NO_TARGETS).local(root, options.debug)
         try:
-            outcome = run(recipe, [transport], mode=mode, attrs=parse_assignments(attr),
-                          cookbook_path=cookbook_path, fail_fast=fail_fast, recorder=recorder,
+            outcome = run(recipe, [transport], mode=mode, attrs=attrs,
+                          cookbook_path=options.cookbook_path, fail_fast=fail_fast,
+                          recorder=recorder,
                           on_event=lambda host, event: console.event(event, host),
                           **selection.run_options())
         except KeyboardInterrupt as exc:  # typer would exit 130 and say nothing
@@ -309,8 +360,8 @@ def _converge(recipe: Path, mode: str, attr: List[str], json_file: Optional[str]
             typer.echo(printable(interrupted.message()), err=True)
             raise typer.Exit(interrupted.exit_code) from None
         _local_summary(outcome, transport.host, started, mode == "plan", console.stream)
-    if json_file:
-        write_json(outcome.report, json_file)
+    if options.json_file:
+        write_json(outcome.report, options.json_file)
     return outcome
 
 
@@ -359,6 +410,7 @@ def _local_summary(outcome: Any, host: str, started: float, plan: bool, stream: 
 
 
 _NO_TARGETS = Targets()
+_NO_OPTIONS = RecipeOptions()
 
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
@@ -385,18 +437,14 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
 
 
 @app.command()
+@with_recipe()
 @with_targets()
 @with_vault
 @with_store("apply")
 @with_selection()
 def apply(
     recipe: Path = RecipeArg,
-    attr: List[str] = AttrOpt,
-    json_file: Optional[str] = JsonOpt,
-    diff: bool = DiffOpt,
-    cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
-    debug: bool = DebugOpt,
     fail_fast: bool = FailFastOpt,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode",
@@ -406,6 +454,7 @@ def apply(
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
+    recipe_options: RecipeOptions = _NO_OPTIONS,
 ) -> None:
     """Converge this machine (or the targets) to the recipe.
 
@@ -413,8 +462,8 @@ def apply(
     date) and left alone. Each target journals the run (converge history) and
     takes its run lock; the run is recorded in the run store (converge runs,
     converge report)."""
-    outcome = _converge(recipe, "apply", attr, json_file, diff, cookbook_path, root, debug,
-                        fail_fast, targets=targets.run_options(lock_timeout, keep_runs),
+    outcome = _converge(recipe, "apply", recipe_options, root, fail_fast,
+                        targets=targets.run_options(lock_timeout, keep_runs),
                         recorder=recorder, selection=selection)
     if outcome.report["summary"].get("aborted"):
         raise typer.Exit(EXIT_ABORTED)
@@ -425,51 +474,44 @@ def apply(
 
 
 @app.command()
+@with_recipe(diff=True)
 @with_targets()
 @with_vault
 @with_selection(list_tags=True)
 def plan(
     recipe: Path = RecipeArg,
-    attr: List[str] = AttrOpt,
-    json_file: Optional[str] = JsonOpt,
-    no_diff: bool = typer.Option(False, "--no-diff", help="Do not show content diffs."),
-    cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
-    debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
+    recipe_options: RecipeOptions = _NO_OPTIONS,
 ) -> None:
     """Show what apply would change, with diffs; change nothing."""
-    outcome = _converge(recipe, "plan", attr, json_file, not no_diff, cookbook_path, root,
-                        debug, False, targets=targets, selection=selection)
+    outcome = _converge(recipe, "plan", recipe_options, root, False, targets=targets,
+                        selection=selection)
     if outcome.report["summary"].get("aborted"):
         raise typer.Exit(EXIT_ABORTED)
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
 
 
 @app.command()
+@with_recipe()
 @with_targets()
 @with_vault
 @with_store("check")
 @with_selection()
 def check(
     recipe: Path = RecipeArg,
-    attr: List[str] = AttrOpt,
-    json_file: Optional[str] = JsonOpt,
-    diff: bool = DiffOpt,
-    cookbook_path: List[Path] = CookbookOpt,
     root: str = RootOpt,
-    debug: bool = DebugOpt,
     targets: Targets = _NO_TARGETS,
     recorder: Any = None,
     selection: Selection = Selection(),  # noqa: B008 - filled in by with_selection
+    recipe_options: RecipeOptions = _NO_OPTIONS,
 ) -> None:
     """Detect drift: exit 0 in sync, 2 drift, 1 error.
 
     Prints only what would change, and the summary; changes nothing."""
-    outcome = _converge(recipe, "plan", attr, json_file, diff, cookbook_path, root, debug,
-                        False, quiet=True, targets=targets, recorder=recorder,
-                        selection=selection)
+    outcome = _converge(recipe, "plan", recipe_options, root, False, quiet=True,
+                        targets=targets, recorder=recorder, selection=selection)
     if outcome.report["summary"].get("aborted"):
         raise typer.Exit(EXIT_ABORTED)
     if outcome.failed:
@@ -669,7 +711,7 @@ def _mount_optional() -> None:
         from .lab.cli import register
     except ImportError:
         return
-    register(app)
+    register(app, with_recipe())
 
 
 _mount_optional()

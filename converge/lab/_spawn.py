@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import struct
 import sys
 from typing import Any, NoReturn
@@ -55,6 +56,8 @@ SIOCSIFNETMASK = 0x891C
 IFF_UP = 0x1
 
 OVERLAY_DIRS = ("etc", "var", "usr", "root", "home", "opt", "srv", "tmp")
+# Overlays over an empty lower directory: a node starts with none of the host's homes.
+EMPTY_LOWERS = ("root", "home")
 SYSCTL_COPIES = ("vm", "kernel")
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -158,8 +161,15 @@ def build_layers(spec: Spec) -> None:
     for seed in spec["seeds"]:
         top, rel = seed["path"].lstrip("/").split("/", 1)
         upper = os.path.join(layer_home(spec, top), "upper", top)
-        makedirs_like(upper, rel, "/" + top if top != "root" else os.path.join(layers, "empty"))
+        makedirs_like(upper, rel, "/" + top if top not in EMPTY_LOWERS
+                      else os.path.join(layers, "empty"))
         target = os.path.join(upper, rel)
+        if seed.get("whiteout"):  # overlayfs: a 0/0 character device hides the lower path
+            os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+            continue
+        if seed.get("symlink"):
+            os.symlink(seed["symlink"], target)
+            continue
         if seed.get("dir"):
             os.makedirs(target, exist_ok=True)
             os.chmod(target, seed["mode"])
@@ -178,7 +188,7 @@ def mount_overlays(spec: Spec) -> None:
     top) over the host's directory."""
     root, layers = spec["root"], spec["layers"]
     for name in OVERLAY_DIRS:
-        lower = "/" + name if name != "root" else os.path.join(layers, "empty")
+        lower = "/" + name if name not in EMPTY_LOWERS else os.path.join(layers, "empty")
         if not os.path.isdir(lower):
             lower = os.path.join(layers, "empty")
         extra = [os.path.join(layer, name) for layer in spec.get("lowers", ())]
@@ -275,6 +285,8 @@ def build_root(spec: Spec, snapshot: Snapshot) -> None:
     mount_proc(spec, snapshot)
     mount("sysfs", os.path.join(root, "sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount_run(spec)
+    for path in spec.get("hide", ()):  # host homes outside the overlays: an empty tmpfs
+        mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
     for path in spec["binds"]:
         target = root + path
         os.makedirs(target, exist_ok=True)

@@ -24,6 +24,9 @@ app = typer.Typer(
 
 
 CountArg = typer.Argument(1, metavar="[N]", help="How many nodes to start (default 1).")
+NameOpt = typer.Option(None, "--name", metavar="NAME", help="The lab to act on: each named "
+                       "lab has its own nodes, directory and address range (default: the "
+                       "default lab).")
 MirrorOpt = typer.Option(
     [], "--mirror", metavar="PKG", help="Mirror distribution packages (and what they need) "
     "into the lab repository first; repeat, or separate with commas.")
@@ -48,11 +51,12 @@ def _clear_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def Lab() -> Any:  # noqa: N802 - stands in for the class, imported when a command runs
-    """The lab, loaded only by lab commands: `converge apply` does not pay for it."""
+def Lab(name: Optional[str] = None) -> Any:  # noqa: N802 - imported when a command runs
+    """The lab (the default one, or the named one), loaded only by lab commands:
+    `converge apply` does not pay for it."""
     from converge.lab.lab import Lab as _Lab
 
-    return _Lab()
+    return _Lab(name=name)
 
 
 def _split(values: List[str]) -> List[str]:
@@ -64,21 +68,21 @@ def _split(values: List[str]) -> List[str]:
 def up(
     n: int = CountArg,
     mirror: List[str] = MirrorOpt,
+    name: Optional[str] = NameOpt,
 ) -> None:
     """Start N nodes and wait until every node's sshd answers."""
-    for node in Lab().up(n, mirror=_split(mirror)):
+    for node in Lab(name).up(n, mirror=_split(mirror)):
         typer.echo(f"{node.name}\t{node.address}")
 
 
 @app.command("ls")
 @_clear_errors
-def ls() -> None:
-    """List the lab's nodes."""
-    nodes = Lab().nodes()
+def ls(name: Optional[str] = NameOpt) -> None:
+    """List the lab's nodes, one a line: name, address, PID on this machine, up or dead."""
+    nodes = Lab(name).nodes()
     if not nodes:
-        typer.echo("no lab nodes")
+        typer.echo("no lab nodes", err=True)
         return
-    typer.echo("NAME\tADDRESS\tPID\tSTATE")
     for node in nodes:
         typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}")
 
@@ -88,9 +92,10 @@ def ls() -> None:
 def ssh(
     node: str = NodeArg,
     command: Optional[List[str]] = CommandArg,
+    name: Optional[str] = NameOpt,
 ) -> None:
     """SSH into a node with the lab key, checking its host key."""
-    lab = Lab()
+    lab = Lab(name)
     target = lab.node(node)
     target.check_alive()
     argv = lab.ssh_command(target, command or [])
@@ -100,18 +105,18 @@ def ssh(
 
 @app.command()
 @_clear_errors
-def inventory() -> None:
+def inventory(name: Optional[str] = NameOpt) -> None:
     """Print the path of an inventory of the running nodes.
 
     A YAML inventory, for converge apply -i."""
-    typer.echo(str(Lab().inventory_path()))
+    typer.echo(str(Lab(name).inventory_path()))
 
 
 @app.command()
 @_clear_errors
-def down(nodes: Optional[List[str]] = NodesArg) -> None:
+def down(nodes: Optional[List[str]] = NodesArg, name: Optional[str] = NameOpt) -> None:
     """Stop nodes and check that nothing of them is left."""
-    removed = Lab().down(nodes or None)
+    removed = Lab(name).down(nodes or None)
     typer.echo(f"removed {' '.join(removed)}" if removed else "no lab nodes")
 
 
@@ -120,16 +125,23 @@ def test(
     recipe: Path = RecipeArg,
     nodes: int = NodeCountOpt,
     keep: bool = KeepOpt,
+    recipe_options: Any = None,
 ) -> None:
     """Apply a recipe twice in fresh lab nodes: idempotent?
 
     Exit 1 if a run fails or the second run changes anything."""
     from converge.lab.idempotence import run_test
 
-    raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep, echo=typer.echo))
+    to_stderr = recipe_options.json_file == "-"  # standard output is the report alone
+    raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep,
+                              echo=functools.partial(typer.echo, err=to_stderr),
+                              args=recipe_options.apply_args(),
+                              json_file=recipe_options.json_file))
 
 
-def register(main: typer.Typer) -> None:
-    """Mount `lab` and `test` on converge's main command line."""
+def register(main: typer.Typer,
+             recipe_options: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
+    """Mount `lab` and `test` on converge's main command line; `test` takes the recipe
+    options of apply (``recipe_options``: the main CLI's decorator that adds them)."""
     main.add_typer(app, name="lab")
-    main.command("test")(test)
+    main.command("test")(recipe_options(test))

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import io
 import json
-import shlex
+import signal
 import sys
 import tarfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from converge.errors import printable
 from converge.lab.errors import LabError
 from converge.lab.lab import Lab
-from converge.lab.node import Node
+from converge.lab.node import LAB_LIMITS, Node
 
 WORKDIR = "/tmp/converge-test"
+RUN_DIR = "/root"  # the working directory of each run in a node
 CHANGED = "updated"
 
 
@@ -48,12 +51,14 @@ class ApplyRun:
 
 @dataclass
 class IdempotenceResult:
-    """Both runs of a recipe on one node, and the verdict."""
+    """Both runs of a recipe on one node, the services found not running after them
+    (``{service: what its status command said}``), and the verdict."""
 
     node: str
     recipe: str
     first: ApplyRun
     second: ApplyRun
+    not_running: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_idempotent(self) -> list[dict[str, Any]]:
@@ -62,9 +67,28 @@ class IdempotenceResult:
 
     @property
     def ok(self) -> bool:
-        return self.first.ok and self.second.ok and not self.not_idempotent
+        return (self.first.ok and self.second.ok and not self.not_idempotent
+                and not self.not_running)
 
     def verdict(self) -> str:
+        lines = [self._verdict()]
+        for service, said in self.not_running.items():
+            lines.append(f"{self.node}: service[{service}] is not running after the runs "
+                         f"(`service {service} status`: {said})")
+        for service in sorted(self.lab_limited()):
+            lines.append(f"{self.node}: service[{service}]: a lab node cannot give {service} "
+                         f"what it needs: {LAB_LIMITS[service]}")
+        return "\n".join(lines)
+
+    def lab_limited(self) -> set[str]:
+        """Services of the recipe that cannot run in a lab node (see LAB_LIMITS), when
+        the test did not pass."""
+        if self.ok:
+            return set()
+        ids = {res["id"] for run in (self.first, self.second) for res in run.resources()}
+        return {name for name in LAB_LIMITS if f"service[{name}]" in ids}
+
+    def _verdict(self) -> str:
         if not self.first.ok:
             return f"{self.node}: the first run failed"
         if not self.second.ok:
@@ -76,6 +100,8 @@ class IdempotenceResult:
                 lines.append(f"  - {res['id']}")
                 lines += [f"      {change}" for change in res.get("changes", [])]
             return "\n".join(lines)
+        if self.not_running:
+            return f"{self.node}: the runs passed, but a service they start is not running"
         return f"{self.node}: idempotent: the second run changed nothing"
 
     def describe(self) -> str:
@@ -90,12 +116,18 @@ class IdempotenceResult:
         return "\n".join(parts)
 
 
-def recipe_packages(recipe: str | Path) -> list[str]:
-    """Names of the packages the recipe's `package` resources install."""
-    from converge.recipe import compile_recipe
+def recipe_packages(recipe: str | Path, args: Sequence[str] = ()) -> list[str]:
+    """Names of the packages the recipe's `package` resources install (compiled with the
+    attributes and cookbook folders of ``args``, `converge apply` arguments)."""
+    from converge.recipe import compile_recipe, parse_assignments
 
+    given: dict[str, list[str]] = {"-a": [], "--attr": [], "-C": [], "--cookbook-path": []}
+    for flag, value in zip(args, args[1:], strict=False):
+        given.get(flag, []).append(value)
+    plan = compile_recipe(Path(recipe), attrs=parse_assignments(given["-a"] + given["--attr"]),
+                          cookbook_path=given["-C"] + given["--cookbook-path"])
     names: list[str] = []
-    for step in compile_recipe(Path(recipe)).steps:
+    for step in plan.steps:
         if step.type != "package":
             continue
         value = (step.props.get("package_name") or step.props.get("name")
@@ -123,10 +155,22 @@ def place_recipe(node: Node, recipe: str | Path) -> str:
     return f"{target}/{path.name}"
 
 
+def place_args(node: Node, args: Sequence[str]) -> list[str]:
+    """`converge apply` arguments for a run in the node: each cookbook folder (-C) at a
+    path the node sees (copied in when it does not see the host's)."""
+    placed = list(args)
+    for index, arg in enumerate(placed[:-1]):
+        if arg in ("-C", "--cookbook-path"):
+            placed[index + 1] = place_recipe(node, placed[index + 1])
+    return placed
+
+
 def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = (),
                   timeout: float | None = 600) -> ApplyRun:
-    """Run `converge apply` inside the node and read its JSON report."""
-    argv = [sys.executable, "-m", "converge", "apply", recipe, "--json", report, *args]
+    """Run `converge apply` inside the node, as root in root's home (/root, where a
+    login would start: the recipe's relative paths land there), and read its JSON report."""
+    argv = ["env", f"--chdir={RUN_DIR}", sys.executable, "-m", "converge", "apply", recipe,
+            "--json", report, *args]
     done = node.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=timeout)
     try:
         data = json.loads(node.read_file(report))
@@ -135,20 +179,35 @@ def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = ()
     return ApplyRun(done.returncode, done.stdout, done.stderr, data)
 
 
-def check_idempotence(node: Node, recipe: str | Path, args: Sequence[str] = (),
-                      apt_update: bool | None = None) -> IdempotenceResult:
-    """Apply the recipe twice in the node; the result says what the second run changed."""
+def check_idempotence(node: Node, recipe: str | Path,
+                      args: Sequence[str] = ()) -> IdempotenceResult:
+    """Apply the recipe twice in the node; the result says what the second run changed.
+
+    The node's apt reads the lab repository's index as it is (no `apt-get update`)."""
     inside = place_recipe(node, recipe)
+    args = place_args(node, args)
     node.run(["mkdir", "-p", WORKDIR])
-    if apt_update is None:
-        apt_update = bool(recipe_packages(recipe))
-    if apt_update:
-        done = node.run(["apt-get", "update", "-qq"], timeout=300)
-        if done.returncode != 0:
-            raise LabError(f"apt-get update failed in {node.name}: {done.stderr.strip()}")
     first = apply_in_node(node, inside, f"{WORKDIR}/first.json", args)
     second = apply_in_node(node, inside, f"{WORKDIR}/second.json", args)
-    return IdempotenceResult(node.name, str(recipe), first, second)
+    return IdempotenceResult(node.name, str(recipe), first, second,
+                             services_not_running(node, [first, second]))
+
+
+def services_not_running(node: Node, runs: Sequence[ApplyRun]) -> dict[str, str]:
+    """Services the runs started or restarted (not skipped) whose status says they do
+    not run: a daemon that dies at start is no converged service, whatever its init
+    script's exit code said."""
+    wanted = sorted({res["id"][len("service["):-1] for run in runs for res in run.resources()
+                     if res.get("type") == "service" and res.get("status") != "skipped"
+                     and res.get("action") in ("start", "restart")})
+    found = {}
+    for name in wanted:
+        done = node.run(["service", name, "status"], timeout=60)
+        if done.returncode != 0:
+            said = " | ".join(line.strip() for line in (done.stdout + done.stderr).splitlines()
+                              if line.strip())[-300:]
+            found[name] = printable(f"exit {done.returncode}: {said or '(nothing)'}")
+    return found
 
 
 def assert_idempotent(node: Node, recipe: str | Path,
@@ -168,27 +227,81 @@ def mirror_for(lab: Lab, packages: Iterable[str]) -> list[str]:
     return wanted
 
 
+def write_report(results: list[IdempotenceResult], json_file: str) -> None:
+    """`converge test --json FILE`: each node's verdict and both runs' JSON reports."""
+    data = {"ok": all(result.ok for result in results),
+            "nodes": {result.node: {"idempotent": result.ok, "verdict": result.verdict(),
+                                    "first": result.first.report,
+                                    "second": result.second.report}
+                      for result in results}}
+    text = json.dumps(data, indent=2) + "\n"
+    if json_file == "-":
+        sys.stdout.write(text)
+    else:
+        Path(json_file).write_text(text)
+
+
 def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | None = None,
-             args: Sequence[str] = (), echo: Callable[[str], None] = print) -> int:
-    """`converge test`: fresh nodes, the recipe's packages mirrored, apply twice; exit code."""
-    lab = lab or Lab()
-    packages = recipe_packages(recipe)
+             args: Sequence[str] = (), echo: Callable[[str], None] = print,
+             json_file: str | None = None) -> int:
+    """`converge test`: fresh nodes in a private lab of its own (sharing ``lab``'s apt
+    repository, never its nodes), the recipe's packages mirrored, apply twice; exit code.
+
+    The private lab is removed afterwards (unless ``keep``), also when SIGINT or SIGTERM
+    interrupts the test."""
+    parent = lab or Lab()
+    packages = recipe_packages(recipe, args)
     if packages:
-        fetched = mirror_for(lab, packages)
+        fetched = mirror_for(parent, packages)
         if fetched:
             echo(f"mirrored {' '.join(fetched)} (and what they need) into the lab repository")
-    started = lab.up(nodes)
-    echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
-    try:
-        results = [check_idempotence(node, recipe, args, apt_update=bool(packages))
-                   for node in started]
-    finally:
-        if keep:
-            names = " ".join(shlex.quote(n.name) for n in started)
-            echo(f"kept: converge lab ssh {started[0].name}; "
-                 f"remove with: converge lab down {names}")
-        else:
-            lab.down([n.name for n in started])
+    parent.reap_private()  # those of `converge test` runs killed outright
+    private = parent.private()
+    started: list[Node] = []
+    with _terminate_as_interrupt():
+        try:
+            with _signals_deferred():
+                started = private.up(nodes)
+            echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
+            results = [check_idempotence(node, recipe, args) for node in started]
+        finally:
+            with _signals_deferred():
+                if keep and started:
+                    echo(f"kept: converge lab ssh {private.label}{started[0].name}; "
+                         f"remove with: converge lab down {private.label}".rstrip())
+                else:
+                    private.destroy()
     for result in results:
         echo(result.describe())
+    if json_file:
+        write_report(results, json_file)
     return 0 if all(result.ok for result in results) else 1
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (a lab's record and its nodes stay in
+    step); they are delivered then."""
+    deferred = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the block as Ctrl-C does (KeyboardInterrupt), so cleanup runs."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

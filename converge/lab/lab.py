@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -25,8 +26,8 @@ import converge
 from converge.lab import net
 from converge.lab.errors import LabError
 from converge.lab.node import DROPPED_CAPS, NODE_ENV, Node, process_start
+from converge.lab.repo import LIST_FILE, LISTS_DIR, SOURCES_LINE, LocalRepo
 from converge.lab.repo import NODE_PATH as REPO_NODE_PATH
-from converge.lab.repo import SOURCES_LINE, LocalRepo
 
 DEFAULT_DIRECTORY = "/run/converge-lab"
 SSHD = "/usr/sbin/sshd"
@@ -56,33 +57,84 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 """
 LAYER_DIRS = ("etc", "var", "usr")  # what a layer holds
 LAYER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+LAB_NAME = LAYER_NAME
 DPKG_STATUS = "/var/lib/dpkg/status"
 # What a layer must not carry: apt's lists and cache (a node runs apt-get update
 # against the lab repository itself) and the builder node's own seeded files.
 LAYER_DROPS = ("var/lib/apt/lists", "var/cache/apt")
+# converge's own state on this machine (runs, backups, run lock, agent cache): a node
+# starts without it, as a fresh machine would.
+HOST_STATE = ("/var/lib/converge",)
+# Overlaid directories (see _spawn.OVERLAY_DIRS) and those whose lower layer is empty.
+OVERLAID = ("etc", "var", "usr", "root", "home", "opt", "srv", "tmp")
+EMPTY_HOMES = ("/root", "/home")
+PASSWD = "/etc/passwd"
 POLICY_RC_D = "#!/bin/sh\n# converge lab: package scripts start no daemon in a node\nexit 101\n"
 
 
 class Lab:
-    """The nodes recorded in one lab directory (`/run/converge-lab` by default)."""
+    """The nodes recorded in one lab directory (`/run/converge-lab` by default).
+
+    A named lab (``name="ci-1"``) lives in DIRECTORY/labs/NAME, DIRECTORY being
+    ``directory`` or the default lab's; each lab has its own nodes, key, inventory
+    and address range, so labs on one machine never touch each other's nodes.
+    """
 
     def __init__(
         self,
         directory: str | os.PathLike[str] | None = None,
         *,
+        name: str | None = None,
         network: str | None = None,
+        repo: LocalRepo | None = None,
         sshd: str = SSHD,
         platform: str = sys.platform,
         filesystems: str = "/proc/filesystems",
     ) -> None:
-        chosen = directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY
-        self.directory = Path(chosen).absolute()
+        chosen = Path(directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY)
+        if name is not None:
+            if not LAB_NAME.match(name):
+                raise LabError(f"lab name {name!r}: use lower-case letters, digits, '-' and "
+                               "'_', 32 at most")
+            chosen = chosen / "labs" / name
+        self.name = name
+        self.directory = chosen.absolute()
         self.pool = net.parse_pool(network or os.environ.get("CONVERGE_LAB_NET")
                                    or net.DEFAULT_POOL)
         self.sshd = sshd
         self.platform = platform
         self.filesystems = filesystems
-        self.repo = LocalRepo(self.directory / "repo")
+        self.repo = repo or LocalRepo(self.directory / "repo")
+
+    def private(self, prefix: str = "test") -> Lab:
+        """A new lab of this process's own, in this lab's directory, sharing this lab's
+        apt repository (what `converge test` runs in); remove it with :meth:`destroy`."""
+        name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return Lab(self.directory, name=name, network=str(self.pool), repo=self.repo,
+                   sshd=self.sshd, platform=self.platform, filesystems=self.filesystems)
+
+    def reap_private(self, prefix: str = "test") -> list[str]:
+        """Destroy the private labs (see :meth:`private`) whose process is gone (killed
+        with SIGKILL, say); return their names."""
+        reaped = []
+        top = self.directory / "labs"
+        for path in sorted(top.glob(f"{prefix}-*")) if top.is_dir() else []:
+            parts = path.name.split("-")
+            if len(parts) == 3 and parts[1].isdigit() and not _pid_exists(int(parts[1])):
+                Lab(self.directory, name=path.name, network=str(self.pool),
+                    repo=self.repo).destroy()
+                reaped.append(path.name)
+        return reaped
+
+    def destroy(self) -> None:
+        """Take every node down and delete the lab's directory (a private lab's end)."""
+        self.down()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def label(self) -> str:
+        """How commands name this lab: `--name NAME`, or nothing for the default one."""
+        return f"--name {self.name} " if self.name else ""
 
     # -- paths ---------------------------------------------------------------
 
@@ -151,7 +203,7 @@ class Lab:
             state = self._state()
             names = _free_names(state["nodes"], n)
             with net.machine_lock():
-                slots = net.allocate(self.pool, n)
+                slots = self._allocate(state, n)
                 nodes = self._start(state, names, slots, {"lowers": lowers})
         try:
             _wait_for_sshd(nodes, self._log_tail, READY_TIMEOUT)
@@ -205,7 +257,7 @@ class Lab:
             state = self._state()
             names = _free_names(state["nodes"], 1)
             with net.machine_lock():
-                slots = net.allocate(self.pool, 1)
+                slots = self._allocate(state, 1)
                 builder = self._start(state, names, slots, {"keep_upper": str(build),
                                                               "keep_dirs": list(LAYER_DIRS)})[0]
         try:
@@ -256,6 +308,17 @@ class Lab:
         ]
 
     # -- bring-up ------------------------------------------------------------
+
+    def _allocate(self, state: dict[str, Any], count: int) -> list[net.Slot]:
+        """/30s in this lab's range (kept while it has nodes; under the machine lock)."""
+        own = {info["link"] for info in state["nodes"].values()}
+        recorded = state.get("network")
+        if recorded and any(net.link_exists(link) for link in own):
+            chosen = ipaddress.IPv4Network(recorded)  # kept while the lab has nodes
+        else:
+            chosen = net.pick_range(self.pool, own, recorded)
+        state["network"] = str(chosen)
+        return net.allocate(chosen, count)
 
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -315,6 +378,7 @@ class Lab:
             "netmask": "255.255.255.252", "sshd": self.sshd, "env": NODE_ENV,
             "drop_caps": sorted(DROPPED_CAPS.values()), "oom_score_adj": OOM_SCORE_ADJ,
             "binds": _interpreter_binds(), "seeds": self._seeds(name, slot),
+            "hide": [home for home in user_homes() if not _overlaid(home)],
         }
 
     def _seeds(self, name: str, slot: net.Slot) -> list[dict[str, Any]]:
@@ -339,9 +403,18 @@ class Lab:
             path = Path("/etc/skel") / skel
             if path.exists():
                 files.append((f"/root/{skel}", path.read_bytes(), 0o644))
+        hidden = [*HOST_STATE, *(home for home in user_homes() if _overlaid(home))]
         seeds: list[dict[str, Any]] = [
             {"path": "/etc/apt/sources.list.d", "opaque": True},
+            # apt's lists: the lab repository's index only (never the machine's lists),
+            # current from the node's first second; no cache built from other lists.
+            {"path": LISTS_DIR, "opaque": True},
+            {"path": LISTS_DIR + "/partial", "dir": True, "mode": 0o700},
+            {"path": LIST_FILE, "symlink": REPO_NODE_PATH + "/Packages"},
+            {"path": "/var/cache/apt", "opaque": True},
+            {"path": "/var/cache/apt/archives/partial", "dir": True, "mode": 0o700},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
+            *({"path": path, "whiteout": True} for path in hidden),
         ]
         seeds += [{"path": path, "data": base64.b64encode(data).decode(), "mode": mode}
                   for path, data, mode in files]
@@ -457,6 +530,16 @@ def _node(name: str, info: dict[str, Any]) -> Node:
                 host_address=info["host_address"], link=info["link"])
 
 
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _free_names(existing: dict[str, Any], count: int) -> list[str]:
     names: list[str] = []
     number = 1
@@ -476,18 +559,47 @@ def _has_overlayfs(filesystems: str) -> bool:
         return False
 
 
+def user_homes(passwd: str = PASSWD) -> list[str]:
+    """Home directories of this machine's people (root and login users, uid 1000 and up),
+    other than /root and /home, which nodes never see: a node hides these too."""
+    homes: set[str] = set()
+    try:
+        lines = Path(passwd).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) < 7 or not fields[2].isdigit():
+            continue
+        uid, home = int(fields[2]), os.path.normpath(fields[5] or "/")
+        if not (uid == 0 or 1000 <= uid < 65534) or home.count("/") < 2:
+            continue  # system accounts, and homes such as / or /srv themselves
+        if any(home == top or home.startswith(top + "/") for top in EMPTY_HOMES):
+            continue
+        if os.path.isdir(home) and not os.path.islink(home):
+            homes.add(home)
+    return sorted(homes)
+
+
+def _overlaid(path: str) -> bool:
+    """The path lies in one of a node's overlays (hidden there with a whiteout)."""
+    return path.lstrip("/").split("/", 1)[0] in OVERLAID
+
+
 def _interpreter_binds() -> list[str]:
     """Host paths a node must see read-only to run this converge with this Python.
 
-    A node's /root is a plain Debian one, so what lives under the host's /root
-    (a pyenv interpreter, a checkout) is bound in; elsewhere the overlays show it.
+    A node sees none of this machine's homes (its /root is a plain Debian one), so
+    what lives in one (a pyenv interpreter under /root, a checkout under /home) is
+    bound in; elsewhere the overlays or the read-only host tree show it.
     """
     package_root = Path(converge.__file__).resolve().parent.parent
     wanted = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     wanted.add(package_root)
-    under_root = sorted(p for p in wanted if Path("/root") in p.parents)
+    hidden = [Path(home) for home in (*EMPTY_HOMES, *user_homes())]
+    in_homes = sorted(p for p in wanted if any(h == p or h in p.parents for h in hidden))
     binds: list[str] = []
-    for path in under_root:
+    for path in in_homes:
         if not any(Path(b) in path.parents for b in binds):
             binds.append(str(path))
     return binds

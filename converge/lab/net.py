@@ -1,9 +1,12 @@
-"""Addresses and links for lab nodes: a /30 per node out of a private pool.
+"""Addresses and links for lab nodes: a range per lab, a /30 per node, out of a
+private pool.
 
-Host ends of the links are named after their address (`cvl0ad50001` for
-10.213.0.1), so every lab on the machine sees which /30s are taken just by
-listing links, and two labs never pick the same one (they allocate under a
-machine-wide lock file).
+Each lab takes a range of the pool (a /21 of a /16: 512 nodes) where no other
+lab has a node, and keeps it while it has nodes; its nodes get /30s of that
+range only, so two labs never overlap. Host ends of the links are named after
+their address (`cvl0ad50001` for 10.213.0.1), so every lab on the machine sees
+which ranges and /30s are taken just by listing links; labs choose under a
+machine-wide lock file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from converge.lab.errors import LabError
 
 DEFAULT_POOL = "10.213.0.0/16"
 LINK_PREFIX = "cvl"
+RANGE_PREFIX = 21  # a lab's range in a /16 pool; smaller pools give 8 ranges
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,42 @@ def host_networks() -> list[tuple[str, ipaddress.IPv4Network]]:
         except ValueError:
             continue
     return found
+
+
+def lab_ranges(pool: ipaddress.IPv4Network) -> list[ipaddress.IPv4Network]:
+    """The ranges a pool is cut into, one lab's each."""
+    prefix = min(30, max(RANGE_PREFIX, pool.prefixlen + 3))
+    return list(pool.subnets(new_prefix=prefix)) if prefix > pool.prefixlen else [pool]
+
+
+def pick_range(pool: ipaddress.IPv4Network, own_links: set[str],
+               recorded: str | None = None) -> ipaddress.IPv4Network:
+    """A range of the pool where no other lab has a node (its ``own_links`` aside) and
+    nothing else on this machine has an address or a route; ``recorded`` first."""
+    foreign, other_labs = [], []
+    for link, net in host_networks():
+        if not net.overlaps(pool):
+            continue
+        if not link.startswith(LINK_PREFIX):
+            foreign.append((link, net))
+        elif link not in own_links:
+            other_labs.append(net)
+    ranges = lab_ranges(pool)
+    if recorded is not None:
+        ranges.sort(key=lambda r: str(r) != recorded)
+    for candidate in ranges:
+        if not any(net.overlaps(candidate) for _, net in foreign) and \
+                not any(net.overlaps(candidate) for net in other_labs):
+            return candidate
+    if foreign and all(any(net.overlaps(r) for _, net in foreign) for r in ranges):
+        link, net = foreign[0]
+        raise LabError(
+            f"address range {pool} is already in use on this machine ({link}: {net}); "
+            "choose another private range with CONVERGE_LAB_NET=10.x.0.0/16"
+        )
+    raise LabError(f"address range {pool} has no range left for another lab (other labs "
+                   "use the rest): take one down, or choose another private range with "
+                   "CONVERGE_LAB_NET=10.x.0.0/16")
 
 
 def allocate(pool: ipaddress.IPv4Network, count: int) -> list[Slot]:

@@ -7,12 +7,14 @@ inside a node works with no network.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -20,6 +22,10 @@ from converge.lab.errors import LabError
 
 NODE_PATH = "/run/converge-lab/repo"
 SOURCES_LINE = f"deb [trusted=yes] file:{NODE_PATH} ./\n"
+# Where apt keeps that source's index once read (apt's URI-to-file-name rule): a node's
+# list is this name, a link to the repository's own index, so it is current at all times.
+LISTS_DIR = "/var/lib/apt/lists"
+LIST_FILE = LISTS_DIR + "/" + f"{NODE_PATH}/./Packages".replace("/", "_")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
@@ -30,12 +36,33 @@ class LocalRepo:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._depth = 0
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers: labs (a private one of `converge test`, say) share a repository."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._depth = 1
+            yield
+        finally:
+            self._depth = 0
+            os.close(fd)
 
     def ensure(self) -> None:
         """Create the directory and an index, even an empty one."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not (self.directory / "Packages").exists():
-            self.index()
+        with self._locked():
+            if not (self.directory / "Packages").exists():
+                self.index()
 
     def names(self) -> set[str]:
         """Package names the index holds."""
@@ -54,11 +81,11 @@ class LocalRepo:
         source = Path(path)
         if source.suffix != ".deb" or not source.is_file():
             raise LabError(f"{source} is not a .deb file")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / source.name
-        if source.resolve() != target.resolve():
-            shutil.copyfile(source, target)
-        self.index()
+        with self._locked():
+            target = self.directory / source.name
+            if source.resolve() != target.resolve():
+                shutil.copyfile(source, target)
+            self.index()
         return target
 
     def build_deb(
@@ -91,30 +118,36 @@ class LocalRepo:
                 raise LabError(f"package name {name!r} is not a Debian package name")
         if not wanted:
             return []
-        self.directory.mkdir(parents=True, exist_ok=True)
         needed = missing_packages(wanted)
-        fetch = [f"{pkg}={ver}" for pkg, ver, filename in needed
-                 if not (self.directory / filename).exists()]
-        if fetch:
-            _checked(["apt-get", "download", "-qq", *fetch], "apt-get download", cwd=self.directory)
-        self.index()
+        with self._locked():
+            fetch = [f"{pkg}={ver}" for pkg, ver, filename in needed
+                     if not (self.directory / filename).exists()]
+            if fetch:
+                _checked(["apt-get", "download", "-qq", *fetch], "apt-get download",
+                         cwd=self.directory)
+            self.index()
         return [self.directory / filename for _, _, filename in needed]
 
     def index(self) -> None:
         """(Re)write Packages for the flat repository."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        done = _checked(["dpkg-scanpackages", "-m", "."], "dpkg-scanpackages", cwd=self.directory)
-        tmp = self.directory / "Packages.tmp"
-        tmp.write_text(done.stdout)
-        os.replace(tmp, self.directory / "Packages")
+        with self._locked():
+            done = _checked(["dpkg-scanpackages", "-m", "."], "dpkg-scanpackages",
+                            cwd=self.directory)
+            tmp = self.directory / "Packages.tmp"
+            tmp.write_text(done.stdout)
+            os.replace(tmp, self.directory / "Packages")
 
 
 def missing_packages(names: list[str]) -> list[tuple[str, str, str]]:
     """(name, version, file name) of every package installing `names` on this host needs."""
-    done = subprocess.run(
-        ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends", *names],
-        capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
-    )
+    # An empty archive cache: apt leaves out what this machine's cache holds already.
+    with tempfile.TemporaryDirectory(prefix="converge-apt-cache-") as cache:
+        os.mkdir(os.path.join(cache, "partial"))
+        done = subprocess.run(
+            ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends",
+             "-o", f"Dir::Cache::Archives={cache}", *names],
+            capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
+        )
     if done.returncode != 0:
         raise LabError(
             f"cannot mirror {' '.join(names)}: {done.stderr.strip() or done.stdout.strip()} "

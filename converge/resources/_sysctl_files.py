@@ -71,6 +71,59 @@ def check_value(value: Any) -> str:
     raise PropertyError("value %r is not a number, a text or a list of fields" % (value,))
 
 
+# Parameters known to take integers (one or more fields): the kernel refuses anything
+# else with EINVAL, so a recipe is refused while compiling. Globs as systemd-sysctl's.
+INTEGER_KEYS = (
+    "vm.*", "fs.*",
+    "kernel.panic", "kernel.panic_on_*", "kernel.sysrq", "kernel.pid_max", "kernel.threads-max",
+    "kernel.shm*", "kernel.msg*", "kernel.sem", "kernel.kptr_restrict", "kernel.dmesg_restrict",
+    "kernel.randomize_va_space", "kernel.yama.ptrace_scope", "kernel.perf_event_paranoid",
+    "kernel.unprivileged_bpf_disabled", "kernel.printk", "kernel.core_uses_pid",
+    "kernel.hung_task_*", "kernel.nmi_watchdog", "kernel.watchdog", "kernel.watchdog_thresh",
+    "kernel.softlockup_panic", "kernel.ctrl-alt-del",
+    "net.core.somaxconn", "net.core.*mem_*", "net.core.netdev_max_backlog",
+    "net.ipv4.ip_forward", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_*mem",
+    "net.ipv4.tcp_syncookies", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_*",
+    "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_tw_reuse", "net.ipv4.icmp_*",
+    "net.ipv4.conf.*", "net.ipv6.conf.*",
+)
+# ... except these, which take text.
+TEXT_KEYS = ("vm.numa_zonelist_order", "fs.binfmt_misc.*", "net.ipv6.conf.*.stable_secret",
+             "kernel.hostname", "kernel.domainname", "kernel.core_pattern", "kernel.modprobe",
+             "kernel.poweroff_cmd", "kernel.random.*", "net.core.default_qdisc",
+             "net.ipv4.tcp_*congestion_control", "net.ipv4.ip_local_reserved_ports")
+# An integer as the kernel parses one (proc_dointvec: base 0, so 0x1f and 017 too).
+_INTEGER = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
+
+
+def _known(key: str, patterns: Tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+
+def integer_key(key: str) -> bool:
+    """Whether the parameter is known to take integers only."""
+    return _known(key, INTEGER_KEYS) and not _known(key, TEXT_KEYS)
+
+
+def text_key(key: str) -> bool:
+    """Whether the parameter is known to take text (a hostname that looks like a number
+    is still text)."""
+    return _known(key, TEXT_KEYS)
+
+
+def integers(value: str) -> bool:
+    """Every field of the value is an integer the kernel would take."""
+    fields = value.split()
+    return bool(fields) and all(_INTEGER.fullmatch(field) for field in fields)
+
+
+def check_integers(key: str, value: str) -> None:
+    """A PropertyError when the key takes integers and the value is not one (or a list)."""
+    if integer_key(key) and not integers(value):
+        raise PropertyError("value %r is not an integer%s" % (
+            value, "" if len(value.split()) < 2 else " (each field must be one)"))
+
+
 def same_value(a: Optional[str], b: Optional[str]) -> bool:
     """Compare field by field (tabs and spaces alike); decimal numbers as numbers."""
     if a is None or b is None:

@@ -18,6 +18,12 @@ read later at boot that sets the key to another value would win at the next boot
 that is reported as a warning. ``remove`` deletes the persisted setting and leaves
 the runtime value as it is (the kernel has no "default" to go back to).
 
+Parameters known to take integers (every vm.* and fs.* one but a few, and the
+common kernel.* and net.* ones) refuse anything else while compiling: ``value
+'high' is not an integer``. On the target, a parameter that holds an integer
+refuses text before anything is written, as the kernel would (EINVAL): also
+where /proc/sys is a copy that takes any text (a lab node).
+
 Errors on the target: an unknown key (``no such kernel parameter
 net.ipv4.ip_forwrd``), a read-only key, or a value the kernel refuses (with its
 errno, for example ``Invalid argument (EINVAL)``); nothing is persisted then.
@@ -61,6 +67,7 @@ class Sysctl(Resource, type_name="sysctl"):
             self.key = sf.check_key(self.key)
             if self.value is not None:
                 self.value = sf.check_value(self.value)
+                sf.check_integers(self.key, self.value)
         except PropertyError as exc:
             raise self.fail(exc.message) from None
         self.persist = v.boolean(self.persist, "persist")
@@ -115,6 +122,15 @@ class Sysctl(Resource, type_name="sysctl"):
         elif self.action == "apply":
             raise ResourceError("no such kernel parameter %s" % self.key,
                                 hint=self._suggest(system, proc))
+        if self.action == "apply" and self.value is not None and state["runtime"] and \
+                not sf.text_key(self.key) and sf.integers(state["runtime"]) and \
+                not sf.integers(self.value):
+            # what the kernel refuses (EINVAL), said before anything is written; also where
+            # /proc/sys is a copy that takes any text (a lab node, a container)
+            raise ResourceError("%s takes integers (it is %s now); %s is not one, so the "
+                                "kernel would refuse it: nothing was written"
+                                % (self.key, state["runtime"], self._show(self.value)),
+                                hint="give an integer, or a list of them for a multi-value key")
         if self.action == "apply" and self.persist:
             self._warn_later_files(system)
         return state

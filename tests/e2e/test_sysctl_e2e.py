@@ -8,7 +8,12 @@ from typing import Callable
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import IdempotenceResult, apply_in_node, place_recipe
+from converge.lab.idempotence import (
+    IdempotenceResult,
+    apply_in_node,
+    check_idempotence,
+    place_recipe,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -70,3 +75,21 @@ def test_sysctl_target_errors(lab_node: Node, tmp_path: Path) -> None:
     assert results["sysctl[vm.swappiness]"]["status"] == "updated"
     listing = lab_node.run(["ls", "/etc/sysctl.d"]).stdout.split()
     assert not [name for name in listing if name.startswith("99-converge-")]
+
+
+def test_converge_test_cannot_bless_a_value_the_kernel_refuses(lab_node: Node,
+                                                                tmp_path: Path) -> None:
+    """A node's /proc/sys/kernel is a copy that takes any text; converge refuses text for
+    a parameter that holds an integer there, as the kernel would (EINVAL)."""
+    key = "kernel.sched_autogroup_enabled"
+    proc = "/proc/sys/" + key.replace(".", "/")
+    before = lab_node.read_file(proc)
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(f'from converge import sysctl\nsysctl("{key}", "high")\n')
+    result = check_idempotence(lab_node, recipe)
+    assert not result.ok and not result.first.ok
+    failed, = result.first.with_status("failed")
+    assert failed["error"].startswith(f"{key} takes integers (it is {before.decode().strip()} "
+                                      "now); high is not one, so the kernel would refuse it")
+    assert lab_node.read_file(proc) == before
+    assert lab_node.run(["test", "-e", f"/etc/sysctl.d/99-converge-{key}.conf"]).returncode == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,25 @@ def test_run_test_installs_recipe_packages_from_the_lab_repository(
     assert "mirrored" not in output  # already in the lab repository: nothing fetched
     assert "* package[converge-hello] action install (up to date)" in output
     assert not Path("/usr/share/converge-hello").exists()
+
+
+ATTRS = """\
+from converge import attrs, file
+file("/etc/motd", content=attrs.motd.text + "\\n")
+"""
+
+
+def test_converge_test_takes_the_recipe_options(lab: Lab, tmp_path: Path) -> None:
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory)}
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "converge", "test", "-a", "motd.text=from -a",
+                           "--diff", "--json", str(report), str(recipe(tmp_path, ATTRS))],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "+from -a" in done.stdout  # the diff of the first run
+    data = json.loads(report.read_text())
+    assert data["ok"] is True
+    (node,) = data["nodes"].values()
+    assert node["idempotent"] is True
+    assert node["first"]["summary"]["updated"] == 1
+    assert node["second"]["summary"]["updated"] == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from converge.lab import LocalRepo, Node
+from converge.lab import Lab, LocalRepo, Node
+from converge.lab.lab import _interpreter_binds, user_homes
 from converge.lab.node import DROPPED_CAPS
 
 pytestmark = pytest.mark.lab
@@ -147,3 +149,80 @@ def test_host_interpreter_is_usable_read_only(lab_node: Node) -> None:
     assert done.returncode == 0, done.stderr
     denied = lab_node.run(["touch", f"{sys.prefix}/converge-probe"])
     assert denied.returncode != 0
+
+
+def test_node_starts_with_none_of_the_machines_converge_state(lab_node: Node) -> None:
+    """The machine's own runs, backups, lock and agent cache (/var/lib/converge, made
+    by the README's first command) are not in a node: history there is empty, and a
+    rollback there has nothing of the machine's to act on."""
+    assert lab_node.run(["test", "-e", "/var/lib/converge"]).returncode == 1
+    done = lab_node.run([sys.executable, "-m", "converge", "history"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "(no runs journaled)\n"
+    done = lab_node.run([sys.executable, "-m", "converge", "rollback", "--yes"])
+    assert done.returncode == 1
+    assert "no run" in done.stderr.lower(), done.stderr
+
+
+def test_node_sees_none_of_the_machines_homes(lab_node: Node) -> None:
+    assert ok(lab_node, "ls", "-A", "/home") == ""
+    bound = {Path(b).relative_to("/root").parts[0] for b in _interpreter_binds()
+             if b.startswith("/root/")}  # this Python (pyenv), bound in read-only
+    assert set(ok(lab_node, "ls", "-A", "/root").split()) == {".bashrc", ".profile",
+                                                               ".ssh"} | bound
+    for home in user_homes():  # people's homes elsewhere (outside /root and /home)
+        assert ok(lab_node, "sh", "-c", 'ls -A "$1" 2>/dev/null || true', "sh", home) == ""
+
+
+def test_converge_state_in_a_lower_layer_is_hidden_too(lab: Lab) -> None:
+    """Whatever lies under the node's /var (the machine's, or a layer's), the state
+    directory a node starts with is none."""
+    layer = lab.directory / "layers" / "planted-state"
+    runs = layer / "var/lib/converge/runs"
+    runs.mkdir(parents=True)
+    (runs / "20260101T000000-1.json").write_text('{"id": "20260101T000000-1"}\n')
+    (layer / "layer.json").write_text("{}\n")
+    node, = lab.up(1, layers=["planted-state"])
+    try:
+        assert node.run(["test", "-e", "/var/lib/converge"]).returncode == 1
+    finally:
+        lab.down([node.name])
+        lab.remove_layer("planted-state")
+
+
+def test_user_homes_are_the_peoples_outside_root_and_home(tmp_path: Path) -> None:
+    people = tmp_path / "srv-alice"
+    people.mkdir()
+    passwd = tmp_path / "passwd"
+    passwd.write_text(
+        "root:x:0:0:root:/root:/bin/bash\n"
+        "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+        "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+        f"alice:x:1000:1000::{people}:/bin/bash\n"
+        "bob:x:1001:1001::/home/bob:/bin/bash\n"
+        "carol:x:1002:1002::/does/not/exist:/bin/bash\n"
+        "top:x:1003:1003::/srv:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        "broken line\n")
+    assert user_homes(str(passwd)) == [str(people)]
+
+
+def test_node_apt_sees_the_lab_repository_from_its_first_second(
+        lab: Lab, local_repo: LocalRepo) -> None:
+    """No `apt-get update` in the node: its lists are the lab repository's index, never
+    this machine's lists, and stay current when the repository changes."""
+    local_repo.build_deb("converge-first", "1.0-1", files={"/usr/share/converge-first/x": b"1\n"})
+    node, = lab.up(1)
+    try:
+        lists = ok(node, "ls", "-A", "/var/lib/apt/lists").split()
+        assert lists == ["_run_converge-lab_repo_._Packages", "partial"], lists
+        assert ok(node, "ls", "-A", "/var/cache/apt").split() == ["archives"]
+        ok(node, "apt-get", "install", "-y", "-qq", "converge-first")
+        local_repo.build_deb("converge-later", "1.0-1",
+                             files={"/usr/share/converge-later/x": b"2\n"})
+        ok(node, "apt-get", "install", "-y", "-qq", "converge-later")
+        assert node.read_file("/usr/share/converge-later/x") == b"2\n"
+        policy = ok(node, "apt-cache", "policy", "bash")  # the machine's archive is unknown
+        assert "deb.debian.org" not in policy and "http" not in policy, policy
+    finally:
+        lab.down([node.name])

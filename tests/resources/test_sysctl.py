@@ -187,6 +187,14 @@ def test_target_errors_persist_nothing(proc: Converger, recipe, error) -> None:
      "'local' must end in .conf (only *.conf files in /etc/sysctl.d are read at boot)"),
     ('sysctl("vm.panic_on_oom", 1, conf_file="etc/x.conf")', "sysctl[vm.panic_on_oom]: "
      "conf_file 'etc/x.conf' must be an absolute path or a file name under /etc/sysctl.d"),
+    ('sysctl("vm.panic_on_oom", "high")', "sysctl[vm.panic_on_oom]: value 'high' is not an "
+     "integer"),
+    ('sysctl("vm.swappiness", "10%")', "sysctl[vm.swappiness]: value '10%' is not an integer"),
+    ('sysctl("net.ipv4.conf.all.rp_filter", "strict")', "sysctl[net.ipv4.conf.all.rp_filter]: "
+     "value 'strict' is not an integer"),
+    ('sysctl("net.ipv4.ip_local_port_range", [1024, "max"])',
+     "sysctl[net.ipv4.ip_local_port_range]: value '1024 max' is not an integer (each field "
+     "must be one)"),
     ('sysctl("vm.panic_on_oom", 1, persist="yes")', "sysctl[vm.panic_on_oom]: persist must be "
      "True or False, not 'yes'"),
 ])
@@ -194,6 +202,38 @@ def test_bad_input_refused_at_compile_time(proc: Converger, recipe, message) -> 
     with pytest.raises(PropertyError) as info:
         proc.compile("from converge import sysctl\n" + recipe + "\n")
     assert str(info.value) == "recipe.py:2: " + message
+
+
+@pytest.mark.parametrize("recipe", [
+    'sysctl("vm.panic_on_oom", "0x1")', 'sysctl("vm.swappiness", -1)',
+    'sysctl("kernel.hostname", "web1")', 'sysctl("kernel.core_pattern", "|/bin/dump %p")',
+    'sysctl("vm.numa_zonelist_order", "Node")', 'sysctl("net.ipv6.conf.all.stable_secret", '
+    '"fd00::1")', 'sysctl("kernel.unknown_knob", "any text")',
+])
+def test_integers_and_text_keys_accepted_at_compile_time(proc: Converger, recipe) -> None:
+    proc.compile("from converge import sysctl\n" + recipe + "\n")
+
+
+def test_text_for_an_integer_parameter_refused_on_the_target(proc: Converger) -> None:
+    """A key the compiler does not know takes integers when the kernel shows one; text is
+    refused before anything is written, as the kernel would (EINVAL), also where
+    /proc/sys is a copy that takes any text (a lab node)."""
+    path = proc.path("/proc/sys/kernel/sched_autogroup_enabled")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("1\n")
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("kernel.sched_autogroup_enabled", "on")\n')
+    assert statuses(events) == ["failed"]
+    assert events[0]["error"].startswith(
+        "kernel.sched_autogroup_enabled takes integers (it is 1 now); on is not one, so the "
+        "kernel would refuse it: nothing was written")
+    assert path.read_text() == "1\n"
+    assert os.listdir(proc.path("/etc/sysctl.d")) == []
+    hostname = proc.path("/proc/sys/kernel/hostname")
+    hostname.write_text("1234\n")  # a text key that looks like a number
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("kernel.hostname", "web1", persist=False)\n')
+    assert statuses(events) == ["updated"] and hostname.read_text().strip() == "web1"
 
 
 def test_cli_shows_warning_and_json_report(proc: Converger, tmp_path) -> None:
