@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -13,6 +14,10 @@ import pytest
 from converge.agent.engine import Engine
 from converge.agent.system import System
 from converge.recipe import compile_recipe
+from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
+
+# The fault-injection tests' figures, added up from every test's report (xdist or not).
+FAULT_FIGURES: Counter[str] = Counter()
 
 # The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
 pytest_plugins = (["converge.lab.pytest_plugin"]
@@ -83,3 +88,21 @@ def mtimes() -> Callable[[Path], Dict[str, int]]:
         return {str(p): os.stat(p, follow_symlinks=False).st_mtime_ns
                 for p in root.rglob("*")}
     return snapshot
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == FIGURES_PROPERTY:
+                FAULT_FIGURES.update(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FAULT_FIGURES:
+        return
+    terminalreporter.section("fault injection")
+    for key, text in FIGURES:
+        if key in FAULT_FIGURES:
+            terminalreporter.write_line("%-50s %d" % (text + ":", FAULT_FIGURES[key]))
+    for key in sorted(set(FAULT_FIGURES) - {k for k, _ in FIGURES}):
+        terminalreporter.write_line("%-50s %d" % (key + ":", FAULT_FIGURES[key]))

@@ -13,6 +13,9 @@ was, and `converge rollback RUN` must put every file back as it was before it;
 every tenth trial, and at the end, the next run must converge with no temp file
 left behind. The same is done over SSH, killing the
 remote agent inside the node.
+
+Each test has its own node and converges it to the "old" version first, so that
+either passes alone, in any order and on any xdist worker.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,17 +68,6 @@ directory("/srv/faults")
 for i in range(200):
     file("/srv/faults/f%03d" % i, content=body(i))
 '''
-
-
-@pytest.fixture(scope="module")
-def node(lab: Lab) -> Iterator[Node]:
-    """One node for every trial of this module (a node per trial would cost more
-    than the trials)."""
-    started = lab.up(1)[0]
-    try:
-        yield started
-    finally:
-        lab.down([started.name])
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +189,9 @@ class Checker:
             TALLY["next_runs"] += 1
 
 
-def test_kill_9_at_random_points_of_a_200_file_run(node: Node, recipe: Path,
+def test_kill_9_at_random_points_of_a_200_file_run(lab_node: Node, recipe: Path,
                                                    versions: dict) -> None:
+    node = lab_node  # one node for every trial (a node per trial would cost more than them)
     inside = place_recipe(node, recipe)
     check = Checker(node, versions)
 
@@ -266,13 +258,18 @@ def converge_over_ssh(tmp_path: Path, recipe: Path, inventory: Path, gen: str
         text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
 
 
-def test_kill_9_of_the_agent_over_ssh(lab: Lab, node: Node, recipe: Path, versions: dict,
+def test_kill_9_of_the_agent_over_ssh(lab: Lab, lab_node: Node, recipe: Path, versions: dict,
                                       tmp_path: Path) -> None:
+    node = lab_node
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(json.dumps({"hosts": {node.name: {
         "address": node.address, "user": "root", "key": str(lab.key_path),
         "known_hosts": str(lab.known_hosts_path)}}}))
     check = Checker(node, versions)
+    baseline = converge_over_ssh(tmp_path, recipe, inventory, "old")
+    out, err = baseline.communicate(timeout=120)
+    check.converged("ssh baseline", "old", baseline.returncode, out + err)
+    assert not check.problems, check.problems
     rng = random.Random(SEED + 1)
     for trial in range(SSH_TRIALS):
         gen = ("new", "old")[trial % 2]
