@@ -159,14 +159,19 @@ def test_failed_resource_does_not_notify(work: Converger) -> None:
     assert sorted(os.listdir(work.path("/srv"))) == ["next"]
 
 
-def test_retries(work: Converger) -> None:
-    flaky = ('execute("if [ -e tried ]; then exit 0; fi; touch tried; exit 1", shell=True, '
+@pytest.mark.parametrize("retries, tries, status", [
+    pytest.param(0, 1, "failed", id="no-retry"),
+    pytest.param(1, 2, "failed", id="one-retry-not-enough"),
+    pytest.param(2, 3, "updated", id="third-try-succeeds"),
+    pytest.param(5, 3, "updated", id="no-retry-after-success"),
+])
+def test_retries(work: Converger, retries: int, tries: int, status: str) -> None:
+    """The command succeeds on its third try; each try adds a line to `tries`."""
+    flaky = ('execute("echo x >> tries; [ $(wc -l < tries) -ge 3 ]", shell=True, '
              'cwd="/srv", retries=%d, retry_delay=0)\n')
-    events = work.run('from converge import execute\n' + flaky % 1)
-    assert statuses(events) == ["updated"]
-    os.unlink(work.path("/srv/tried"))
-    events = work.run('from converge import execute\n' + flaky % 0)
-    assert statuses(events) == ["failed"]
+    events = work.run('from converge import execute\n' + flaky % retries)
+    assert statuses(events) == [status]
+    assert work.path("/srv/tries").read_text() == "x\n" * tries
 
 
 def test_cli_apply_under_root(tmp_path: Path) -> None:
