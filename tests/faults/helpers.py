@@ -32,6 +32,7 @@ FIGURES_PROPERTY = "fault_figures"
 FIGURES = [
     ("trials", "kill -9 trials (local agent)"),
     ("ssh_trials", "kill -9 trials (agent over SSH)"),
+    ("ssh_kills_too_late", "SSH kills retried: the agent had already finished"),
     ("disk_full_faults", "writes refused by a full disk"),
     ("ssh_cuts", "SSH links cut mid-run"),
     ("ssh_cut_detected_ms", "ms from the cut to the host reported failed"),
