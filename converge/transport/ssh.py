@@ -458,7 +458,10 @@ class SSHTransport:
                 chan.exec_command(command)
             stderr = b""
             if prompt is None:
-                chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                try:
+                    chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                except OSError:
+                    pass  # the command has already ended (no python3...): its exit says why
             else:
                 stderr = self._sudo_password(chan, prompt.encode())
             out = chan.makefile("rb", -1)
