@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
-# System packages the lab and the end-to-end tests use. Installing them must not
+# System packages the lab and the end-to-end tests use (strace: which argv holds
+# a secret). Installing them must not
 # start any daemon on this machine: a temporary policy-rc.d forbids it.
-APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo"
+APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo strace"
 # The run store's tests start a throwaway PostgreSQL cluster; the HTML report is
 # opened in headless Chromium (neither is started by installing them).
 APT_PACKAGES="$APT_PACKAGES postgresql chromium chromium-driver"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -13,10 +14,15 @@ import pytest
 from converge.agent.engine import Engine
 from converge.agent.system import System
 from converge.recipe import compile_recipe
+from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
+
+# The fault-injection tests' figures, added up from every test's report (xdist or not).
+FAULT_FIGURES: Counter[str] = Counter()
 
 # The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
-pytest_plugins = (["converge.lab.pytest_plugin"]
-                  if importlib.util.find_spec("converge.lab.pytest_plugin") else [])
+# Under CI=true a skipped test fails (tests/strict.py).
+pytest_plugins = (["tests.strict"] + (["converge.lab.pytest_plugin"]
+                  if importlib.util.find_spec("converge.lab.pytest_plugin") else []))
 
 FACTS = {"hostname": "testhost", "fqdn": "testhost.example", "os": "linux",
          "platform": "debian", "platform_family": "debian", "platform_version": "12",
@@ -115,3 +121,21 @@ def alice(lab_node: Any) -> Alice:
     """A fresh lab node (``alice.node``) with the unprivileged user alice in it, for
     tests where a local user plants links, odd names or escapes for converge to meet."""
     return Alice(lab_node)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == FIGURES_PROPERTY:
+                FAULT_FIGURES.update(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FAULT_FIGURES:
+        return
+    terminalreporter.section("fault injection")
+    for key, text in FIGURES:
+        if key in FAULT_FIGURES:
+            terminalreporter.write_line("%-50s %d" % (text + ":", FAULT_FIGURES[key]))
+    for key in sorted(set(FAULT_FIGURES) - {k for k, _ in FIGURES}):
+        terminalreporter.write_line("%-50s %d" % (key + ":", FAULT_FIGURES[key]))

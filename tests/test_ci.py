@@ -17,7 +17,8 @@ def readme_commands() -> list[str]:
 def test_ci_runs_the_readme_commands_in_order() -> None:
     commands = readme_commands()
     assert commands == ["./scripts/install.sh && converge apply examples/hello.py",
-                        "./scripts/install.sh --dev && python3 -m pytest --cov"]
+                        "./scripts/install.sh --dev && python3 -m pytest -n 2 --dist loadfile "
+                        "-p randomly --cov"]
     script = (REPO / ".ci/run").read_text().splitlines()
     run = [line for line in script if line.startswith("./") or line.startswith("converge")
            or line.startswith("python3")]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from converge.agent.engine import Engine
 from converge.errors import PropertyError
 from converge.plan import Plan
 from tests.conftest import Converger, statuses
@@ -106,12 +107,17 @@ def test_plan_mode_reports_would_be_notifications(converger: Converger) -> None:
 
 
 def test_ignore_failure_and_retries(converger: Converger) -> None:
-    events = converger.run('''
+    slept: list[float] = []
+    plan = converger.compile('''
         from converge import file
         file("/etc/bad", content="x", owner="nobody-here", ignore_failure=True,
-             retries=2, retry_delay=0)
+             retries=2, retry_delay=7)
+        file("/etc/good", content="x", retries=3, retry_delay=5)
     ''')
+    events = Engine(converger.system, sleep=slept.append).run(plan)
     assert events[0]["status"] == "failed" and events[0]["ignored"] is True
+    assert events[1]["status"] == "updated"
+    assert slept == [7, 7]  # three tries of the failing one, each retry after its delay
 
 
 def test_plan_json_round_trip(converger: Converger) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -201,14 +202,20 @@ def test_fleet_console_groups_lines_under_each_host(recipe: Path) -> None:
     ]
 
 
-def test_fleet_console_progress_bar_on_a_terminal(recipe: Path) -> None:
-    stream = io.StringIO()
-    fleet_out = FleetConsole(Console(stream, color=True), 1, progress=True)
-    outcome = run(recipe, [FakeTransport("web1")], attrs={"who": "x"}, remote=True,
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def fleet_output(recipe: Path, stream: io.StringIO) -> str:
+    """Two hosts, one at a time: web1 changes something, then `down` is unreachable."""
+    fleet_out = FleetConsole(Console(stream, color=True), 2)
+    outcome = run(recipe, [FakeTransport("web1", status="updated"),
+                           FakeTransport("down", fail=ConnectError("refused", host="down"))],
+                  attrs={"who": "x"}, remote=True, forks=1,
                   on_event=fleet_out.event, on_host=fleet_out.host_done)
     fleet_out.finish(outcome.report)
-    text = stream.getvalue()
-    assert "web1" in text and "(up to date)" in text and "RECAP" in text
+    return stream.getvalue()
 
 
 def fleet_transcript(recipe: Path, transports: List[FakeTransport], *, mode: str = "apply",
@@ -256,3 +263,28 @@ def test_skipped_resources_are_counted_in_the_recap_and_the_fleet_line(recipe: P
         "web1  ok  0 updated, 0 up to date, 0 failed, 1 skipped",
         "Converged 1 host: 1 ok, 0 changed, 0 failed, 0 unreachable; 1 resource: 0 updated, "
         "0 up to date, 0 failed, 1 skipped in 0.00s"]
+
+
+def test_fleet_console_progress_bar_on_a_terminal(recipe: Path) -> None:
+    raw = fleet_output(recipe, Terminal())
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    # every frame of the bar: hosts done of 2, hosts changed, hosts failed
+    frames = [tuple(int(n) for n in frame) for frame in
+              re.findall(r"hosts [━╺╸ ]+ (\d)/2 (\d) with changes, (\d) failed or unreachable",
+                         text)]
+    # (frames between come from rich's refresh thread, ten a second: not asserted)
+    assert frames[0] == (0, 0, 0) and frames[-1] == (2, 1, 1)
+    lines = re.sub(r"hosts [━╺╸ ]+ \d/2 \d with changes, \d failed or unreachable [0-9:]+\r",
+                   "", text)
+    assert "web1\n  * file[/etc/motd] action create\n" in lines  # lines printed above it
+    assert "down\n  ! unreachable: refused\n" in lines
+    # taken down before the recap: nothing of it is left on the screen after it
+    assert raw.index("\x1b[?25h") < raw.index("RECAP")  # the cursor shown again
+    assert text.index("RECAP") > text.rindex("1 failed or unreachable")
+    assert re.search(r"\x1b\[1A\x1b\[2K\s*RECAP", raw)  # its last frame erased
+
+
+def test_fleet_console_no_progress_bar_off_a_terminal(recipe: Path) -> None:
+    text = fleet_output(recipe, io.StringIO())
+    assert "━" not in text and "0/2" not in text and "\x1b[?25l" not in text
+    assert "web1\n  * file[/etc/motd] action create\n" in re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
+import pytest
+
 from converge.agent import journal as jn
 from converge.agent import runs
+from converge.errors import RunError
 from tests.conftest import Converger
 
 STATE = "var/lib/converge"
@@ -173,3 +176,43 @@ file("/etc/never", content="2\\n")
     events = runs.rollback(converger.system)
     assert not converger.path("/etc/first").exists()
     assert [e["status"] for e in events] == ["skipped", "updated"]
+
+
+def test_history_lists_each_run_with_what_it_changed(converger: Converger) -> None:
+    converger.path("/etc/same").write_text("same\n")
+    apply(converger, RECIPE)
+    [run] = journals(converger)
+    [entry] = jn.history(converger.system)
+    assert {k: entry[k] for k in ("id", "kind", "of", "recipe", "recipe_hash", "started",
+                                  "finished", "summary")} == {
+        k: run.get(k) for k in ("id", "kind", "of", "recipe", "recipe_hash", "started",
+                                "finished", "summary")}
+    assert entry["recipe"].endswith("recipe.py") and entry["recipe_hash"]
+    assert entry["interrupted"] is False
+    changed = {c["id"]: c for c in entry["changed"]}
+    assert sorted(changed) == ["directory[/srv/app/data]", "execute[true]", "file[/etc/motd]",
+                               "file[/etc/secret]"]
+    assert changed["file[/etc/motd]"] == {
+        "id": "file[/etc/motd]", "action": "create", "status": "updated",
+        "changes": ["create new file /etc/motd",
+                    "update content in file /etc/motd from none to %s"
+                    % hashlib.sha256(b"new\n").hexdigest()[:8],
+                    "change mode from '' to '0644'"]}
+
+
+def test_history_calls_a_run_interrupted_by_its_flag_or_its_missing_end(
+        converger: Converger) -> None:
+    apply(converger, 'from converge import file\nfile("/etc/a", content="a\\n")\n')
+    [path] = sorted((converger.root / STATE / "runs").glob("*.json"))
+    run = json.loads(path.read_text())
+    for flag, finished, interrupted in ((True, run["finished"], True),  # Ctrl-C: ended
+                                        (False, None, True), (False, run["finished"], False)):
+        path.write_text(json.dumps({**run, "interrupted": flag, "finished": finished}))
+        assert jn.history(converger.system)[0]["interrupted"] is interrupted
+
+
+def test_a_missing_backup_is_named_with_what_to_do(converger: Converger) -> None:
+    with pytest.raises(RunError) as caught:
+        jn.load_blob(converger.system, "/var/lib/converge/backup/gone")
+    assert caught.value.message == "backup /var/lib/converge/backup/gone is missing"
+    assert caught.value.hint == "it was pruned or deleted; restore the file by hand"

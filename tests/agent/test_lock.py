@@ -4,6 +4,7 @@ holder, gets the lock when the holder finishes, and a killed holder leaves no lo
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -73,10 +74,14 @@ def test_the_waiter_gets_the_lock_when_the_holder_finishes(tmp_path: Path,
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path, holder: subprocess.Popen
                                               ) -> None:
     holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    assert holder.wait() == -signal.SIGKILL
     system = System(str(tmp_path / "root"))
-    with RunLock(system, timeout=0):
-        pass
+    lock = RunLock(system, timeout=0)
+    assert lock.holder()["pid"] == holder.pid  # the dead holder's record is still there
+    with lock:  # taken at once: the kernel dropped the dead holder's flock
+        assert lock.holder()["pid"] == os.getpid()
+        with pytest.raises(RunError, match="pid %d, started" % os.getpid()):
+            RunLock(System(str(tmp_path / "root")), timeout=0).acquire()
 
 
 def test_apply_waits_then_exits_1_naming_the_holder(tmp_path: Path,

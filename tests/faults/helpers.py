@@ -23,8 +23,34 @@ from pathlib import Path
 from converge.lab.node import DROPPED_CAPS, NODE_ENV, Node
 from converge.recipe import compile_recipe
 
-# Figures for the closing note, printed by conftest.py's terminal summary.
+# Figures for the closing note: each test's share goes into its report under
+# FIGURES_PROPERTY (faults/conftest.py), tests/conftest.py adds them up and prints them.
 TALLY: Counter[str] = Counter()
+FIGURES_PROPERTY = "fault_figures"
+
+# (key in TALLY, what it counts), in the order printed
+FIGURES = [
+    ("trials", "kill -9 trials (local agent)"),
+    ("ssh_trials", "kill -9 trials (agent over SSH)"),
+    ("ssh_kills_too_late", "SSH kills retried: the agent had already finished"),
+    ("disk_full_faults", "writes refused by a full disk"),
+    ("ssh_cuts", "SSH links cut mid-run"),
+    ("ssh_cut_detected_ms", "ms from the cut to the host reported failed"),
+    ("package_faults", "package manager failures or agent kills mid-batch"),
+    ("interrupts", "SIGINT/SIGTERM sent to a run during a command"),
+    ("injected", "faults injected (all kinds)"),
+    ("survived", "faults survived (every check held afterwards)"),
+    ("files_checked", "managed files checked after a fault"),
+    ("files_bad", "files lost or left partial"),
+    ("temps_after_fault", "temp files left by killed writers"),
+    ("temps_after_next_run", "temp files left after the next run"),
+    ("journals_read", "journal files read back (JSON, or JSON lines)"),
+    ("journals_torn_last_line", "write-ahead logs with a torn last line"),
+    ("journals_bad", "journal files unreadable"),
+    ("kills_after_the_journal_was_finished", "kills that came after the run's end"),
+    ("next_runs", "next runs that converged"),
+    ("rollbacks", "rollbacks after a fault that restored the files"),
+]
 
 # Where converge keeps its state in a node: backups, journals.
 STATE_DIR = "/var/lib/converge"

@@ -146,8 +146,11 @@ def test_backups_of_files_on_slash_go_to_the_state_directory(tmp_path: Path,
 
 def test_atomic_write_leaves_no_temp_file(converger: Converger) -> None:
     converger.run('from converge import file\nfile("/etc/app.conf", content="x" * 100000)\n')
-    names = os.listdir(converger.path("/etc"))
-    assert [n for n in names if n.startswith(".converge-")] == []
+    # temp files are named .NAME.converge-PID-RANDOM.tmp (System.write_atomic)
+    assert sorted(os.listdir(converger.path("/etc"))) == ["app.conf", "group", "passwd"]
+    assert converger.path("/etc/app.conf").read_text() == "x" * 100000
+    converger.run('from converge import file\nfile("/etc/app.conf", content="y")\n')
+    assert sorted(os.listdir(converger.path("/etc"))) == ["app.conf", "group", "passwd"]
 
 
 def test_missing_parent_directory_fails_clearly(converger: Converger) -> None:
