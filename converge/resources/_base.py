@@ -288,13 +288,13 @@ class Resource:
             return
         if type_name in REGISTRY:
             raise TypeError("resource type %r is registered twice" % type_name)
-        if not cls.actions:
-            raise TypeError("resource type %r declares no actions (such as actions = "
-                            "('create', 'delete'); the first is the default)" % type_name)
         if cls.__module__.startswith(__package__ + ".") and \
                 cls.__module__.rpartition(".")[2] != type_name:
             raise TypeError("resource type %r must live in resources/%s.py, where the agent "
                             "looks for it" % (type_name, type_name))
+        if not cls.actions:
+            raise TypeError("resource type %r declares no actions (such as actions = "
+                            "('create', 'delete'); the first is the default)" % type_name)
         cls.type_name = type_name
         _notifiable_actions(cls)
         REGISTRY[type_name] = cls
