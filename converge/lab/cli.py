@@ -120,23 +120,48 @@ def down(nodes: Optional[List[str]] = NodesArg, name: Optional[str] = NameOpt) -
     typer.echo(f"removed {' '.join(removed)}" if removed else "no lab nodes")
 
 
+TestTagsOpt = typer.Option([], "--tags", "-t", metavar="TAG[,TAG]",
+                           help="Only resources with one of these tags, as apply.")
+TestSkipTagsOpt = typer.Option([], "--skip-tags", metavar="TAG[,TAG]",
+                               help="Leave out resources with these tags, as apply.")
+TestVaultFileOpt = typer.Option([], "--vault-password-file", metavar="FILE",
+                                help="The vault password (a file or a program), as apply.")
+TestVaultIdOpt = typer.Option([], "--vault-id", metavar="ID@FILE",
+                              help="A vault password with its id, as apply.")
+
+
 @_clear_errors
 def test(
     recipe: Path = RecipeArg,
     nodes: int = NodeCountOpt,
     keep: bool = KeepOpt,
+    tags: List[str] = TestTagsOpt,
+    skip_tags: List[str] = TestSkipTagsOpt,
+    vault_password_file: List[str] = TestVaultFileOpt,
+    vault_id: List[str] = TestVaultIdOpt,
     recipe_options: Any = None,
 ) -> None:
     """Apply a recipe twice in fresh lab nodes: idempotent?
 
     Exit 1 if a run fails or the second run changes anything."""
+    from converge import vault
     from converge.lab.idempotence import run_test
 
+    # the recipe is compiled here too (to mirror its packages), and in the node
+    vault.configure(vault.Keyring.from_options(vault_password_file, vault_id))
     to_stderr = recipe_options.json_file == "-"  # standard output is the report alone
+    args = list(recipe_options.apply_args())
+    for option, values in (("--tags", tags), ("--skip-tags", skip_tags)):
+        args += [part for value in values for part in (option, value)]
+    for path in vault_password_file:  # read in the node, where the machine's files show
+        args += ["--vault-password-file", str(Path(path).absolute())]
+    for text in vault_id:
+        name, at, source = text.rpartition("@")
+        source = source if source == "prompt" else str(Path(source).absolute())
+        args += ["--vault-id", (name + at if at else "") + source]
     raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep,
                               echo=functools.partial(typer.echo, err=to_stderr),
-                              args=recipe_options.apply_args(),
-                              json_file=recipe_options.json_file))
+                              args=args, json_file=recipe_options.json_file))
 
 
 def register(main: typer.Typer,
