@@ -9,14 +9,14 @@ Cases the peers' users reported as bugs are named where they are covered."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import ApplyRun, place_recipe
+from tests.e2e.node_helpers import apply, converge, sh
 
 pytestmark = pytest.mark.lab
 
@@ -36,25 +36,6 @@ user("deploy", uid=2501, gid="app", shell="/bin/bash", comment="Deploy, room 1",
 user("svc", system=True, shell="/usr/sbin/nologin", home="/srv/svc")
 group("audit", members=["deploy", "svc"])
 """
-
-
-def sh(node: Node, script: str) -> str:
-    done = node.run(["sh", "-c", script])
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def changes(run: ApplyRun) -> List[Tuple[str, str, List[str]]]:

@@ -6,14 +6,13 @@ destination by an unprivileged user never followed, and rollback."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import place_recipe
+from tests.e2e.node_helpers import apply, converge, sh
 from tests.resources.test_archive_file import APP, tar_bytes, zip_bytes
 
 pytestmark = pytest.mark.lab
@@ -24,25 +23,6 @@ archive_file("/srv/releases/app.tar.gz", "/opt/app", overwrite="auto", owner="ww
              group="www-data", strip_components=1)
 archive_file("/srv/releases/site.zip", "/var/www/site", mode="0750")
 """
-
-
-def sh(node: Node, script: str) -> str:
-    done = node.run(["sh", "-c", script])
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def listing(node: Node, path: str) -> str:

@@ -10,12 +10,12 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import place_recipe
+from tests.e2e.node_helpers import apply, converge, sh
 
 pytestmark = pytest.mark.lab
 
@@ -39,25 +39,6 @@ httpd.serve_forever()
 """
 
 V1, V2 = b"#!/bin/sh\necho v1\n", b"#!/bin/sh\necho v2\n"
-
-
-def sh(node: Node, script: str) -> str:
-    done = node.run(["sh", "-c", script])
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def serve(node: Node) -> None:

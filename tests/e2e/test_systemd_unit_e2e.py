@@ -13,14 +13,13 @@ through systemctl --root."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import place_recipe
+from tests.e2e.node_helpers import apply, converge, sh
 
 pytestmark = pytest.mark.lab
 
@@ -36,25 +35,6 @@ systemd_unit("hello.service", {
 UNIT = ("[Unit]\nDescription=Say hello\n\n[Service]\nExecStart=/usr/bin/sleep infinity\n"
         "Environment=A=1\nEnvironment=B=2\n\n[Install]\nWantedBy=multi-user.target\n")
 LINK = "/etc/systemd/system/multi-user.target.wants/hello.service"
-
-
-def sh(node: Node, script: str) -> str:
-    done = node.run(["sh", "-c", script])
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def test_systemd_unit_create_enable_drift_rollback(lab_node: Node, tmp_path: Path) -> None:

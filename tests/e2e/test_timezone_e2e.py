@@ -11,37 +11,17 @@ as timedatectl writes it, accepted as up to date."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import place_recipe
+from tests.e2e.node_helpers import apply, converge, sh
 
 pytestmark = pytest.mark.lab
 
 RECIPE = 'from converge import timezone\ntimezone("Europe/Paris")\n'
-
-
-def sh(node: Node, script: str) -> str:
-    done = node.run(["sh", "-c", script])
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def test_timezone_link_file_drift_rollback(lab_node: Node, tmp_path: Path) -> None:
