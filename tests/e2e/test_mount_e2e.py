@@ -97,7 +97,8 @@ def test_mount_loop_image(lab_node: Node, tmp_path: Path) -> None:
                  "&& mkfs.ext4 -q -F /srv/disk.img")
     probe = lab_node.run(["losetup", "-f"])
     if probe.returncode != 0:  # nodes get a minimal /dev: no loop-control, no loop devices
-        pytest.skip(f"no loop device in this lab node: {probe.stderr.strip()}")
+        # known and documented (docs/lab.md): marked, not hidden, even under CI=true
+        pytest.xfail(f"no loop device in this lab node: {probe.stderr.strip()}")
     first = apply(lab_node, tmp_path, IMAGE)
     assert first.ok, first.stdout + first.stderr
     assert [r["changes"] for r in first.resources()] == [
