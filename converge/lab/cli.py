@@ -78,7 +78,9 @@ def up(
 @app.command("ls")
 @_clear_errors
 def ls(name: Optional[str] = NameOpt) -> None:
-    """List the lab's nodes, one a line: name, address, PID on this machine, up or dead."""
+    """List the lab's nodes, one a line.
+
+    Each line: the node's name, its address, its PID on this machine, up or dead."""
     nodes = Lab(name).nodes()
     if not nodes:
         typer.echo("no lab nodes", err=True)

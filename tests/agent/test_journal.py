@@ -197,7 +197,7 @@ def test_history_lists_each_run_with_what_it_changed(converger: Converger) -> No
         "changes": ["create new file /etc/motd",
                     "update content in file /etc/motd from none to %s"
                     % hashlib.sha256(b"new\n").hexdigest()[:8],
-                    "change mode from '' to '0644'"]}
+                    "change mode from none to '0644'"]}
 
 
 def test_history_calls_a_run_interrupted_by_its_flag_or_its_missing_end(

@@ -89,7 +89,7 @@ def test_rollback_of_real_state_in_a_node(lab: Lab, lab_node: Node, tmp_path: Pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "  - set vm.panic_on_oom from 1 to 0" in done.stdout
     assert "* package[cvg-rollback] action remove" in done.stdout
-    assert "  - set oom_score_adj of pid %s (sleep 4242.7) from 300 to %s" % (
+    assert "  - set oom_score_adj of pid %s (sleep 4242.7; user root) from 300 to %s" % (
         sleeper, before["oom"].strip()) in done.stdout
     assert state(lab_node, sleeper) == before
 

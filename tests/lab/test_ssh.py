@@ -245,7 +245,7 @@ def test_target_without_python3_gets_a_clear_error(lab: Lab, lab_node: Node,
     done = converge(tmp_path, "apply", str(recipe), "-i", str(inv))
     assert done.returncode == 1
     assert "python3 not found on the target" in done.stdout
-    assert "failed=1" in done.stdout
+    assert "Converged 1 host: 0 ok, 0 changed, 1 failed, 0 unreachable" in done.stdout
 
 
 def proxy_setup(lab: Lab, node: Node, tmp_path: Path, route: str) -> Path:
