@@ -114,10 +114,11 @@ def _file_steps(system: Any, path: str, before: Dict[str, Any], source: str,
             for p in before.get("parents", [])]
     steps = []
     if before.get("link") is not None:
-        steps.append(_step("link", "create", {"path": path, "to": before["link"]}, source,
-                           False))
+        # forced: the path is as the run left it (checked above), a file there is the run's
+        steps.append(_step("link", "create", {"target_file": path, "to": before["link"],
+                                              "force": True}, source, False))
     elif "sha256" in before and system.readlink(path) is not None:
-        steps.append(_step("link", "delete", {"path": path}, source, False))
+        steps.append(_step("link", "delete", {"target_file": path}, source, False))
     if "sha256" not in before:  # a directory, a device or a bare link: no content kept
         return steps
     return steps + [_step("file", "create", {

@@ -460,6 +460,36 @@ class System:
                 raise
         self._unsynced.add(place.directory)
 
+    def hard_link_atomic(self, target: str, path: str) -> None:
+        """Make ``path`` a hard link to the file ``target`` (both reached through
+        the walker, a link on the way to either never followed; a link at
+        ``target`` itself is linked, not what it points to): made beside ``path``
+        and renamed over what was there, so the path is never missing."""
+        with self.at(target) as source, self.at(path) as place:
+            while True:
+                tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
+                                          os.urandom(6).hex())
+                try:
+                    os.link(source.name, tmp, src_dir_fd=source.dirfd, dst_dir_fd=place.dirfd,
+                            follow_symlinks=False)
+                    break
+                except FileExistsError:
+                    continue
+                except OSError as exc:
+                    exc.filename, exc.filename2 = target, None
+                    raise
+            try:
+                os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
+            except OSError as exc:
+                os.unlink(tmp, dir_fd=place.dirfd)
+                exc.filename, exc.filename2 = path, None
+                raise
+            try:  # renaming onto a link to the same inode leaves both names
+                os.unlink(tmp, dir_fd=place.dirfd)
+            except FileNotFoundError:
+                pass
+        self._unsynced.add(place.directory)
+
     def readlink(self, path: str) -> Optional[str]:
         """Where a symbolic link points, or None when ``path`` is not a link."""
         try:

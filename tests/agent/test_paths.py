@@ -294,13 +294,54 @@ def test_rollback_of_a_deleted_link_makes_the_link_again(tree: Converger) -> Non
 def test_rollback_of_a_link_that_replaced_a_file_puts_the_file_back(tree: Converger) -> None:
     tree.path("/etc/localtime").write_bytes(b"TZif old")
     plan = tree.compile('from converge import link\n'
-                        'link("/etc/localtime", to="/usr/share/zoneinfo/UTC")\n')
+                        'link("/etc/localtime", to="/usr/share/zoneinfo/UTC", force=True)\n')
     assert runs.apply_plan(tree.system, plan)[0]["changes"] == [
         "replace file /etc/localtime with a symbolic link to /usr/share/zoneinfo/UTC"]
     assert os.readlink(tree.path("/etc/localtime")) == "/usr/share/zoneinfo/UTC"
     rollback(tree.system)
     assert not tree.path("/etc/localtime").is_symlink()
     assert tree.path("/etc/localtime").read_bytes() == b"TZif old"
+
+
+def test_rollback_of_a_forced_hard_link_puts_the_file_back(tree: Converger) -> None:
+    tree.path("/etc/tool").write_bytes(b"tool")
+    tree.path("/etc/app").write_bytes(b"app old")
+    plan = tree.compile('from converge import link\n'
+                        'link("/etc/app", to="tool", link_type="hard", force=True)\n')
+    assert runs.apply_plan(tree.system, plan)[0]["changes"] == [
+        "replace file /etc/app with a hard link to tool"]
+    assert tree.path("/etc/app").stat().st_ino == tree.path("/etc/tool").stat().st_ino
+    rollback(tree.system)
+    assert tree.path("/etc/app").read_bytes() == b"app old"
+    assert tree.path("/etc/app").stat().st_ino != tree.path("/etc/tool").stat().st_ino
+    assert tree.path("/etc/tool").read_bytes() == b"tool"
+
+
+def test_rollback_of_a_hard_link_that_replaced_a_symbolic_link_makes_the_link_again(
+        tree: Converger) -> None:
+    tree.path("/etc/tool").write_bytes(b"tool")
+    os.symlink("tool", tree.path("/etc/app"))
+    plan = tree.compile('from converge import link\n'
+                        'link("/etc/app", to="tool", link_type="hard")\n')
+    assert runs.apply_plan(tree.system, plan)[0]["changes"] == [
+        "replace symbolic link /etc/app with a hard link to tool"]
+    assert not tree.path("/etc/app").is_symlink()
+    rollback(tree.system)
+    assert os.readlink(tree.path("/etc/app")) == "tool"
+
+
+def test_a_hard_link_never_links_through_a_planted_directory_link(tree: Converger) -> None:
+    (tree.root / "srv/www").mkdir(parents=True)
+    os.chown(tree.root / "srv/www", ALICE, ALICE)
+    plant(tree.path("/srv/www/etc"), "../../etc")  # alice: /srv/www/etc -> /etc
+    tree.path("/etc/shadow").write_text("secret")
+    events = tree.run('from converge import link\n'
+                      'link("/srv/www/etc/shadow2", to="/etc/shadow", link_type="hard")\n'
+                      'link("/srv/www/s", to="/srv/www/etc/shadow", link_type="hard")\n')
+    assert [e["status"] for e in events] == ["failed", "failed"]
+    assert not os.path.lexists(tree.path("/etc/shadow2"))
+    assert not os.path.lexists(tree.path("/srv/www/s"))
+    assert tree.path("/etc/shadow").stat().st_nlink == 1
 
 
 def test_a_rollback_never_writes_through_a_link_planted_since(tree: Converger) -> None:
