@@ -59,7 +59,10 @@ def test_runs_are_recorded_listed_and_shown(work: Path, store_url: str) -> None:
     assert runs[3]["options"] == ["apply", "recipe.py"] and runs[0]["options"][0] == "rollback"
     assert runs[3]["summary"]["updated"] == 2
 
-    shown = converge("runs", "show", runs[3]["id"][:17], cwd=work, env=env)
+    ids = [r["id"] for r in runs]  # runs in one second share their time part: take the
+    prefix = next(runs[3]["id"][:n] for n in range(16, 23)  # shortest unique beginning
+                  if sum(i.startswith(runs[3]["id"][:n]) for i in ids) == 1)
+    shown = converge("runs", "show", prefix, cwd=work, env=env)
     assert shown.returncode == 0, shown.stderr
     # the lines the console printed, indented under the host
     for line in first.stdout.splitlines()[:-1]:
