@@ -177,7 +177,7 @@ def link_up(name: str) -> bool:
     try:
         with open(f"/sys/class/net/{name}/operstate") as state:
             return state.read().strip() == "up"
-    except FileNotFoundError:
+    except OSError:  # gone, or going while read (ENODEV: its node died starting)
         return False
 
 
