@@ -12,14 +12,13 @@ repository asking for credentials fails at once instead of hanging."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
 from converge.lab import Node
-from converge.lab.idempotence import WORKDIR, ApplyRun, apply_in_node, place_recipe
+from converge.lab.idempotence import place_recipe
+from tests.e2e.node_helpers import apply, converge
 
 pytestmark = pytest.mark.lab
 
@@ -40,19 +39,6 @@ def sh(node: Node, script: str) -> str:
     done = node.run(["sh", "-c", script], env=SAFE)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def converge(node: Node, *args: str) -> Tuple[int, str]:
-    done = node.run([sys.executable, "-m", "converge", *args],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
-def apply(node: Node, tmp_path: Path, text: str, name: str = "recipe.py") -> ApplyRun:
-    recipe = tmp_path / name
-    recipe.write_text(text)
-    node.run(["mkdir", "-p", WORKDIR])
-    return apply_in_node(node, place_recipe(node, recipe), f"{WORKDIR}/{name}.json")
 
 
 def commit(node: Node, text: str) -> str:
