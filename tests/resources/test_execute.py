@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from converge.errors import PropertyError
 from converge.report import Console
 from tests.conftest import Converger, statuses
+from tests.procs import exits_within
 
 
 @pytest.fixture
@@ -85,19 +85,6 @@ def test_timeout_kills_the_command_and_its_children(work: Converger) -> None:
     child = int(work.path("/srv/child").read_text())
     assert exits_within(child, 10)  # SIGKILLed: it may still be running its exit
 
-
-def exits_within(pid: int, seconds: float) -> bool:
-    """Whether the process ``pid`` has exited (or exits within ``seconds``): a
-    process killed a moment ago can still show state R while the kernel takes
-    it down, so this waits on its pidfd, which turns readable at its exit."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([pidfd], [], [], seconds)[0])
-    finally:
-        os.close(pidfd)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
