@@ -18,6 +18,9 @@ from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
 
 # The fault-injection tests' figures, added up from every test's report (xdist or not).
 FAULT_FIGURES: Counter[str] = Counter()
+#: the hostile inputs tests/hostile tried, by outcome, from every test's report
+TRIED_PROPERTY = "hostile_inputs"
+HOSTILE_TRIED: Counter[str] = Counter()
 
 # The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
 # Under CI=true a skipped test fails (tests/strict.py).
@@ -128,9 +131,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == FIGURES_PROPERTY:
                 FAULT_FIGURES.update(value)
+            elif name == TRIED_PROPERTY:
+                HOSTILE_TRIED.update(value)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if HOSTILE_TRIED:
+        parts = ", ".join("%s %d" % item for item in sorted(HOSTILE_TRIED.items()))
+        terminalreporter.write_line("hostile inputs tried: %d (%s)"
+                                    % (sum(HOSTILE_TRIED.values()), parts))
     if not FAULT_FIGURES:
         return
     terminalreporter.section("fault injection")

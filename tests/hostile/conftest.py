@@ -10,13 +10,16 @@ import shutil
 import tempfile
 import warnings
 from collections import Counter
-from typing import Any, List, Mapping, Optional, Sequence
+from collections.abc import Iterator
+from typing import List, Mapping, Optional, Sequence
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from converge.agent.system import RunResult, System
+from tests.conftest import TRIED_PROPERTY
 
 # Hypothesis keeps caches (and, on a failure, patches) in a .hypothesis folder of
 # the current directory: keep them in a temporary one, gone when the tests end.
@@ -95,8 +98,12 @@ class RecordingSystem(System):
         return self._record(argv)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TRIED:
-        total = sum(TRIED.values())
-        parts = ", ".join("%s %d" % (k, v) for k, v in sorted(TRIED.items()))
-        terminalreporter.write_line("hostile inputs tried: %d (%s)" % (total, parts))
+@pytest.fixture(autouse=True)
+def _report_tried(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test's share of TRIED travels in its report, so the session's summary
+    (tests/conftest.py) adds them up on pytest-xdist workers too."""
+    before = Counter(TRIED)
+    yield
+    delta = {key: TRIED[key] - before[key] for key in TRIED if TRIED[key] != before[key]}
+    if delta:
+        request.node.user_properties.append((TRIED_PROPERTY, delta))
