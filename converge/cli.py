@@ -706,7 +706,10 @@ def resources(
 
 
 def _mount_optional() -> None:
-    """Sub-commands that live in their own modules (the lab)."""
+    """Sub-commands that live in their own modules (pull mode, the lab)."""
+    from .cli_pull import register as register_pull
+
+    register_pull(app)
     try:
         from .lab.cli import register
     except ImportError:

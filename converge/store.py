@@ -336,6 +336,35 @@ class Store:
             (now(), "interrupted" if interrupted else "finished", result, json.dumps(summary),
              summary.get("seconds"), run_id))])
 
+    def import_run(self, run: Dict[str, Any]) -> None:
+        """Write a run read from another store (:meth:`run`), as it was recorded
+        there: converge pull copies a node's runs to the shared store. A run already
+        here is left as it is."""
+        if self.db.execute("SELECT id FROM runs WHERE id = ?", (run["id"],)):
+            return
+        statements: List[Tuple[str, Sequence[Any]]] = [(
+            "INSERT INTO runs (id, kind, started, finished, status, result, recipe, "
+            "recipe_hash, git_commit, user_name, controller, pid, options, summary, seconds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run["id"], run["kind"], run["started"], run["finished"], run["status"],
+             run["result"], run["recipe"], run["recipe_hash"], run["git_commit"],
+             run["user"], run["controller"], run["pid"], json.dumps(run["options"]),
+             json.dumps(run["summary"]), run["seconds"]))]
+        for position, (host, entry) in enumerate(run["hosts"].items()):
+            statements.append((
+                "INSERT INTO run_hosts (run_id, host, position, status, error, summary, "
+                "facts, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run["id"], host, position, entry["status"], entry.get("error"),
+                 json.dumps(entry.get("summary") or {}), json.dumps(entry.get("facts") or {}),
+                 entry.get("seconds"))))
+            for index, event in enumerate(entry.get("resources") or []):
+                statements.append((
+                    "INSERT INTO run_resources (run_id, host, position, identity, status, "
+                    "event, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run["id"], host, index, str(event.get("id", "?")),
+                     str(event.get("status", "")), json.dumps(event), event.get("time"))))
+        self.db.transaction(statements)
+
     # -- reading ------------------------------------------------------------------------
 
     def runs(self, *, host: Optional[str] = None, status: Optional[str] = None,
