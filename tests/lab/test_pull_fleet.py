@@ -1,0 +1,46 @@
+"""Pull mode for a fleet (benchmarks/pull_bench.py with a few nodes): a git server
+(git daemon on the lab's own addresses) serves one repository; a commit signed by
+the trusted key is applied by every node, one signed by an unknown key is refused
+by every node, which keep what they had."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "pull_bench.py"
+
+
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pull_bench", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pull_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_node_applies_the_signed_commit_and_refuses_the_stranger(
+        lab, tmp_path: Path) -> None:
+    nodes = lab.up(4)
+    fleet = bench().PullFleet(tmp_path, nodes)
+    try:
+        fleet.commit("v1")
+        _, results = fleet.pull_all()
+        assert [code for _, code, _ in results] == [0] * 4, results
+        assert set(fleet.applied().values()) == {"v1"}
+        sha = fleet.commit("v2", key="stranger")
+        _, results = fleet.pull_all()
+        for name, code, out in results:
+            assert code == 1 and "commit %s of git://" % sha[:12] in out, (name, out)
+            assert "is refused: it is signed by a key the allowed signers do not list" in out
+        assert set(fleet.applied().values()) == {"v1"}
+    finally:
+        fleet.close()
+        lab.down([node.name for node in nodes])
