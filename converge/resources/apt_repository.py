@@ -29,8 +29,6 @@ lists the same URI and suite. Rollback restores the previous files.
 
 from __future__ import annotations
 
-import os
-import stat as stat_mod
 from typing import Any, Dict, List, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
@@ -38,9 +36,10 @@ from ..errors import ResourceError
 from . import _apt_sources as src
 from . import _http
 from . import _openpgp as pgp
+from . import _repo_files as files
 from . import _validate as v
 from ._base import Change, Resource, prop, unplain
-from .file import makedirs, unified_diff
+from .file import unified_diff
 
 SCHEMES = ("http", "https", "file", "cdrom")
 
@@ -167,13 +166,9 @@ class AptRepository(Resource, type_name="apt_repository"):
     def current(self, system: Any) -> Dict[str, Any]:
         state: Dict[str, Any] = {}
         for what, path in (("sources", self.sources_path), ("key", self.keyring_path)):
-            st = system.stat(path)
-            if st is not None and stat_mod.S_ISDIR(st.st_mode):
-                raise ResourceError("%s is a directory, not a file" % path)
-            regular = st is not None and stat_mod.S_ISREG(st.st_mode)
-            state[what] = system.read_bytes(path) if regular else None
-            state[what + "_mode"] = "%04o" % stat_mod.S_IMODE(st.st_mode) if regular else None
-            state[what + "_other"] = st is not None and not regular  # a link, a fifo...
+            found = files.state(system, path)
+            state[what], state[what + "_mode"] = found["data"], found["mode"]
+            state[what + "_other"] = found["other"]  # a link, a fifo: replaced
         if self.action == "add":
             suite = self.distribution or src.codename(system)
             state["want_key"] = self._wanted_key(system)
@@ -241,7 +236,7 @@ class AptRepository(Resource, type_name="apt_repository"):
             if kind == "delete":
                 system.remove(path)
                 continue
-            write(system, path, seen["want_key"] if kind == "key" else seen["want"])
+            files.write(system, path, seen["want_key"] if kind == "key" else seen["want"])
             wrote = True
         if wrote:
             self._update(system, old)
@@ -260,16 +255,8 @@ class AptRepository(Resource, type_name="apt_repository"):
                 if system.stat(path) is not None:
                     system.remove(path)
             else:
-                write(system, path, data)
+                files.write(system, path, data)
         raise ResourceError("apt-get update of %s failed, so %s was put back as it was:\n%s"
                             % (self.repo_name, self.sources_path, failed),
                             hint="check the uri, the distribution and the key (apt's NO_PUBKEY "
                             "names the key id it needs)")
-
-
-def write(system: Any, path: str, data: bytes) -> None:
-    """The one place apt_repository writes a file: whole (temp file, rename), mode
-    0644, never through a link (a link at the path is replaced by the file; one
-    on the way that a user could have placed is refused: agent/paths.py)."""
-    makedirs(system, os.path.dirname(path), 0o755)
-    system.write_atomic(path, data, 0o644)
