@@ -52,8 +52,8 @@ class AptRepository(Resource, type_name="apt_repository"):
     repo_name: str = prop(doc="The source's name: the file sources.list.d/<repo_name>.sources "
                           "and keyrings/<repo_name>.gpg (letters, digits, '_', '-', '.').",
                           identity=True)
-    uri: Optional[str] = prop(None, doc="The repository's URI: http://, https://, file:/// or cdrom:. "
-                    "Required by add.")
+    uri: Optional[str] = prop(None, doc="The repository's URI: http://, https://, file:/// "
+                              "or cdrom:. Required by add.")
     distribution: Optional[str] = prop(None, doc="The suite (bookworm, stable...), or a path "
                                        "ending in '/' for a flat repository ('./'). Unset: "
                                        "the target's codename, from its /etc/os-release.")

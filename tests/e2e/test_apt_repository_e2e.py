@@ -46,8 +46,8 @@ for who in good wrong; do
 done
 export GNUPGHOME=/root/gnupg-good
 mkdir -p /srv/repo /root/pkg/DEBIAN /root/pkg/usr/share/tinypkg
-printf 'Package: tinypkg\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.invalid>\nDescription: tiny\n' \
-    > /root/pkg/DEBIAN/control
+printf 'Package: tinypkg\nVersion: 1.0\nArchitecture: all\n' > /root/pkg/DEBIAN/control
+printf 'Maintainer: t <t@example.invalid>\nDescription: tiny\n' >> /root/pkg/DEBIAN/control
 echo hello > /root/pkg/usr/share/tinypkg/hello
 dpkg-deb --root-owner-group -Zgzip --build /root/pkg /srv/repo/tinypkg_1.0_all.deb >/dev/null
 cd /srv/repo
