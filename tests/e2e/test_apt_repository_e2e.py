@@ -16,12 +16,14 @@ fails leaving a broken source behind (Ansible's apt_repository reverts it too).
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from converge.lab import Lab, Node
-from converge.lab.idempotence import place_recipe
+from converge.lab.idempotence import WORKDIR, ApplyRun, place_recipe
 from tests.e2e.node_helpers import apply, converge, sh
 
 pytestmark = pytest.mark.lab
@@ -167,3 +169,70 @@ def test_same_repository_twice_is_named(lab_node: Node, lab_deb: None, tmp_path:
                         "run when the two name different keys (Signed-By); remove one of "
                         "them"], warnings
     assert lab_node.run(["test", "-e", "/etc/apt/sources.list.d/local.list"]).returncode == 0
+
+
+# Binds, then forks the server and exits: listening once the command returns.
+HTTPS = """\
+import functools, http.server, os, ssl, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="/srv/web")
+httpd = http.server.HTTPServer(("127.0.0.1", 8443), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain("/srv/cert.pem", "/srv/key.pem")
+httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+if os.fork():
+    os._exit(0)
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+httpd.serve_forever()
+"""
+
+
+def apply_trusting(node: Node, tmp_path: Path, text: str, name: str) -> ApplyRun:
+    """apply, with the test's own certificate authority trusted by the agent."""
+    (tmp_path / name).write_text(text)
+    inside = place_recipe(node, tmp_path / name)
+    report = f"{WORKDIR}/{name}.json"
+    done = node.run([sys.executable, "-m", "converge", "apply", inside, "--json", report],
+                    env={"PYTHONDONTWRITEBYTECODE": "1", "SSL_CERT_FILE": "/srv/cert.pem"},
+                    timeout=300)
+    return ApplyRun(done.returncode, done.stdout, done.stderr,
+                    json.loads(node.read_file(report)))
+
+
+def test_key_from_an_https_url(lab_node: Node, lab_deb: None, tmp_path: Path) -> None:
+    built(lab_node)
+    lab_node.write_file("/srv/serve.py", HTTPS.encode())
+    sh(lab_node, "mkdir -p /srv/web && cp /srv/good.asc /srv/web/key.asc && "
+                 "echo 'not a key' > /srv/web/bad.asc && cd /srv && openssl req -x509 "
+                 "-newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
+                 "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null")
+    sh(lab_node, f"{sys.executable} /srv/serve.py")
+    lab_node.run(["mkdir", "-p", WORKDIR])
+    text = recipe("https://127.0.0.1:8443/key.asc", then="package('tinypkg')")
+    text = text.replace("key='''https://127.0.0.1:8443/key.asc'''",
+                        "key='https://127.0.0.1:8443/key.asc'")
+    first = apply_trusting(lab_node, tmp_path, text, "url.py")
+    assert [r["status"] for r in first.resources()] == ["updated", "updated"], first.stdout
+    good = lab_node.read_file(KEYRING)
+    assert sh(lab_node, f"gpg --show-keys --with-colons {KEYRING} | grep -c ^pub") == "1\n"
+    again = apply_trusting(lab_node, tmp_path, text, "url.py")
+    assert [r["status"] for r in again.resources()] == ["up_to_date"] * 2, again.stdout
+
+    # the key at the URL rotated to one that did not sign the repository: the update
+    # fails with apt's message, and the old key and source are put back
+    sh(lab_node, "cp /srv/wrong.asc /srv/web/key.asc")
+    rotated = apply_trusting(lab_node, tmp_path, text, "url.py")
+    event = rotated.resources()[0]
+    assert event["status"] == "failed" and event["changes"][0].startswith(
+        "update key /etc/apt/keyrings/local.gpg to "), event
+    assert "NO_PUBKEY " in event["error"], event["error"]
+    assert lab_node.read_file(KEYRING) == good
+    assert lab_node.read_file(SOURCES).decode() == WANT
+
+    bad = apply_trusting(lab_node, tmp_path, text.replace("key.asc", "bad.asc"), "bad.py")
+    assert bad.resources()[0]["error"] == (
+        "https://127.0.0.1:8443/bad.asc is not an OpenPGP public key: it is not OpenPGP data "
+        "(byte 0 is not a packet header)"), bad.resources()[0]
+    assert lab_node.read_file(KEYRING) == good
