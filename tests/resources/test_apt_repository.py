@@ -206,3 +206,10 @@ def test_the_same_repository_in_another_file_is_named(apt: Converger) -> None:
         "/etc/apt/sources.list.d/old.list also lists https://apt.example.com/tools/ bookworm: "
         "apt then warns"), events[0]["warnings"]
     assert len(events[0]["warnings"]) == 2  # and the update that did not run
+
+
+@pytest.mark.parametrize("name", ["foo-1.2.3", "foo_123", "FOO_1.23"])
+def test_valid_names_are_kept_as_given(apt: Converger, name: str) -> None:
+    """Ansible's deb822_repository rewrote such names (ansible/ansible#86243)."""
+    apt.run(recipe("%r, 'https://apt.example.com/x/'" % name))
+    assert apt.path("/etc/apt/sources.list.d/%s.sources" % name).is_file()
