@@ -230,15 +230,16 @@ class AptRepository(Resource, type_name="apt_repository"):
     def apply(self, system: Any, changes: List[Change]) -> None:
         seen = self.__dict__.get("_state") or self.current(system)
         old = {path: system.read_bytes(path) for path in self.writes()}
-        wrote = False
+        new_content = False  # a mode put right needs no update
         for change in changes:
             kind, path = change.data
             if kind == "delete":
                 system.remove(path)
                 continue
-            files.write(system, path, seen["want_key"] if kind == "key" else seen["want"])
-            wrote = True
-        if wrote:
+            data = seen["want_key"] if kind == "key" else seen["want"]
+            new_content = new_content or data != old[path]
+            files.write(system, path, data)
+        if new_content:
             self._update(system, old)
 
     def _update(self, system: Any, old: Dict[str, Optional[bytes]]) -> None:

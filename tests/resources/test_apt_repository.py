@@ -153,6 +153,12 @@ def test_add_is_idempotent(apt: Converger, mtimes: Callable[[Path], Dict[str, in
     assert [e["status"] for e in again] == ["up_to_date"]
     assert mtimes(apt.root) == before
 
+    os.chmod(apt.path(KEYRING), 0o600)  # _apt could not read it: put right, no update
+    fixed = apt.run(text)
+    assert fixed[0]["changes"] == ["change mode of %s from '0600' to '0644'" % KEYRING]
+    assert fixed[0]["warnings"] == []
+    assert oct(os.stat(apt.path(KEYRING)).st_mode & 0o777) == "0o644"
+
 
 def test_default_suite_is_the_codename(apt: Converger) -> None:
     apt.run(recipe("'tools', 'https://apt.example.com/tools/', components=['main', 'extra'], "
