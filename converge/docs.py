@@ -4,7 +4,7 @@ docs/resources.md come from the same declarations the code validates with."""
 from __future__ import annotations
 
 import inspect
-from typing import List, Optional, Type
+from typing import Any, List, Optional, Type
 
 from .agent.extensions import LOADED
 from .errors import ConvergeError
@@ -48,9 +48,25 @@ def describe_types(name: Optional[str] = None) -> str:
     if name is None:
         out.append("Every resource also takes: %s" % ", ".join(COMMON_PROPERTIES))
     else:
+        example = _example(REGISTRY[name])
+        if example:
+            out += ["Example:", example, ""]
         out.append("Common properties:")
         out.extend("  %-14s %s" % (k, v) for k, v in COMMON_PROPERTIES.items())
     return "\n".join(out) + "\n"
+
+
+def _example(cls: Any) -> str:
+    """The ``Example::`` block of a type's module docstring, as written there."""
+    import re
+    import sys
+    import textwrap
+
+    doc = inspect.getdoc(sys.modules.get(cls.__module__)) or ""
+    match = re.search(r"Example::\n\n((?:    .*\n?|\n)+)", doc)
+    if not match:
+        return ""
+    return textwrap.indent(textwrap.dedent(match.group(1)).strip("\n"), "  ")
 
 
 def reference_markdown() -> str:

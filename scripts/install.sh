@@ -12,6 +12,8 @@ dev=0
 # a secret). Installing them must not
 # start any daemon on this machine: a temporary policy-rc.d forbids it.
 APT_PACKAGES="openssh-server openssh-client iproute2 dpkg-dev util-linux procps cron libcap2-bin sudo strace"
+# gpg signs the throwaway apt repositories of the apt_repository tests (in lab nodes).
+APT_PACKAGES="$APT_PACKAGES gpg"
 # The run store's tests start a throwaway PostgreSQL cluster; the HTML report is
 # opened in headless Chromium (neither is started by installing them).
 APT_PACKAGES="$APT_PACKAGES postgresql chromium chromium-driver"

@@ -238,6 +238,13 @@ def test_each_command_describes_root_and_hosts_for_what_it_does(command: str,
     assert "Push" not in host and "A target host, reached over SSH" in host
 
 
+def test_resources_shows_a_types_example() -> None:
+    listing = converge("resources", "apt_repository", cwd=REPO).stdout
+    assert "\nExample:\n  apt_repository(\"nginx\", \"https://nginx.org/packages/debian\"" \
+        in listing, listing
+    assert listing.index("Example:") < listing.index("Common properties:")
+
+
 def test_resources_says_required_and_suggests_a_close_type() -> None:
     listing = converge("resources", "file", cwd=REPO).stdout
     assert "[default (required)]" not in listing

@@ -1,0 +1,37 @@
+"""The files apt_repository and yum_repository own whole (a .sources file, a
+keyring, a .repo file): read with their mode, and written in one place. That
+one place is what moves onto the shared managed-file layer when it lands.
+Standard library only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from typing import Any, Dict
+
+from ..errors import ResourceError
+from .file import makedirs
+
+MODE = 0o644  # apt reads sources and keys as user _apt; dnf's users read .repo files
+
+
+def state(system: Any, path: str) -> Dict[str, Any]:
+    """``data`` (None: absent, or not a regular file), ``mode`` ('0644'), and
+    ``other``: something else is at the path (a link, a fifo), to be replaced."""
+    st = system.stat(path)
+    if st is not None and stat_mod.S_ISDIR(st.st_mode):
+        raise ResourceError("%s is a directory, not a file" % path)
+    regular = st is not None and stat_mod.S_ISREG(st.st_mode)
+    return {"data": system.read_bytes(path) if regular else None,
+            "mode": "%04o" % stat_mod.S_IMODE(st.st_mode) if regular else None,
+            "other": st is not None and not regular}
+
+
+def write(system: Any, path: str, data: bytes) -> None:
+    """Write a repository file whole (temp file, fsync, rename), mode 0644, its
+    directory made 0755 when missing. Never through a link: a link at the path is
+    replaced by the file, and one on the way that a user other than root could
+    have placed is refused (agent/paths.py)."""
+    makedirs(system, os.path.dirname(path), 0o755)
+    system.write_atomic(path, data, MODE)
