@@ -106,6 +106,28 @@ def test_plan_mode_reports_would_be_notifications(converger: Converger) -> None:
     assert not converger.path("/etc/notified").exists()
 
 
+def test_pending_work_is_done_once_at_the_end(converger: Converger) -> None:
+    """Two changed units leave one daemon-reload (plan mode: nothing runs here);
+    a file does not need it, so it waits for the end of the run. The lab test
+    (tests/e2e/test_systemd_unit_e2e.py) runs it, before a service."""
+    converger.path("/run/systemd/system").mkdir(parents=True)  # systemd runs, it says
+    recipe = '''
+        from converge import file, systemd_unit
+        systemd_unit("a.service", "[Service]\\nExecStart=/bin/true\\n")
+        systemd_unit("b.service", "[Service]\\nExecStart=/bin/true\\n")
+        systemd_unit("c.service", "[Service]\\nExecStart=/bin/true\\n", triggers_reload=False)
+        file("/etc/motd", content="hi")
+    '''
+    events = converger.run(recipe, mode="plan")
+    assert [(e["id"], e["status"], e["changes"][:1], e.get("notified_by"))
+            for e in events][3:] == [
+        ("file[/etc/motd]", "updated", ["create new file /etc/motd"], None),
+        ("execute[systemctl daemon-reload]", "updated", ["execute systemctl daemon-reload"],
+         "systemd_unit[a.service], systemd_unit[b.service]")]
+    converger.path("/run/systemd/system").rmdir()  # offline: systemctl --root, no reload
+    assert [e["id"] for e in converger.run(recipe, mode="plan")][-1] == "file[/etc/motd]"
+
+
 def test_ignore_failure_and_retries(converger: Converger) -> None:
     slept: list[float] = []
     plan = converger.compile('''

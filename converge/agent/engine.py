@@ -23,6 +23,16 @@ apply mode, each resource about to change (``journal.begin``: the resource's
 optional ``before`` hook records the prior state, and the journal is on disk
 before ``apply`` runs), then ``journal.applied`` after it, and every event.
 
+Pending work: a resource's ``leaves(system, current, changes)`` may return work
+its changes leave for later (resources/_base.py Pending: ``systemctl
+daemon-reload`` after a unit file changed). The engine keeps one of each (by the
+identity of the resource doing it) and converges it once, as its own event
+notified by every resource that left it, before the first later step that needs
+it (a ``service``, a unit's start...) and otherwise at the end of the run, also
+after a fail-fast stop. In plan mode it is shown the same way, as what would
+run. Members of one batch are converged together, so work left by one member is
+done after the whole batch.
+
 Interruption (SIGINT, SIGTERM: converge/agent/interrupt.py): the resource being
 converged is recorded as failed, ``interrupted by SIGINT``, and the run stops.
 """
@@ -34,7 +44,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConvergeError
 from ..plan import Plan, Step
-from ..resources._base import REGISTRY, Resource, Skipped
+from ..resources._base import REGISTRY, Pending, Resource, Skipped
 from .interrupt import Interrupted, as_interrupted
 from .system import System, describe_oserror
 
@@ -72,6 +82,8 @@ class Engine:
         are made durable once, at the end (System.sync), however the run ends."""
         events: List[Event] = []
         self.events = events  # what was recorded so far, also when interrupted
+        #: pending work by the identity of what does it: (the work, who left it)
+        self.pending: Dict[str, Tuple[Pending, List[str]]] = {}
         try:
             self._run(plan, events)
         finally:
@@ -87,6 +99,8 @@ class Engine:
                 continue
             try:
                 if index not in batched:
+                    if step.action != "nothing" and not step.skip:
+                        self._flush(events, step.type, step.action)
                     batched = self._batch(plan.steps, index)
                 event = batched.pop(index, None) or self._step(step)
             except Interrupted as exc:
@@ -97,6 +111,7 @@ class Engine:
             if event["status"] == "updated":
                 for action, target, timing in step.notifies:
                     if timing == "immediately":
+                        self._flush(events, steps[target].type, action)
                         self._record(events, self._notify(steps, action, target, step.id))
                     elif (action, target) not in [(a, t) for a, t, _ in delayed]:
                         delayed.append((action, target, step.id))
@@ -104,7 +119,31 @@ class Engine:
                 break
         else:
             for action, target, by in delayed:
+                self._flush(events, steps[target].type, action)
                 self._record(events, self._notify(steps, action, target, by))
+        self._flush(events)
+
+    def _leave(self, step: Step, resource: Resource, current: Any, changes: List[Any]) -> None:
+        """Keep the work this resource's changes leave for later (one of each)."""
+        for work in resource.leaves(self.system, current, changes):
+            key = work.resource.identity
+            if key not in self.pending:
+                work.resource.meta.source = work.resource.meta.source or step.source
+                self.pending[key] = (work, [])
+            self.pending[key][1].append(step.id)
+
+    def _flush(self, events: List[Event], type_name: Optional[str] = None,
+               action: str = "") -> None:
+        """Converge the pending work a step of this type and action needs (all of
+        it when no type is given: the end of the run), each as its own event."""
+        for key in list(self.pending):
+            work, by = self.pending[key]
+            if type_name is not None and not work.needed_by(type_name, action):
+                continue
+            del self.pending[key]
+            event = self._step(Step.from_resource(work.resource), resource=work.resource)
+            event["notified_by"] = ", ".join(by)
+            self._record(events, event)
 
     def _record(self, events: List[Event], event: Event) -> None:
         events.append(event)
@@ -157,10 +196,15 @@ class Engine:
         if len(errors) != len(pending):
             errors = [RuntimeError("%s.apply_batch returned %d results for %d resources"
                                    % (cls.__name__, len(errors), len(pending)))] * len(pending)
-        for n, (step, _, _, _, event) in enumerate(pending):
+        for n, (step, resource, current, changes, event) in enumerate(pending):
             error = errors[n]
             if self.journal is not None:
                 self.journal.applied(event)
+            if error is None:
+                try:
+                    self._leave(step, resource, current, changes)
+                except Exception as exc:  # noqa: BLE001 - this member fails, not the run
+                    error = exc
             if error is not None:
                 event["status"], event["error"] = "failed", self._describe(error)
                 if step.ignore_failure:
@@ -233,8 +277,10 @@ class Engine:
                     event["status"] = "updated"
                     if self.mode == "apply" and deferred is not None:
                         deferred.append((step, resource, current, changes, event))
-                    elif self.mode == "apply":
-                        self._apply(resource, current, changes, event)
+                    else:
+                        if self.mode == "apply":
+                            self._apply(resource, current, changes, event)
+                        self._leave(step, resource, current, changes)
                 break
             except Skipped:
                 raise

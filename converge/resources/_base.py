@@ -140,6 +140,34 @@ class Change:
         return "Change(%r)" % self.text
 
 
+class Pending:
+    """Work a resource's changes leave for later in the run, done once however many
+    resources leave it (three unit files changed: one ``systemctl daemon-reload``).
+
+    ``resource`` is what does the work, with its action set (an ``execute``); it is
+    known by its identity. The engine converges it before the first later step
+    whose type is a key of ``before`` (with one of the listed actions; None: any
+    action), or at the end of the run, and reports it notified by the resources
+    that left it. See Resource.leaves and converge/agent/engine.py.
+    """
+
+    __slots__ = ("resource", "before")
+
+    def __init__(self, resource: "Resource",
+                 before: Dict[str, Optional[Tuple[str, ...]]]) -> None:
+        self.resource = resource
+        self.before = before
+
+    def needed_by(self, type_name: str, action: str) -> bool:
+        if type_name not in self.before:
+            return False
+        actions = self.before[type_name]
+        return actions is None or action in actions
+
+    def __repr__(self) -> str:
+        return "Pending(%r)" % self.resource.identity
+
+
 class Skipped(Exception):
     """Raised by current() or changes() when the resource decides not to run
     (execute with ``creates``); the message is the reason shown in the output."""
@@ -446,6 +474,11 @@ class Resource:
     def apply(self, system: Any, changes: List[Change]) -> None:
         """Make the changes."""
         raise NotImplementedError
+
+    def leaves(self, system: Any, current: Any, changes: List[Change]) -> List[Pending]:
+        """The work these changes leave for later in the run (see :class:`Pending`);
+        asked after a successful apply, and in plan mode after the changes."""
+        return []
 
 
 def _plain(value: Any) -> Any:

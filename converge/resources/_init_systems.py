@@ -16,6 +16,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
+from ._base import REGISTRY, Pending
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*")  # fullmatch: "$" allows a final "\n"
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
@@ -96,6 +97,21 @@ def _not_running(name: str, argv: List[str], said: str, status: str) -> Resource
 
 
 # -- systemd ---------------------------------------------------------------------------
+
+#: what must see the unit files as they are now: a service, a unit's own actions
+RELOAD_BEFORE: Dict[str, Optional[Tuple[str, ...]]] = {
+    "service": None,
+    "systemd_unit": ("enable", "disable", "start", "stop", "restart", "reload"),
+}
+
+
+def daemon_reload() -> Pending:
+    """``systemctl daemon-reload`` as work left for the engine (run once per run,
+    before the next resource in RELOAD_BEFORE, or at the end)."""
+    reload = REGISTRY["execute"](["systemctl", "daemon-reload"], timeout=300)
+    reload.meta.action = "run"
+    return Pending(reload, RELOAD_BEFORE)
+
 
 def systemd_state(system: Any, unit: str, online: bool, need_active: bool) -> Dict[str, Any]:
     """is-enabled (and is-active where systemd runs)."""

@@ -23,7 +23,8 @@ kernels without oom_score_adj get the legacy oom_adj, scaled to -17..15. No
 matching process is a warning, not a failure.
 
 ``persist`` keeps the setting across restarts: for a service, a systemd drop-in
-with ``OOMScoreAdjust=`` (applied at the service's next start); for a pattern, an
+with ``OOMScoreAdjust=`` (applied at the service's next start; ``systemctl
+daemon-reload`` runs once in the run, as after a systemd_unit); for a pattern, an
 /etc/cron.d entry that re-applies it every minute, as the seed does (pids are
 never persisted). Mind OpenSSH: each login session gets the oom_score_adj its
 listener started with, so ``OOMScoreAdjust=-1000`` on the ssh service makes every
@@ -42,7 +43,7 @@ from ..errors import ResourceError
 from . import _init_systems as init_sys
 from . import _oom
 from . import _validate as v
-from ._base import Change, Resource, prop
+from ._base import Change, Pending, Resource, prop
 from .file import makedirs
 
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -279,7 +280,11 @@ class OomProtect(Resource, type_name="oom_protect"):
         else:
             makedirs(system, keep["path"].rsplit("/", 1)[0], 0o755)
             system.write_atomic(keep["path"], keep["want"].encode("utf-8"), 0o644)
-        if keep["reload"] and init_sys.systemd_running(system):
-            result = system.run(["systemctl", "daemon-reload"], timeout=120)
-            if not result.ok:
-                raise ResourceError("systemctl daemon-reload failed: %s" % result.output())
+
+    def leaves(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> List[Pending]:
+        """A changed drop-in: systemctl daemon-reload, once per run (see systemd_unit)."""
+        if any(c.data[0] == "persist" and c.data[1]["reload"] for c in changes) and \
+                init_sys.systemd_running(system):
+            return [init_sys.daemon_reload()]
+        return []

@@ -15,8 +15,12 @@ the order given (a list value repeats the key, True/False become yes/no).
 ``create`` writes /etc/systemd/system/<unit_name> atomically (only when it
 differs: an unchanged unit keeps its mtime), checks it with ``systemd-analyze
 verify`` when that is installed (a unit it refuses is put back as it was and the
-resource fails with its message), then, with ``triggers_reload``, runs
-``systemctl daemon-reload`` where systemd runs. ``delete`` removes the file.
+resource fails with its message). With ``triggers_reload``, where systemd runs,
+a changed or deleted unit file leaves ``systemctl daemon-reload`` to the engine,
+which runs it once however many units changed (``execute[systemctl
+daemon-reload]``, notified by them), before the first later ``service`` or
+systemd_unit enable/disable/start/stop/restart/reload, or at the end of the run.
+``delete`` removes the file.
 ``enable`` and ``disable`` work offline through ``systemctl --root`` where systemd
 is not running (containers, images), as ``service`` does; ``start``, ``stop``,
 ``restart`` and ``reload`` need a running systemd. Rollback restores the unit
@@ -33,7 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..errors import ResourceError
 from . import _init_systems as init_sys
 from . import _validate as v
-from ._base import Change, Resource, prop
+from ._base import Change, Pending, Resource, prop
 
 DIR = "/etc/systemd/system"
 SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".automount", ".target",
@@ -67,8 +71,9 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
     content: Union[str, Dict[str, Any], None] = prop(
         None, doc="The unit text, or a dict of sections {'Service': {'ExecStart': ...}} "
         "rendered in the order given (a list value repeats the key). Required by create.")
-    triggers_reload: bool = prop(True, doc="Run systemctl daemon-reload after the unit file "
-                                 "changed (where systemd runs).")
+    triggers_reload: bool = prop(True, doc="Have systemctl daemon-reload run after the unit "
+                                 "file changed (where systemd runs): once per run, before "
+                                 "the next service or unit action that needs it.")
 
     def normalise(self) -> None:
         name = self.unit_name
@@ -186,7 +191,6 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
                 self._write(system, system.read_bytes(self.path))
             elif change.data == "delete":
                 system.remove(self.path)
-                self._reload(system)
             else:
                 init_sys.systemd_act(system, self.unit_name, change.data,
                                      init_sys.systemd_running(system))
@@ -205,8 +209,11 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
                 raise ResourceError("systemd-analyze verify refused %s (it was put back as it "
                                     "was): %s" % (self.unit_name, done.output() or
                                                   "exit %d" % done.returncode))
-        self._reload(system)
 
-    def _reload(self, system: Any) -> None:
-        if self.triggers_reload and init_sys.systemd_running(system):
-            init_sys._checked(system, ["systemctl", "daemon-reload"])
+    def leaves(self, system: Any, current: Dict[str, Any], changes: List[Change]
+               ) -> List[Pending]:
+        """A written or removed unit file: systemctl daemon-reload, once per run."""
+        if self.triggers_reload and current.get("online") and \
+                any(c.data in ("write", "delete") for c in changes):
+            return [init_sys.daemon_reload()]
+        return []

@@ -13,6 +13,7 @@ through systemctl --root."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,65 @@ file("/tmp/after", content="ran\\n")
                       "on this machine (PID 1 is not systemd); units can only be enabled or "
                       "disabled here")
     assert got[3][1] == "updated"
+
+
+ONLINE_RECIPE = """\
+from converge import service, systemd_unit
+for name in ("a", "b"):
+    systemd_unit(name + ".service", {"Service": {"ExecStart": "/usr/bin/sleep infinity"},
+                                     "Install": {"WantedBy": "multi-user.target"}})
+service("a", action="enable")
+systemd_unit("d.service", "[Service]\\nExecStart=/usr/bin/true\\n")
+"""
+
+#: a systemctl first on PATH that logs how converge calls it, then runs the real one
+#: told to act offline (SYSTEMD_OFFLINE=1: unit files handled on disk, and verbs that
+#: need a running systemd, daemon-reload among them, print "Running in chroot,
+#: ignoring command" and exit 0)
+WRAPPER = """#!/bin/sh
+printf '%s\\n' "$*" >> /var/log/systemctl-argv
+SYSTEMD_OFFLINE=1 exec /usr/bin/systemctl "$@"
+"""
+
+
+def test_daemon_reload_once_before_the_service(lab_node: Node, tmp_path: Path) -> None:
+    """Where systemd runs, changed units reload systemd once per run: before the
+    first resource that needs systemd to see them (here a service), and once more
+    at the end for a unit changed after it; plan says so, the journal records it,
+    a second run reloads nothing. The node pretends systemd runs
+    (/run/systemd/system exists), and the real systemctl behind a logging wrapper
+    counts what converge ran."""
+    lab_node.write_file("/usr/local/sbin/systemctl", WRAPPER.encode(), 0o755)
+    sh(lab_node, "mkdir -p /run/systemd/system")
+    first = apply(lab_node, tmp_path, ONLINE_RECIPE)
+    assert first.ok, first.stdout + first.stderr
+    reload = "execute[systemctl daemon-reload]"
+    assert [(r["id"], r["status"], r.get("notified_by")) for r in first.resources()] == [
+        ("systemd_unit[a.service]", "updated", None),
+        ("systemd_unit[b.service]", "updated", None),
+        (reload, "updated", "systemd_unit[a.service], systemd_unit[b.service]"),
+        ("service[a]", "updated", None),
+        ("systemd_unit[d.service]", "updated", None),
+        (reload, "updated", "systemd_unit[d.service]")]
+    assert sh(lab_node, "cat /var/log/systemctl-argv").splitlines() == [
+        "daemon-reload", "is-enabled -- a.service", "enable -- a.service", "daemon-reload"]
+    journal = json.loads(sh(lab_node, "cat $(ls /var/lib/converge/runs/*.json | tail -1)"))
+    assert [(r["id"], r["status"], r.get("notified_by")) for r in journal["resources"]
+            if r["id"] == reload] == [
+        (reload, "updated", "systemd_unit[a.service], systemd_unit[b.service]"),
+        (reload, "updated", "systemd_unit[d.service]")]
+
+    sh(lab_node, ": > /var/log/systemctl-argv")
+    second = apply(lab_node, tmp_path, ONLINE_RECIPE)
+    assert [r["status"] for r in second.resources()] == ["up_to_date"] * 4, second.stdout
+    assert sh(lab_node, "cat /var/log/systemctl-argv") == "is-enabled -- a.service\n"
+
+    # two units edited by hand: the plan shows one reload, notified by both, and runs none
+    sh(lab_node, ": > /var/log/systemctl-argv; for u in a b; do "
+                 "sed -i s/infinity/1/ /etc/systemd/system/$u.service; done")
+    code, out = converge(lab_node, "plan", place_recipe(lab_node, tmp_path / "recipe.py"))
+    assert code == 0, out
+    assert out.count("- would execute systemctl daemon-reload") == 1, out
+    assert ("* execute[systemctl daemon-reload] action run (notified by "
+            "systemd_unit[a.service], systemd_unit[b.service])") in out
+    assert "daemon-reload" not in sh(lab_node, "cat /var/log/systemctl-argv")
