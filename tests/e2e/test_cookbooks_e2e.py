@@ -243,3 +243,76 @@ def test_web_hardening_against_the_real_server(server: str, args: list, hsts: st
     headers = https_headers(node)
     assert headers.get("strict-transport-security") == hsts, headers
     assert headers.get("x-content-type-options") == "nosniff", headers
+
+
+# -- cookbooks/base ------------------------------------------------------------------
+
+VARYING = [(re.compile(r"\(\d+\.\d+\.\d+\.\d+\)"), "(ADDRESS)"),
+           (re.compile(r" in \d+\.\d+s$", re.M), " in Ns"),
+           # the zone lab nodes start with is the machine's own
+           (re.compile(r"(/etc/localtime was |/etc/timezone from )\S+?(\)|$| to)", re.M),
+            r"\1ZONE\2")]
+
+
+def tutorial_transcript(command: str) -> str:
+    """The output docs/tutorial.md shows under `$ COMMAND` (its indented block)."""
+    lines = (REPO / "docs/tutorial.md").read_text().splitlines()
+    start = lines.index("    $ " + command) + 1
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("    "))
+    return "".join(line[4:] + "\n" for line in lines[start:end])
+
+
+def normal(text: str) -> str:
+    for pattern, replacement in VARYING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def test_converge_test_of_base_prints_what_the_tutorial_shows(lab) -> None:
+    """cookbooks/base with its defaults passes `converge test`, and its output is
+    the tutorial's transcript (address, durations and the starting zone aside)."""
+    done = converge_test(lab, "cookbooks/base")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert normal(done.stdout + done.stderr) == normal(
+        tutorial_transcript("converge test cookbooks/base"))
+
+
+def test_base_with_a_user_key_and_overrides(lab, lab_node, tmp_path: Path) -> None:
+    """The README's overrides and an administrator with a real key: the account in
+    sudo, the key logs in over the node's real sshd, the scratch tmpfs mounted with
+    the size asked and in fstab, the zone, the name, the unit enabled; the second
+    run changes nothing."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop",
+                    "-f", str(tmp_path / "alice")], check=True, capture_output=True)
+    key = (tmp_path / "alice.pub").read_text().strip()
+    readme = (REPO / "cookbooks/base/README.md").read_text()
+    overrides = ["-a", "base.timezone=Europe/Paris", "-a", "base.scratch.size=1g"]
+    assert " ".join(overrides) in readme
+    args = overrides + ["-a", "base.hostname=web1.example.com",
+                        "-a", "base.users=[{name: alice, comment: Alice, keys: [%s]}]" % key]
+    result = assert_idempotent(lab_node, REPO / "cookbooks/base", args)
+    assert result.first.with_status("updated"), result.describe()
+
+    def sh(script: str) -> str:
+        done = lab_node.run(["sh", "-c", script])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "sudo" in sh("id -nG alice").split()
+    assert sh("cat /home/alice/.ssh/authorized_keys") == key + "\n"
+    assert sh("stat -c '%a %U' /home/alice/.ssh /home/alice/.ssh/authorized_keys") == \
+        "700 alice\n600 alice\n"
+    assert "size=1048576k" in sh("findmnt -n -o OPTIONS /srv/scratch")
+    assert "tmpfs /srv/scratch tmpfs size=1g,mode=1777,nosuid,nodev 0 0\n" in \
+        sh("cat /etc/fstab")
+    assert sh("readlink /etc/localtime") == "/usr/share/zoneinfo/Europe/Paris\n"
+    assert sh("hostname") == "web1.example.com\n"
+    assert sh("readlink /etc/systemd/system/multi-user.target.wants/base-heartbeat.service") \
+        == "/etc/systemd/system/base-heartbeat.service\n"
+    # the key logs in as alice (sshd without PAM refuses an account whose password
+    # is locked, as useradd leaves it: '*' is "no password", not locked)
+    sh("usermod -p '*' alice")
+    argv = [a.replace(str(lab.key_path), str(tmp_path / "alice")).replace("root@", "alice@")
+            for a in lab.ssh_command(lab_node, ["id", "-un"])]
+    login = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert (login.returncode, login.stdout) == (0, "alice\n"), login.stderr

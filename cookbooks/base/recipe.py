@@ -1,0 +1,44 @@
+"""base: what every new server gets first: name, time zone, administrators with
+their SSH keys and sudo, a scratch tmpfs, and a heartbeat service (see README.md)."""
+
+from converge import (attrs, authorized_key, directory, group, hostname, mount, node,
+                      systemd_unit, timezone, user)
+
+conf = attrs.base
+
+hostname(conf.hostname or node.hostname)
+timezone(conf.timezone)
+
+# -- administrators ------------------------------------------------------------------
+group(conf.admin_group)
+for admin in conf.users:
+    user(admin["name"], comment=admin.get("comment"), shell="/bin/bash", manage_home=True,
+         groups=[conf.admin_group])
+    for key in admin.get("keys") or []:
+        authorized_key(admin["name"], key)
+
+# -- package sources -------------------------------------------------------------------
+# PLACEHOLDER -- apt_repository: added when that type lands. The apt_repository
+# resource is being written; nothing in this cookbook depends on it. Once it is
+# released, the package sources of every server go here, something like (its
+# final properties may differ):
+#
+#     apt_repository("example", uri="https://apt.example.com/debian",
+#                    distribution="bookworm", components=["main"],
+#                    key_url="https://apt.example.com/key.asc")
+
+# -- scratch space -----------------------------------------------------------------------
+directory(conf.scratch.path, mode="1777")
+mount(conf.scratch.path, "tmpfs", fstype="tmpfs",
+      options=["size=%s" % conf.scratch.size, "mode=1777", "nosuid", "nodev"],
+      action=["mount", "enable"] if conf.scratch.mount_now else "enable")
+
+# -- a small service ----------------------------------------------------------------------
+if conf.heartbeat.enabled:
+    systemd_unit(conf.heartbeat.unit, {
+        "Unit": {"Description": "Say in the system log that this machine is up",
+                 "After": "network-online.target"},
+        "Service": {"Type": "oneshot",
+                    "ExecStart": "/usr/bin/logger -t base-heartbeat \"%H is up\""},
+        "Install": {"WantedBy": "multi-user.target"},
+    }, action=["create", "enable"])
