@@ -3,7 +3,10 @@ docs/resources.md come from the same declarations the code validates with."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import re
+import textwrap
 from typing import Any, List, Optional, Type
 
 from .agent.extensions import LOADED
@@ -24,6 +27,29 @@ def _actions(cls: Type[Resource]) -> str:
     return ", ".join(cls.actions + cls.notify_only) + " (default: %s)" % default
 
 
+def examples(cls: Any) -> List[str]:
+    """The recipe lines of the type's ``Example::`` block (its module docstring)."""
+    import sys
+
+    doc = inspect.getdoc(sys.modules.get(cls.__module__)) or ""
+    match = re.search(r"Example::\n\n((?:    .*\n?|\n)+)", doc)
+    if not match:
+        return []
+    return textwrap.dedent(match.group(1)).strip("\n").splitlines()
+
+
+def first_example(cls: Any) -> List[str]:
+    """The first whole statement of the type's example (it may span lines)."""
+    lines = examples(cls)
+    for end in range(1, len(lines) + 1):
+        try:
+            ast.parse("\n".join(lines[:end]))
+        except SyntaxError:
+            continue
+        return lines[:end]
+    return lines[:1]
+
+
 def describe_types(name: Optional[str] = None) -> str:
     """Plain-text listing of one type or all of them."""
     if name is not None and name not in REGISTRY:
@@ -41,6 +67,10 @@ def describe_types(name: Optional[str] = None) -> str:
         out.append("%s: %s%s" % (type_name, summary.splitlines()[0] if summary else "",
                                  " (from %s)" % origin if origin else ""))
         out.append("  actions: %s" % _actions(cls))
+        shown = first_example(cls) if name is None else []  # one type: all of it, below
+        if shown:
+            out.append("  example: %s" % shown[0])
+            out.extend("           %s" % line for line in shown[1:])
         for f in cls.fields():
             out.append("  %-14s %s  [%s]" % (f.name, f.metadata["doc"], "required" if f.required
                                               else "default %r" % f.value()))
@@ -58,15 +88,7 @@ def describe_types(name: Optional[str] = None) -> str:
 
 def _example(cls: Any) -> str:
     """The ``Example::`` block of a type's module docstring, as written there."""
-    import re
-    import sys
-    import textwrap
-
-    doc = inspect.getdoc(sys.modules.get(cls.__module__)) or ""
-    match = re.search(r"Example::\n\n((?:    .*\n?|\n)+)", doc)
-    if not match:
-        return ""
-    return textwrap.indent(textwrap.dedent(match.group(1)).strip("\n"), "  ")
+    return textwrap.indent("\n".join(examples(cls)), "  ")
 
 
 def reference_markdown() -> str:

@@ -145,6 +145,7 @@ def test_resources_lists_every_type() -> None:
     proc = converge("resources", cwd=REPO)
     assert proc.returncode == 0
     from converge.agent.extensions import LOADED
+    from converge.docs import first_example
     from converge.resources._base import load_all
 
     for name, cls in load_all().items():
@@ -153,6 +154,11 @@ def test_resources_lists_every_type() -> None:
         assert "\n%s: " % name in "\n" + proc.stdout
         for field in cls.fields():
             assert "  %s " % field.name in proc.stdout
+        # with a recipe example, the first statement of its docstring's (issue 17)
+        example = first_example(cls)
+        assert example, name
+        block = ("\n" + proc.stdout).split("\n%s: " % name, 1)[1].split("\n\n", 1)[0]
+        assert "\n  example: %s\n" % example[0] in block + "\n", (name, block)
 
 
 def test_version() -> None:

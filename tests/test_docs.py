@@ -277,3 +277,23 @@ def test_hello_example_runs_as_the_readme_shows(snippet_node) -> None:
     result = IdempotenceResult(snippet_node.name, str(example), first, second)
     assert result.ok and first.with_status("updated"), result.describe()
     assert snippet_node.read_file(f"{cwd}/file.txt") == b"Hello Tunnelix"
+
+
+# Issue 17: each peer's resource or module has a row of the page's table naming ours.
+PEER_ROWS = [("coming-from-chef.md", peer, peer)
+             for peer in ("systemd_unit", "mount", "git", "hostname", "timezone")] + [
+    ("coming-from-ansible.md", peer, ours) for peer, ours in [
+        ("ansible.builtin.systemd_service", "systemd_unit"),
+        ("ansible.builtin.systemd", "systemd_unit"), ("ansible.posix.mount", "mount"),
+        ("mount", "mount"), ("ansible.builtin.git", "git"),
+        ("ansible.builtin.hostname", "hostname"), ("hostname", "hostname"),
+        ("community.general.timezone", "timezone"), ("timezone", "timezone")]]
+
+
+@pytest.mark.parametrize("page, peer, ours", PEER_ROWS,
+                         ids=["%s-%s" % (p.split("-")[-1][:-3], peer) for p, peer, _ in PEER_ROWS])
+def test_peer_resource_is_mapped_to_ours(page: str, peer: str, ours: str) -> None:
+    rows = [line.split(" | ", 1) for line in (DOCS / page).read_text().splitlines()
+            if line.startswith("| ") and " | " in line]
+    assert any("`%s`" % peer in theirs and "`%s" % ours in mine for theirs, mine in rows), (
+        f"{page}: no table row maps `{peer}` to `{ours}`")
