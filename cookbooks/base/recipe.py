@@ -1,8 +1,18 @@
 """base: what every new server gets first: name, time zone, administrators with
 their SSH keys and sudo, a scratch tmpfs, and a heartbeat service (see README.md)."""
 
-from converge import (attrs, authorized_key, directory, group, hostname, mount, node,
-                      systemd_unit, timezone, user)
+from converge import (
+    attrs,
+    authorized_key,
+    directory,
+    group,
+    hostname,
+    mount,
+    node,
+    systemd_unit,
+    timezone,
+    user,
+)
 
 conf = attrs.base
 
@@ -12,8 +22,8 @@ timezone(conf.timezone)
 # -- administrators ------------------------------------------------------------------
 group(conf.admin_group)
 for admin in conf.users:
-    user(admin["name"], comment=admin.get("comment"), shell="/bin/bash", manage_home=True,
-         groups=[conf.admin_group])
+    user(admin["name"], comment=admin.get("comment"), shell="/bin/bash",  # noqa: S604 - a login shell
+         manage_home=True, groups=[conf.admin_group])
     for key in admin.get("keys") or []:
         authorized_key(admin["name"], key)
 
