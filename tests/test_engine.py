@@ -128,6 +128,25 @@ def test_pending_work_is_done_once_at_the_end(converger: Converger) -> None:
     assert [e["id"] for e in converger.run(recipe, mode="plan")][-1] == "file[/etc/motd]"
 
 
+def test_a_unit_file_written_by_file_leaves_the_reload_too(converger: Converger) -> None:
+    """file and template writing a unit or a drop-in (the Chef idiom, and what a
+    rollback of systemd_unit does) leave the same one reload; other files none."""
+    converger.path("/run/systemd/system").mkdir(parents=True)
+    converger.path("/etc/systemd/system/old.service").parent.mkdir(parents=True)
+    converger.path("/etc/systemd/system/old.service").write_text("[Service]\n")
+    events = converger.run('''
+        from converge import file
+        file("/etc/systemd/system/app.service.d/override.conf", content="[Service]\\n")
+        file("/etc/systemd/system/old.service", action="delete")
+        file("/etc/systemd/system/app.conf", content="not a unit\\n")
+    ''', mode="plan")
+    assert [(e["id"], e.get("notified_by")) for e in events][-1] == (
+        "execute[systemctl daemon-reload]",
+        "file[/etc/systemd/system/app.service.d/override.conf], "
+        "file[/etc/systemd/system/old.service]")
+    assert len(events) == 4
+
+
 def test_ignore_failure_and_retries(converger: Converger) -> None:
     slept: list[float] = []
     plan = converger.compile('''

@@ -20,6 +20,9 @@ from ._base import REGISTRY, Pending
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*")  # fullmatch: "$" allows a final "\n"
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
+#: every unit file type (systemd_unit's unit_name ends in one)
+UNIT_FILE_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".automount",
+                      ".target", ".slice", ".swap", ".device", ".scope")
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
              "/usr/lib/systemd/system")
 RC_DIRS = ("/etc/rc%d.d", "/etc/rc.d/rc%d.d")
@@ -103,6 +106,16 @@ RELOAD_BEFORE: Dict[str, Optional[Tuple[str, ...]]] = {
     "service": None,
     "systemd_unit": ("enable", "disable", "start", "stop", "restart", "reload"),
 }
+
+
+def is_unit_file(path: str) -> bool:
+    """A unit file or a drop-in (NAME.d/*.conf) in one of systemd's unit directories."""
+    folder, _, name = path.rpartition("/")
+    if folder.endswith(".d") and name.endswith(".conf"):
+        folder = folder.rpartition("/")[0]
+    elif not name.endswith(UNIT_FILE_SUFFIXES):
+        return False
+    return folder in UNIT_DIRS
 
 
 def daemon_reload() -> Pending:

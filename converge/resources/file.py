@@ -8,7 +8,10 @@ Example::
 
 Content is replaced atomically (temp file in the same directory, fsync, rename) and
 only when it differs, so an up-to-date file keeps its mtime. The replaced file is
-kept in the backup directory (``backup`` copies, 0 for none).
+kept in the backup directory (``backup`` copies, 0 for none). A systemd unit file
+or drop-in (under /etc/systemd/system...) whose content changes, or that is
+deleted, has ``systemctl daemon-reload`` run where systemd runs, once per run, as
+systemd_unit does (so does a rollback that puts unit files back).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import time
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import ResourceError
+from . import _init_systems as init_sys
 from . import _validate as v
-from ._base import Change, Resource, prop, short_hash, unplain
+from ._base import Change, Pending, Resource, prop, short_hash, unplain
 
 DIFF_LIMIT = 512 * 1024
 
@@ -145,6 +149,15 @@ class File(Resource, type_name="file"):
         """Journal hook: the journal keeps the file (content, mode, owner) as it was;
         a rollback restores it, or deletes it when this run created it."""
         return {"files": [absolute(system, self.path)]}
+
+    def leaves(self, system: Any, current: Any, changes: List[Change]) -> List[Pending]:
+        """A unit file's content changed, or the file went: systemctl daemon-reload."""
+        if changes and (self.action == "delete" or any(c.data in ("create", "content")
+                                                       for c in changes)) and \
+                init_sys.is_unit_file(absolute(system, self.path)) and \
+                init_sys.systemd_running(system):
+            return [init_sys.daemon_reload()]
+        return []
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         kinds = {c.data for c in changes}

@@ -40,8 +40,7 @@ from . import _validate as v
 from ._base import Change, Pending, Resource, prop
 
 DIR = "/etc/systemd/system"
-SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".automount", ".target",
-            ".slice", ".swap", ".device", ".scope")
+SUFFIXES = init_sys.UNIT_FILE_SUFFIXES
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 UNDO = {"enable": "disable", "disable": "enable", "start": "stop", "stop": "start"}
 

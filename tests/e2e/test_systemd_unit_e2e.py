@@ -128,7 +128,7 @@ def test_daemon_reload_once_before_the_service(lab_node: Node, tmp_path: Path) -
     at the end for a unit changed after it; plan says so, the journal records it,
     a second run reloads nothing. The node pretends systemd runs
     (/run/systemd/system exists), and the real systemctl behind a logging wrapper
-    counts what converge ran."""
+    counts what converge ran. A rollback that puts unit files back reloads once too."""
     lab_node.write_file("/usr/local/sbin/systemctl", WRAPPER.encode(), 0o755)
     sh(lab_node, "mkdir -p /run/systemd/system")
     first = apply(lab_node, tmp_path, ONLINE_RECIPE)
@@ -163,3 +163,20 @@ def test_daemon_reload_once_before_the_service(lab_node: Node, tmp_path: Path) -
     assert ("* execute[systemctl daemon-reload] action run (notified by "
             "systemd_unit[a.service], systemd_unit[b.service])") in out
     assert "daemon-reload" not in sh(lab_node, "cat /var/log/systemctl-argv")
+
+    # applied: the reload once, before the service (up to date); rolled back: the
+    # hand-edited units put back by file steps, which leave one reload at the end
+    sh(lab_node, ": > /var/log/systemctl-argv")
+    third = apply(lab_node, tmp_path, ONLINE_RECIPE)
+    assert [r["id"] for r in third.with_status("updated")] == [
+        "systemd_unit[a.service]", "systemd_unit[b.service]", reload], third.stdout
+    assert sh(lab_node, "cat /var/log/systemctl-argv").splitlines() == [
+        "daemon-reload", "is-enabled -- a.service"]
+    sh(lab_node, ": > /var/log/systemctl-argv")
+    code, out = converge(lab_node, "rollback")
+    assert code == 0, out
+    assert out.count("* execute[systemctl daemon-reload] action run (notified by") == 1, out
+    assert "* execute[systemctl daemon-reload] action run (notified by " \
+        "file[/etc/systemd/system/b.service], file[/etc/systemd/system/a.service])" in out
+    assert sh(lab_node, "cat /var/log/systemctl-argv") == "daemon-reload\n"
+    assert "ExecStart=/usr/bin/sleep 1\n" in sh(lab_node, "cat /etc/systemd/system/a.service")
