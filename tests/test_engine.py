@@ -128,6 +128,21 @@ def test_pending_work_is_done_once_at_the_end(converger: Converger) -> None:
     assert [e["id"] for e in converger.run(recipe, mode="plan")][-1] == "file[/etc/motd]"
 
 
+def test_pending_work_is_done_after_a_fail_fast_stop(converger: Converger) -> None:
+    """The unit file is on disk already: systemd must see it even when the run stops."""
+    converger.path("/run/systemd/system").mkdir(parents=True)
+    plan = converger.compile('''
+        from converge import execute, file, systemd_unit
+        systemd_unit("a.service", "[Service]\\nExecStart=/bin/true\\n")
+        execute(["true"], cwd="/no/such/folder")
+        file("/etc/motd", content="hi")
+    ''')
+    events = Engine(converger.system, mode="plan", fail_fast=True).run(plan)
+    assert [(e["id"], e["status"]) for e in events] == [
+        ("systemd_unit[a.service]", "updated"), ("execute[true]", "failed"),
+        ("execute[systemctl daemon-reload]", "updated")]
+
+
 def test_a_unit_file_written_by_file_leaves_the_reload_too(converger: Converger) -> None:
     """file and template writing a unit or a drop-in (the Chef idiom, and what a
     rollback of systemd_unit does) leave the same one reload; other files none."""
