@@ -23,7 +23,6 @@ import time
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import ResourceError
-from . import _init_systems as init_sys
 from . import _validate as v
 from ._base import Change, Pending, Resource, prop, short_hash, unplain
 
@@ -152,9 +151,12 @@ class File(Resource, type_name="file"):
 
     def leaves(self, system: Any, current: Any, changes: List[Change]) -> List[Pending]:
         """A unit file's content changed, or the file went: systemctl daemon-reload."""
-        if changes and (self.action == "delete" or any(c.data in ("create", "content")
-                                                       for c in changes)) and \
-                init_sys.is_unit_file(absolute(system, self.path)) and \
+        if not changes or not (self.action == "delete" or any(
+                c.data in ("create", "content") for c in changes)):
+            return []
+        from . import _init_systems as init_sys  # here: a plan of files need not load it
+
+        if init_sys.is_unit_file(absolute(system, self.path)) and \
                 init_sys.systemd_running(system):
             return [init_sys.daemon_reload()]
         return []
