@@ -28,14 +28,12 @@ for admin in conf.users:
         authorized_key(admin["name"], key)
 
 # -- package sources -------------------------------------------------------------------
-# PLACEHOLDER -- apt_repository: added when that type lands. The apt_repository
-# resource is being written; nothing in this cookbook depends on it. Once it is
-# released, the package sources of every server go here, something like (its
-# final properties may differ):
+# PLACEHOLDER -- apt_repository: added when that type lands. Nothing in this
+# cookbook depends on it yet. The package sources of every server go here,
+# something like:
 #
-#     apt_repository("example", uri="https://apt.example.com/debian",
-#                    distribution="bookworm", components=["main"],
-#                    key_url="https://apt.example.com/key.asc")
+#     apt_repository("tools", "https://apt.example.com/debian", components=["main"],
+#                    key="https://apt.example.com/key.asc")
 
 # -- scratch space -----------------------------------------------------------------------
 directory(conf.scratch.path, mode="1777")
