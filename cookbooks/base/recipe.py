@@ -1,7 +1,9 @@
 """base: what every new server gets first: name, time zone, administrators with
-their SSH keys and sudo, a scratch tmpfs, and a heartbeat service (see README.md)."""
+their SSH keys and sudo, package sources with their keys, a scratch tmpfs, and a
+heartbeat service (see README.md)."""
 
 from converge import (
+    apt_repository,
     attrs,
     authorized_key,
     directory,
@@ -28,12 +30,9 @@ for admin in conf.users:
         authorized_key(admin["name"], key)
 
 # -- package sources -------------------------------------------------------------------
-# PLACEHOLDER -- apt_repository: added when that type lands. Nothing in this
-# cookbook depends on it yet. The package sources of every server go here,
-# something like:
-#
-#     apt_repository("tools", "https://apt.example.com/debian", components=["main"],
-#                    key="https://apt.example.com/key.asc")
+for source in conf.apt_repositories:
+    apt_repository(source["name"], source["uri"], distribution=source.get("distribution"),
+                   components=source.get("components", ["main"]), key=source.get("key"))
 
 # -- scratch space -----------------------------------------------------------------------
 directory(conf.scratch.path, mode="1777")

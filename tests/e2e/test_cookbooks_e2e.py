@@ -5,6 +5,7 @@ does."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from converge.lab.idempotence import (
     place_recipe,
     recipe_packages,
 )
+from tests.e2e.test_apt_repository_e2e import built
 
 pytestmark = pytest.mark.lab
 
@@ -288,8 +290,11 @@ def test_base_with_a_user_key_and_overrides(lab, lab_node, tmp_path: Path) -> No
     readme = (REPO / "cookbooks/base/README.md").read_text()
     overrides = ["-a", "base.timezone=Europe/Paris", "-a", "base.scratch.size=1g"]
     assert " ".join(overrides) in readme
+    armored = built(lab_node)  # a flat repository in the node, signed by a key of its own
     args = overrides + ["-a", "base.hostname=web1.example.com",
-                        "-a", "base.users=[{name: alice, comment: Alice, keys: [%s]}]" % key]
+                        "-a", "base.users=[{name: alice, comment: Alice, keys: [%s]}]" % key,
+                        "-a", "base.apt_repositories=[{name: local, uri: 'file:///srv/repo', "
+                        "distribution: ./, components: [], key: %s}]" % json.dumps(armored)]
     result = assert_idempotent(lab_node, REPO / "cookbooks/base", args)
     assert result.first.with_status("updated"), result.describe()
 
@@ -299,6 +304,9 @@ def test_base_with_a_user_key_and_overrides(lab, lab_node, tmp_path: Path) -> No
         return done.stdout
 
     assert "sudo" in sh("id -nG alice").split()
+    assert "Signed-By: /etc/apt/keyrings/local.gpg" in sh(
+        "cat /etc/apt/sources.list.d/local.sources")
+    assert "file:/srv/repo ./ Packages" in sh("apt-cache policy tinypkg")  # updated, trusted
     assert sh("cat /home/alice/.ssh/authorized_keys") == key + "\n"
     assert sh("stat -c '%a %U' /home/alice/.ssh /home/alice/.ssh/authorized_keys") == \
         "700 alice\n600 alice\n"
