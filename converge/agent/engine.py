@@ -111,7 +111,7 @@ class Engine:
             try:
                 if index not in batched:
                     batched = self._batch(steps, index, stop)
-                event = batched.pop(index, None) or self._step(step)
+                event = batched.pop(index) if index in batched else self._step(step)
             except Interrupted as exc:
                 if exc.event is not None:
                     if parent is not None:
