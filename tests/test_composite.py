@@ -73,6 +73,39 @@ class Ctbroken(Composite, type_name="ctbroken"):
         print(settings["missing"])
 '''
 
+STACK = '''\
+from converge import ctsite
+from converge.resources._base import prop
+from converge.resources._composite import Composite
+
+
+class Ctstack(Composite, type_name="ctstack"):
+    """Two sites: a composite made of composites."""
+
+    actions = ("create",)
+    name: str = prop(doc="Its name.", identity=True)
+
+    def create(self) -> None:
+        ctsite(self.name + "-a")
+        ctsite(self.name + "-b")
+'''
+
+LOOP = '''\
+from converge import ctloop
+from converge.resources._base import prop
+from converge.resources._composite import Composite
+
+
+class Ctloop(Composite, type_name="ctloop"):
+    """Declares itself."""
+
+    actions = ("create",)
+    name: str = prop(doc="Its name.", identity=True)
+
+    def create(self) -> None:
+        ctloop(self.name)
+'''
+
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -81,6 +114,8 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "templates").mkdir()
     (folder / "resources/ctsite.py").write_text(TYPE)
     (folder / "resources/ctbroken.py").write_text(BROKEN)
+    (folder / "resources/ctstack.py").write_text(STACK)
+    (folder / "resources/ctloop.py").write_text(LOOP)
     (folder / "templates/site.conf.j2").write_text("site {{ name }} listens on {{ port }}\n")
     return folder
 
@@ -277,6 +312,28 @@ def test_an_error_in_an_action_names_the_recipe_line_and_the_type_line(
         run(book, site, 'from converge import ctbroken\nctbroken("x", action="crash")\n')
     assert str(crashed.value) == ("book/recipe.py:2: ctbroken[x]: action crash: "
                                   "book/resources/ctbroken.py:17: KeyError: 'missing'")
+
+
+def test_composites_of_composites_nest(book: Path, site: Converger) -> None:
+    events = run(book, site, 'from converge import ctstack\nctstack("web")\n')
+    assert [(e["id"], e.get("parent"), e["status"]) for e in events] == [
+        ("template[/etc/sites/web-a.conf]", "ctsite[web-a]", "updated"),
+        ("link[/etc/enabled/web-a]", "ctsite[web-a]", "updated"),
+        ("ctsite[web-a]", "ctstack[web]", "updated"),
+        ("template[/etc/sites/web-b.conf]", "ctsite[web-b]", "updated"),
+        ("link[/etc/enabled/web-b]", "ctsite[web-b]", "updated"),
+        ("ctsite[web-b]", "ctstack[web]", "updated"),
+        ("ctstack[web]", None, "updated")]
+    assert shown(events)[:3] == ["* ctstack[web] action create",
+                                 "  * ctsite[web-a] action create",
+                                 "    * template[/etc/sites/web-a.conf] action create"]
+    again = run(book, site, 'from converge import ctstack\nctstack("web")\n')
+    assert {e["status"] for e in again} == {"up_to_date"}
+
+
+def test_a_composite_that_declares_itself_is_an_error(book: Path, site: Converger) -> None:
+    with pytest.raises(RecipeError, match="ctloop\\[x\\] declares itself"):
+        run(book, site, 'from converge import ctloop\nctloop("x")\n')
 
 
 def test_a_composite_type_needs_a_method_per_action() -> None:

@@ -213,3 +213,13 @@ def test_a_composite_type_over_ssh(lab: Lab, lab_node: Node, tmp_path: Path) -> 
     back = run(["rollback", "--yes", "-i", "inventory.yml"], tmp_path)
     assert back.returncode == 0, back.stdout + back.stderr
     assert lab_node.run(["test", "-e", "/etc/sites/common.conf"]).returncode == 1
+
+
+def test_a_syntax_error_in_a_type_names_its_line(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    (book / "resources").mkdir(parents=True)
+    (book / "resources/motd3.py").write_text("import os\n\nclass Motd3(:\n    pass\n")
+    (book / "recipe.py").write_text("")
+    done = run(["plan", "book"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: book/resources/motd3.py:3: SyntaxError: ")
