@@ -387,3 +387,12 @@ def test_json_report_and_rollback_through_the_cli(book: Path, tmp_path: Path) ->
     assert back.returncode == 0, back.stdout + back.stderr
     assert (root / "etc/sites/blog.conf").read_text() == "old\n"
     assert not (root / "etc/enabled/blog").is_symlink()
+
+
+def test_the_html_report_says_what_an_inner_resource_is_part_of(book: Path,
+                                                                 site: Converger) -> None:
+    from converge.html_report import _resource
+
+    events = run(book, site, RECIPE)
+    assert '<p class="meta">part of ctsite[blog]</p>' in _resource(events[0])
+    assert not any("part of" in line for line in _resource(events[-1]))
