@@ -348,6 +348,9 @@ def test_a_composite_type_needs_a_method_per_action() -> None:
 
             def create(self) -> None:
                 pass
+    from converge.resources._base import REGISTRY
+
+    assert "ctnomethod" not in dict.keys(REGISTRY)  # refused before it registered
 
 
 def test_its_typed_signature(book: Path, site: Converger) -> None:

@@ -43,13 +43,11 @@ class Composite(Resource):
     composite = True
 
     def __init_subclass__(cls, type_name: str = "", **kwargs: Any) -> None:
-        super().__init_subclass__(type_name=type_name, **kwargs)
-        if not type_name:
-            return
-        for action in tuple(cls.actions) + tuple(cls.notify_only):
-            if not callable(getattr(cls, action, None)):
+        for action in tuple(cls.actions) + tuple(cls.notify_only) if type_name else ():
+            if not callable(getattr(cls, action, None)):  # checked before it registers
                 raise TypeError("composite type %r: action %r has no method (def %s(self): "
                                 "declare its resources)" % (type_name, action, action))
+        super().__init_subclass__(type_name=type_name, **kwargs)
 
     def current(self, system: Any) -> Any:
         raise TypeError("%s is a composite: its inner resources converge, not itself"
