@@ -399,3 +399,14 @@ def test_the_html_report_says_what_an_inner_resource_is_part_of(book: Path,
     events = run(book, site, RECIPE)
     assert '<p class="meta">part of ctsite[blog]</p>' in _resource(events[0])
     assert not any("part of" in line for line in _resource(events[-1]))
+
+
+def test_a_sensitive_composite_hides_its_inner_resources_content(book: Path,
+                                                                 site: Converger) -> None:
+    events = run(book, site, 'from converge import ctsite\nctsite("vault", port=4242, '
+                             'sensitive=True)\n', mode="plan")
+    template = events[0]
+    assert template["id"] == "template[/etc/sites/vault.conf]"
+    assert template["diffs"] == []
+    assert template["changes"][-1].endswith("(sensitive)")
+    assert "4242" not in json.dumps(events)
