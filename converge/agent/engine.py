@@ -23,6 +23,16 @@ apply mode, each resource about to change (``journal.begin``: the resource's
 optional ``before`` hook records the prior state, and the journal is on disk
 before ``apply`` runs), then ``journal.applied`` after it, and every event.
 
+Composites (converge/resources/_composite.py): a step marked ``composite`` is
+followed by its inner steps (``parent``: its id). Its guards are evaluated once;
+when they skip it, none of its inner steps run. Otherwise the inner steps run as
+any others (each event with ``parent``), then the composite's own event:
+``failed`` when an inner one failed, ``updated`` when one was, else up to date;
+its notifications fire as any resource's. A group marked ``on_notify`` runs only
+when that action of that composite is notified (the events it sets off in turn
+are run too). A notification's target is looked up from the notifier outwards:
+its own composite's inner steps first, then the recipe's.
+
 Interruption (SIGINT, SIGTERM: converge/agent/interrupt.py): the resource being
 converged is recorded as failed, ``interrupted by SIGINT``, and the run stops.
 """
