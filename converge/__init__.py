@@ -44,6 +44,10 @@ def __getattr__(name: str) -> Any:
     if name in dict.keys(REGISTRY):  # a type a cookbook or a package brought
         dsl.FUNCTIONS[name] = dsl.make_function(REGISTRY[name])
         return dsl.FUNCTIONS[name]
+    from .agent.extensions import LOADING
+
+    if LOADING and name.isidentifier():  # a type file (a composite) naming a type of its
+        return dsl.deferred(name)  # cookbook loaded after it, or its own
     raise AttributeError("module 'converge' has no attribute %r" % name)
 
 

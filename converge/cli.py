@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 # Plain help: typer would import rich (60 ms) for every command. Read at import only.
 _saved = os.environ.get("TYPER_USE_RICH")
@@ -30,6 +30,9 @@ from .cli_runs import with_store  # noqa: E402
 from .cli_vault import app as vault_app  # noqa: E402
 from .cli_vault import with_vault  # noqa: E402
 from .errors import ConvergeError, printable, printable_lines  # noqa: E402
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 # Exit codes (documented in docs/operations.md; stable).
 EXIT_OK = 0
@@ -281,14 +284,14 @@ class Targets:
         chosen.lock_timeout, chosen.keep_runs = lock_timeout, keep_runs
         return chosen
 
-    def local(self, root: str, debug: bool) -> Any:
+    def local(self, root: str, debug: bool) -> "Transport":
         """The transport for this machine (``--root``)."""
         from .transport.local import LocalTransport
 
         return LocalTransport(root=root, debug=debug, keep_runs=self.keep_runs,
                               lock_timeout=self.lock_timeout, on_notice=_notice("localhost"))
 
-    def ssh(self, debug: bool) -> List[Any]:
+    def ssh(self, debug: bool) -> List["Transport"]:
         """One SSH transport per selected host."""
         from .cli_fleet import resolve_failed
         from .inventory import targets as select_targets
@@ -382,9 +385,7 @@ def _list_tags(recipe: Path, attrs: Any, cookbook_path: List[Path], root: str, d
                               cookbook_path=cookbook_path, host=transport.host,
                               remote=bool(targets and targets.remote))
     finally:
-        close = getattr(transport, "close", None)
-        if close is not None:
-            close()
+        transport.close()
     typer.echo("\n".join(plan.options.get("tags") or ["(no tags)"]))
     raise typer.Exit(EXIT_OK)
 
@@ -536,7 +537,8 @@ def history(
     from .report import history_lines
 
     transports = _transports(targets, root, debug)
-    found, failed = {}, False
+    found: dict[str, Any] = {}
+    failed = False
     for transport in transports:
         try:
             found[transport.host] = transport.history()
@@ -545,9 +547,7 @@ def history(
                 raise
             found[transport.host], failed = {"error": str(exc)}, True
         finally:
-            close = getattr(transport, "close", None)
-            if close is not None:
-                close()
+            transport.close()
     if json_out:
         typer.echo(json.dumps(found if targets.remote else found["localhost"], indent=2))
     else:
@@ -562,7 +562,7 @@ def history(
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
 
 
-def _transports(targets: Targets, root: str, debug: bool) -> List[Any]:
+def _transports(targets: Targets, root: str, debug: bool) -> List["Transport"]:
     if targets.remote:
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
@@ -623,7 +623,7 @@ def rollback(
     raise typer.Exit(EXIT_ERROR if outcome.failed else EXIT_OK)
 
 
-def _confirm_removals(transports: List[Any], run_id: Optional[str]) -> bool:
+def _confirm_removals(transports: List["Transport"], run_id: Optional[str]) -> bool:
     """Ask before a rollback removes packages (True: go ahead). Without a terminal
     the rollback goes on unconfirmed, and each target refuses to remove them."""
     if not sys.stdin.isatty():
@@ -664,15 +664,13 @@ def facts(
 
     transports = _transports(targets, root, debug)
 
-    def gather(transport: Any) -> Any:
+    def gather(transport: Transport) -> Any:
         try:
             return parse_local(transport.facts())
         except ConvergeError as exc:
             return {"error": str(exc)}
         finally:
-            close = getattr(transport, "close", None)
-            if close is not None:
-                close()
+            transport.close()
 
     with ThreadPoolExecutor(max_workers=max(1, min(targets.forks, len(transports)))) as pool:
         found = dict(zip([t.host for t in transports], pool.map(gather, transports),

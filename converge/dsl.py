@@ -237,6 +237,24 @@ def make_function(cls: Type[Resource]) -> Callable[..., Resource]:
     return function
 
 
+def deferred(type_name: str) -> Callable[..., Resource]:
+    """The DSL function of a type that is not loaded yet, for a type file that
+    imports one of its cookbook's types (a composite's inner type, or itself)
+    before that file is loaded: the type is looked up when the function is called."""
+
+    def function(*args: Any, **kwargs: Any) -> Resource:
+        from .resources._base import REGISTRY
+
+        cls = dict.get(REGISTRY, type_name)
+        if cls is None:
+            raise PropertyError("no resource type '%s' (neither converge's nor the "
+                                "cookbook's resources/)" % type_name, source=_source_here())
+        return declare(cls, args, kwargs, _source_here())
+
+    function.__name__ = function.__qualname__ = type_name
+    return function
+
+
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,63}")
 
 

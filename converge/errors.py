@@ -19,11 +19,16 @@
 Every error carries keyword-only context: ``source`` ("recipe.py:7"), ``host`` and
 ``identity`` ("file[/etc/motd]"); ``str(error)`` puts them in front of the message,
 compiler-style, so editors can jump to the line.
+
+An error keeps its kind across a transport: the agent on a target sends
+:func:`to_wire`, the controller raises :func:`from_wire`'s error, the same class
+with the same message and hint as a local run raises (a held run lock is a
+RunError either way), naming the host.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 
 class ConvergeError(Exception):
@@ -115,3 +120,32 @@ def printable_lines(text: str, tabs: bool = False) -> str:
     """:func:`printable` line by line: the newlines of a message with a hint (or of
     a diff) stay, every other control character is escaped."""
     return "\n".join(printable(line, tabs) for line in text.split("\n"))
+
+
+def to_wire(exc: ConvergeError) -> Dict[str, Any]:
+    """An error as the agent sends it: its kind and fields (``error`` is the whole
+    text, for a controller that knows no more)."""
+    return {"error": str(exc), "kind": type(exc).__name__, "message": exc.message,
+            "hint": exc.hint, "source": exc.source, "identity": exc.identity}
+
+
+def from_wire(data: Dict[str, Any], host: str) -> ConvergeError:
+    """The error an agent sent (:func:`to_wire`), as the same class, naming ``host``;
+    an error without a known kind (the agent broke, the loader refused its cache)
+    is a TransportError with the agent's text."""
+    kinds = {cls.__name__: cls for cls in _KINDS}
+    kind = kinds.get(str(data.get("kind")))
+    message = data.get("message")
+    if kind is None or not isinstance(message, str):
+        return TransportError("agent: %s" % (data.get("error"),), host=host)
+
+    def text(key: str) -> Optional[str]:
+        value = data.get(key)
+        return value if isinstance(value, str) else None
+
+    return kind(message, host=host, source=text("source"), identity=text("identity"),
+                hint=text("hint"))
+
+
+_KINDS = (ConvergeError, RecipeError, PropertyError, InventoryError, TransportError,
+          ConnectError, AuthError, HostKeyError, ResourceError, RunError, VaultError)

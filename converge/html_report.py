@@ -159,6 +159,8 @@ def _resource(event: Dict[str, Any]) -> List[str]:
         out.append('<p class="meta">skipped: %s</p>' % _e(event["skip_reason"]))
     if event.get("notified_by"):
         out.append('<p class="meta">notified by %s</p>' % _e(event["notified_by"]))
+    if event.get("parent"):  # an inner resource of a composite
+        out.append('<p class="meta">part of %s</p>' % _e(event["parent"]))
     changes = event.get("changes") or []
     if changes:
         out.append('<ul class="changes">%s</ul>'

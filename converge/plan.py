@@ -12,6 +12,12 @@ A Step is one resource with one action::
      "ignore_failure": false, "retries": 0, "retry_delay": 2.0, "sensitive": false,
      "secret_file": false}
 
+A composite (converge/resources/_composite.py) is a header step with
+``"composite": true``, followed by its inner steps, each with ``"parent"`` the
+composite's id. A group expanded for a notification (``svc.restart`` where
+``svc`` is a composite) has ``"on_notify": [action, composite id]`` on its header
+and inner steps: they run only when that notification fires.
+
 ``secret_file`` marks a step that writes a file a sensitive step writes too
 (:func:`mark_secret_files`): its diffs would show the sensitive value, so they
 are hidden as a sensitive step's are.
@@ -32,7 +38,8 @@ class Step:
 
     __slots__ = ("id", "type", "action", "props", "source", "only_if", "not_if",
                  "notifies", "ignore_failure", "retries", "retry_delay", "sensitive",
-                 "tags", "run_once", "unselected", "skip", "secret_file")
+                 "tags", "run_once", "unselected", "skip", "secret_file", "parent",
+                 "composite", "on_notify")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -53,6 +60,10 @@ class Step:
         self.unselected: bool = bool(fields.get("unselected", False))
         self.skip: Optional[str] = fields.get("skip")  # skipped, and why (run_once)
         self.secret_file: bool = bool(fields.get("secret_file", False))
+        self.parent: Optional[str] = fields.get("parent")  # the composite it is part of
+        self.composite: bool = bool(fields.get("composite", False))  # a group's header
+        on_notify = fields.get("on_notify")
+        self.on_notify: Optional[List[str]] = list(on_notify) if on_notify else None
 
     @classmethod
     def from_resource(cls, resource: Resource) -> "Step":
@@ -89,8 +100,8 @@ class Step:
 def secret_files(steps: Sequence[Step]) -> List[str]:
     """The files the sensitive steps write (and the steps marked as writing one of
     those, when a sensitive step was left out by --tags): they hold a secret."""
-    return sorted({path for step in steps if step.sensitive or step.secret_file
-                   for path in step.resource().writes()})
+    return sorted({path for step in steps if (step.sensitive or step.secret_file)
+                   and not step.composite for path in step.resource().writes()})
 
 
 def mark_secret_files(steps: Sequence[Step], secret: Iterable[str] = ()) -> None:
@@ -100,7 +111,8 @@ def mark_secret_files(steps: Sequence[Step], secret: Iterable[str] = ()) -> None
     a ``line`` in it) would otherwise show the secret in the other one's diff."""
     paths = set(secret).union(secret_files(steps))
     for step in steps:
-        step.secret_file = bool(paths.intersection(step.resource().writes()))
+        if not step.composite:
+            step.secret_file = bool(paths.intersection(step.resource().writes()))
 
 
 class Plan:

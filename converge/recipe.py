@@ -12,6 +12,7 @@ import linecache
 import os
 import re
 import sys
+import traceback
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,7 @@ from . import context as ctxvar
 from .errors import ConvergeError, PropertyError, RecipeError, printable
 from .plan import Plan, Step, mark_secret_files
 from .resources._base import Notification, Resource
+from .resources._composite import is_composite
 
 if TYPE_CHECKING:
     import jinja2
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 Pair = Tuple[str, str, Optional[str]]
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+#: folders of a cookbook whose files take sources and templates from the cookbook's
+#: files/ and templates/: its recipes, and its resource types (composites)
+COOKBOOK_FOLDERS = ("recipes", "resources")
 
 
 def display(path: Union[str, Path]) -> str:
@@ -231,6 +236,30 @@ def local_facts() -> Dict[str, Any]:
     return gather(System())
 
 
+class Scope:
+    """A collection of resources: the recipe's, or the inner resources of one action
+    of a composite (as Chef's nested resource collections). Identities are unique in
+    a scope; a resource's notifications name resources of its scope or of the
+    scopes around it, never inside another composite."""
+
+    def __init__(self, parent: Optional["Scope"] = None, owner: Optional[Resource] = None,
+                 action: str = "") -> None:
+        self.resources: List[Resource] = []
+        self.by_id: Dict[str, Resource] = {}
+        self.parent = parent
+        self.owner = owner  # the composite whose action this is
+        self.action = action
+
+    def find(self, identity: str) -> Optional[Resource]:
+        scope: Optional[Scope] = self
+        while scope is not None:
+            found = scope.by_id.get(identity)
+            if found is not None:
+                return found
+            scope = scope.parent
+        return None
+
+
 class RecipeContext:
     """Everything one compilation of a recipe for one host knows."""
 
@@ -248,8 +277,15 @@ class RecipeContext:
         self.cookbook_path = [Path(p) for p in cookbook_path]
         self.host = host
         self.remote = remote
-        self.resources: List[Resource] = []
-        self.by_id: Dict[str, Resource] = {}
+        self.top = Scope()
+        self.scope = self.top  # where resources being declared go (a composite's action)
+        self.resources: List[Resource] = self.top.resources
+        self.by_id: Dict[str, Resource] = self.top.by_id
+        #: each resource's scope, and each composite's expanded actions (by id())
+        self.scope_of: Dict[int, Scope] = {}
+        self.groups: Dict[int, Dict[str, Scope]] = {}
+        #: composite actions expanded for a notification: (composite id, action)
+        self.standby: Dict[Tuple[str, str], Scope] = {}
         self.subscriptions: List[Tuple[Resource, List[Pair]]] = []
         self.files: List[Path] = []  # the stack of recipe files being run
         self.tags: List[str] = []  # tags that include_recipe adds to what it includes
@@ -260,7 +296,8 @@ class RecipeContext:
     # -- resources -------------------------------------------------------------------
 
     def add(self, resource: Resource) -> Resource:
-        existing = self.by_id.get(resource.identity)
+        scope = self.scope
+        existing = scope.by_id.get(resource.identity)
         if existing is not None:
             if existing == resource and existing.meta.action == resource.meta.action:
                 return existing
@@ -269,9 +306,63 @@ class RecipeContext:
                 % existing.meta.source,
                 source=resource.meta.source, identity=resource.identity,
             )
-        self.resources.append(resource)
-        self.by_id[resource.identity] = resource
+        scope.resources.append(resource)
+        scope.by_id[resource.identity] = resource
+        self.scope_of[id(resource)] = scope
+        if is_composite(resource):
+            self.groups[id(resource)] = {
+                action: self.expand(resource, action)
+                for action in resource.meta.action.split(",") if action != "nothing"}
         return resource
+
+    # -- composites -------------------------------------------------------------------
+
+    def expand(self, composite: Resource, action: str) -> Scope:
+        """Run one action of a composite: the resources its method declares, in a
+        scope of their own inside the composite's. They take the composite's tags;
+        a sensitive composite's are sensitive, and ignore_failure and run_once carry
+        over. An error names the recipe line of the composite and the line of its
+        type's file."""
+        outer = self.scope_of[id(composite)]
+        scope: Optional[Scope] = outer
+        while scope is not None:
+            if scope.owner is not None and scope.owner.identity == composite.identity:
+                raise RecipeError("%s declares itself (its action %s declares %s again)"
+                                  % (composite.identity, scope.action, composite.identity),
+                                  source=composite.meta.source)
+            scope = scope.parent
+        inner = Scope(outer, composite, action)
+        cls = type(composite)
+        origin = getattr(sys.modules.get(cls.__module__), "__file__", None) or "<%s>" % cls.__name__
+        saved = (self.scope, self.tags)
+        self.scope = inner
+        self.tags = saved[1] + [t for t in composite.meta.tags if t not in saved[1]]
+        self.files.append(Path(origin))
+        try:
+            getattr(cls, action)(composite)
+        except ConvergeError as exc:
+            raise _in_action(exc, composite, action) from None
+        except Exception as exc:
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == origin]
+            where = "%s:%s" % (display(origin), frames[-1].lineno) if frames else display(origin)
+            raise _in_action(RecipeError("%s: %s" % (type(exc).__name__, exc), source=where),
+                             composite, action) from None
+        finally:
+            self.scope, self.tags = saved
+            self.files.pop()
+        for resource in inner.resources:
+            meta = resource.meta
+            meta.sensitive = meta.sensitive or composite.meta.sensitive
+            meta.ignore_failure = meta.ignore_failure or composite.meta.ignore_failure
+            meta.run_once = meta.run_once or composite.meta.run_once
+        return inner
+
+    def _walk(self, scope: Scope) -> Iterable[Tuple[Resource, Scope]]:
+        """Every resource of a scope and of the composite actions inside it."""
+        for resource in scope.resources:
+            yield resource, scope
+            for inner in self.groups.get(id(resource), {}).values():
+                yield from self._walk(inner)
 
     # -- files next to the recipe -------------------------------------------------------
 
@@ -288,7 +379,7 @@ class RecipeContext:
         refused, whatever built it: a fact from the target, an attribute."""
         here = self.here
         roots = [here]
-        if here.name == "recipes":
+        if here.name in COOKBOOK_FOLDERS:
             roots += [here.parent / "files", here.parent / "templates"]
         roots += self.allowed.get(self.files[-1] if self.files else here, [])
         unique: List[Path] = []
@@ -320,7 +411,7 @@ class RecipeContext:
             candidates = [Path(name)]
         else:
             bases = [self.here]
-            if self.here.name == "recipes":
+            if self.here.name in COOKBOOK_FOLDERS:
                 bases.append(self.here.parent)
             candidates = [base / folder / name for base in bases for folder in folders]
         roots = self.source_roots()
@@ -477,41 +568,87 @@ class RecipeContext:
 
     def plan(self, recipe: str = "", tags: Sequence[str] = (),
              skip_tags: Sequence[str] = ()) -> Plan:
-        for resource, entries in self.subscriptions:
-            for action, other, timing in entries:
-                target = self._known(other, resource)
-                target.meta.notifies.append(Notification(action, resource.identity,
-                                                         timing or "delayed"))
-        steps = []
-        for resource in self.resources:
-            for note in resource.meta.notifies:
-                notified = self.by_id.get(note.target)
-                if notified is None:
-                    raise PropertyError("notifies %s, which no recipe declares" % note.target,
-                                        source=resource.meta.source, identity=resource.identity)
-                valid = type(notified).actions + type(notified).notify_only
-                if note.action not in valid:
-                    raise PropertyError(
-                        "notifies %s to %s, but its actions are: %s"
-                        % (note.target, note.action, ", ".join(valid)),
-                        source=resource.meta.source, identity=resource.identity)
-            for action in resource.meta.action.split(","):
-                step = Step.from_resource(resource)
-                step.action = action
-                steps.append(step)
+        self._notifications()
+        steps = self._steps(self.top, None, None)
+        for (target, action), scope in self.standby.items():
+            assert scope.owner is not None
+            header = Step.from_resource(scope.owner)
+            header.action, header.composite, header.on_notify = action, True, [action, target]
+            header.parent = scope.parent.owner.identity if scope.parent and \
+                scope.parent.owner else None
+            steps.append(header)
+            steps.extend(self._steps(scope, target, [action, target]))
         mark_secret_files(steps)  # all of them: an unselected one still wrote its file
         plan = Plan(select(steps, tags, skip_tags), recipe)
         plan.options["tags"] = sorted({t for step in steps for t in step.tags})
         from .agent.extensions import sources
 
-        extensions = sources(step.type for step in plan.steps)
+        extensions = sources(step.type for step in plan.steps if not step.composite)
         if extensions:
             plan.options["extensions"] = extensions
         return plan
 
+    def _notifications(self) -> None:
+        """Turn subscriptions into notifications and check every notification's
+        target; a composite's action that is notified is expanded once more, as a
+        group that runs only when notified (which may declare more of both)."""
+        checked: Set[int] = set()
+        while True:
+            while self.subscriptions:
+                resource, entries = self.subscriptions.pop(0)
+                for action, other, timing in entries:
+                    target = self._known(other, resource)
+                    target.meta.notifies.append(Notification(action, resource.identity,
+                                                             timing or "delayed"))
+            scopes = [self.top] + list(self.standby.values())
+            todo = [(r, s) for top in scopes for r, s in self._walk(top) if id(r) not in checked]
+            if not todo and not self.subscriptions:
+                return
+            for resource, scope in todo:
+                checked.add(id(resource))
+                for note in resource.meta.notifies:
+                    self._check_note(resource, scope, note)
+
+    def _check_note(self, resource: Resource, scope: Scope, note: Notification) -> None:
+        notified = scope.find(note.target)
+        if notified is None:
+            raise PropertyError("notifies %s, which no recipe declares" % note.target,
+                                source=resource.meta.source, identity=resource.identity)
+        valid = type(notified).actions + type(notified).notify_only
+        if note.action not in valid:
+            raise PropertyError(
+                "notifies %s to %s, but its actions are: %s"
+                % (note.target, note.action, ", ".join(valid)),
+                source=resource.meta.source, identity=resource.identity)
+        key = (notified.identity, note.action)
+        if is_composite(notified) and key not in self.standby:
+            saved, self.scope = self.scope, self.scope_of[id(notified)]
+            try:
+                self.standby[key] = self.expand(notified, note.action)
+            finally:
+                self.scope = saved
+
+    def _steps(self, scope: Scope, parent: Optional[str], on_notify: Optional[List[str]]
+               ) -> List[Step]:
+        """The steps of a scope's resources, each composite followed by the steps of
+        its action's inner resources."""
+        steps = []
+        for resource in scope.resources:
+            for action in resource.meta.action.split(","):
+                step = Step.from_resource(resource)
+                step.action, step.parent, step.on_notify = action, parent, on_notify
+                steps.append(step)
+                if is_composite(resource):
+                    step.composite = True
+                    inner = self.groups[id(resource)].get(action)
+                    if inner is not None:
+                        steps.extend(self._steps(inner, resource.identity, on_notify))
+        return steps
+
     def _known(self, other: Any, resource: Resource) -> Resource:
         identity = other.identity if isinstance(other, Resource) else str(other)
-        target = self.by_id.get(identity)
+        scope = self.scope_of.get(id(resource), self.top)
+        target = scope.find(identity)
         if target is None:
             raise PropertyError("subscribes to %s, which no recipe declares" % identity,
                                 source=resource.meta.source, identity=resource.identity)
@@ -538,13 +675,16 @@ def select(steps: List[Step], tags: Sequence[str], skip_tags: Sequence[str]) -> 
             return False
         return not tags or bool(own & set(tags)) or "always" in own
 
-    picked = [s for s in steps if chosen(s)]
+    picked = [s for s in steps if chosen(s) and not s.on_notify]
     notified = {target for s in picked for _, target, _ in s.notifies}
     out = []
     for step in steps:
         if step in picked:
             out.append(step)
-        elif step.id in notified:
+        elif step.on_notify:  # a composite's group for a notification: if it can come
+            if step.on_notify[1] in notified:
+                out.append(step)
+        elif step.id in notified and not step.composite:
             step.unselected = True
             out.append(step)
     return out
@@ -563,6 +703,16 @@ def load_types(recipe: Path) -> None:
         extensions.load_entry_points()
     root = recipe.parent.parent if recipe.parent.name == "recipes" else recipe.parent
     extensions.load_folder(str(root / "resources"))
+
+
+def _in_action(exc: ConvergeError, composite: Resource, action: str) -> ConvergeError:
+    """An error from a composite's action, said at the recipe line that declared
+    the composite, with where in its type's action it happened."""
+    where = ": ".join(p for p in (exc.source, exc.identity) if p)
+    exc.message = "action %s: %s%s" % (action, where + ": " if where else "", exc.message)
+    exc.args = (exc.message,)
+    exc.source, exc.identity = composite.meta.source, composite.identity
+    return exc
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:

@@ -15,6 +15,25 @@ RED, GREEN, YELLOW, DIM, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", 
 BOLD = "\033[1m"
 
 
+class Groups:
+    """Composites' lines: a composite's event comes after those of its inner
+    resources, so their lines wait for it; then its line (which says how the whole
+    went: updated, up to date) comes first, theirs indented under it."""
+
+    def __init__(self) -> None:
+        self.pending: Dict[str, List[str]] = {}
+
+    def feed(self, event: Event, lines: List[str]) -> List[str]:
+        """The lines to show now for an event whose own lines are ``lines``."""
+        if event.get("composite"):
+            lines = lines + ["  " + line for line in self.pending.pop(event["id"], [])]
+        parent = event.get("parent")
+        if parent:
+            self.pending.setdefault(parent, []).extend(lines)
+            return []
+        return lines
+
+
 class Console:
     """Writes resource lines as events arrive, and the summary at the end."""
 
@@ -27,6 +46,7 @@ class Console:
         self.color = self.stream.isatty() if color is None else color
         self.quiet = quiet
         self.show_hosts = show_hosts
+        self.groups: Dict[str, Groups] = {}  # by host
 
     def _paint(self, code: str, text: str) -> str:
         return code + text + RESET if self.color else text
@@ -82,7 +102,8 @@ class Console:
 
     def event(self, event: Event, host: str = "localhost") -> None:
         prefix = "%s: " % host if self.show_hosts else ""
-        for line in self.lines(event):
+        lines = self.groups.setdefault(host, Groups()).feed(event, self.lines(event))
+        for line in lines:
             self.stream.write(prefix + line + "\n")
         self.stream.flush()
 
@@ -138,7 +159,8 @@ def host_report(events: List[Event], error: Optional[str] = None) -> Dict[str, A
     for e in events:
         entry = {k: e.get(k) for k in ("id", "type", "action", "status", "changes", "error")}
         entry["warnings"] = list(e.get("warnings") or [])
-        for optional in ("skip_reason", "notified_by", "source", "time", "ignored"):
+        for optional in ("skip_reason", "notified_by", "source", "time", "ignored", "parent",
+                         "composite"):
             if e.get(optional) is not None:
                 entry[optional] = e[optional]
         if e.get("diffs"):
@@ -270,6 +292,7 @@ class FleetConsole:
         self.total = total
         self.live = live  # one host: print its lines as they come
         self.pending: Dict[str, List[str]] = {}
+        self.groups: Dict[str, Groups] = {}  # composites' lines, by host
         self.done = self.changed = self.failed = 0
         self.wrote = False  # any line yet (the recap is set apart by a blank line)
         self._progress: Any = None
@@ -306,7 +329,8 @@ class FleetConsole:
             self.console.stream.flush()
 
     def event(self, host: str, event: Event) -> None:
-        lines = ["  " + line for line in self.console.lines(event)]
+        own = self.console.lines(event)
+        lines = ["  " + line for line in self.groups.setdefault(host, Groups()).feed(event, own)]
         if self.live:
             if not lines:  # check: an up-to-date resource prints nothing, nor its host
                 return

@@ -25,8 +25,12 @@ from .errors import AuthError, ConnectError, ConvergeError, HostKeyError, Transp
 from .plan import Plan
 from .recipe import Attrs, compile_recipe
 from .report import host_report, json_report
+from .transport import Transport
 
 DEFAULT_FORKS = 20
+
+#: what is done on each host: work(transport, emit) -> its events
+Work = Callable[[Transport, Callable[[Event], None]], List[Event]]
 
 
 class Outcome:
@@ -57,7 +61,7 @@ def unreachable(exc: BaseException) -> bool:
 
 def run(
     recipe: Union[str, Path],
-    transports: Sequence[Any],
+    transports: Sequence[Transport],
     *,
     mode: str = "apply",
     attrs: Optional[Dict[str, Any]] = None,
@@ -93,9 +97,8 @@ def run(
     # The first ``forks`` hosts connect and start their agent while the recipe
     # compiles (daemon threads: a compile error does not wait for a slow host).
     for transport in transports[:forks]:
-        if hasattr(transport, "warm"):
-            threading.Thread(target=transport.warm, name="converge-warm-" + transport.host,
-                             daemon=True).start()
+        threading.Thread(target=transport.warm, name="converge-warm-" + transport.host,
+                         daemon=True).start()
     try:
         batches = make_batches(transports, serial)
         budget = fail_budget(max_fail, len(transports))
@@ -103,16 +106,14 @@ def run(
                                        cookbook_path, remote, forks, tags, skip_tags)
     except BaseException:
         for transport in transports:
-            close = getattr(transport, "close", None)
-            if close is not None:
-                close()
+            transport.close()
         raise
 
     failed_compile = {t.host for t, _ in failures}
     for batch in batches:
         _run_once(plans, [t.host for t in batch if t.host not in failed_compile])
 
-    def work(transport: Any, emit: Callable[[Event], None]) -> List[Event]:
+    def work(transport: Transport, emit: Callable[[Event], None]) -> List[Event]:
         return list(transport.run(plans[transport.host], mode=mode, fail_fast=fail_fast,
                                   emit=emit))
 
@@ -121,7 +122,8 @@ def run(
                       recorder=recorder, batches=batches, budget=budget, on_batch=on_batch)
 
 
-def make_batches(transports: Sequence[Any], serial: Optional[str]) -> List[List[Any]]:
+def make_batches(transports: Sequence[Transport], serial: Optional[str]
+                 ) -> List[List[Transport]]:
     """The hosts in batches, in inventory order: ``serial`` is a size ("5"), a share
     ("25%"), or a list of them ("1,5,25%") whose last entry repeats."""
     hosts = list(transports)
@@ -130,7 +132,7 @@ def make_batches(transports: Sequence[Any], serial: Optional[str]) -> List[List[
     sizes = []
     for part in str(serial).split(","):
         sizes.append(_count(part.strip(), len(hosts), "--serial", at_least_one=True))
-    batches: List[List[Any]] = []
+    batches: List[List[Transport]] = []
     index = 0
     while index < len(hosts):
         size = sizes[min(len(batches), len(sizes) - 1)]
@@ -176,7 +178,7 @@ def _run_once(plans: Dict[str, Plan], batch: List[str]) -> None:
 
 
 def rollback(
-    transports: Sequence[Any],
+    transports: Sequence[Transport],
     run_id: Optional[str] = None,
     *,
     force: bool = False,
@@ -191,7 +193,7 @@ def rollback(
     if forks < 1:
         raise ValueError("forks must be 1 or more")
 
-    def work(transport: Any, emit: Callable[[Event], None]) -> List[Event]:
+    def work(transport: Transport, emit: Callable[[Event], None]) -> List[Event]:
         return list(transport.rollback(run_id, force=force, yes=yes, emit=emit))
 
     return _each_host(transports, work, mode="rollback", started=time.monotonic(),
@@ -200,12 +202,12 @@ def rollback(
 
 
 def _each_host(
-    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
-    *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
+    transports: Sequence[Transport], work: Work,
+    *, mode: str, started: float, forks: int, failures: List[Tuple[Transport, TransportError]],
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
     recorder: Optional[Any] = None,
-    batches: Optional[List[List[Any]]] = None,
+    batches: Optional[List[List[Transport]]] = None,
     budget: Optional[int] = None,
     on_batch: Optional[Callable[[int, int, List[str]], None]] = None,
 ) -> Outcome:
@@ -244,11 +246,11 @@ def _each_host(
 
 
 def _batches(
-    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
-    *, mode: str, started: float, forks: int, failures: List[Tuple[Any, TransportError]],
+    transports: Sequence[Transport], work: Work,
+    *, mode: str, started: float, forks: int, failures: List[Tuple[Transport, TransportError]],
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
-    batches: List[List[Any]], budget: Optional[int],
+    batches: List[List[Transport]], budget: Optional[int],
     on_batch: Optional[Callable[[int, int, List[str]], None]],
 ) -> Outcome:
     hosts: Dict[str, Dict[str, Any]] = {}
@@ -261,9 +263,7 @@ def _batches(
                 entry = host_report([], "not started: the run was aborted (--max-fail)")
                 entry["not_started"] = True
                 hosts[transport.host], all_events[transport.host] = entry, []
-                close = getattr(transport, "close", None)
-                if close is not None:
-                    close()
+                transport.close()
                 if on_host:
                     on_host(transport.host, entry)
             continue
@@ -287,21 +287,19 @@ def _batches(
 
 
 def _hosts(
-    transports: Sequence[Any], work: Callable[[Any, Callable[[Event], None]], List[Event]],
-    *, forks: int, failures: List[Tuple[Any, TransportError]],
+    transports: Sequence[Transport], work: Work,
+    *, forks: int, failures: List[Tuple[Transport, TransportError]],
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
     hosts: Dict[str, Dict[str, Any]], all_events: Dict[str, List[Event]],
 ) -> None:
     lock = threading.Lock()
 
-    def finish(transport: Any, events: List[Event], error: Optional[BaseException]) -> None:
+    def finish(transport: Transport, events: List[Event], error: Optional[BaseException]) -> None:
         entry = host_report(events, None if error is None else str(error))
         if error is not None and unreachable(error):
             entry["unreachable"] = True
-        close = getattr(transport, "close", None)
-        if close is not None:
-            close()
+        transport.close()
         with lock:
             hosts[transport.host] = entry
             all_events[transport.host] = events
@@ -311,7 +309,7 @@ def _hosts(
     for transport, exc in failures:
         finish(transport, [], exc)
 
-    def converge(transport: Any) -> None:
+    def converge(transport: Transport) -> None:
         received: List[Event] = []  # what arrived before a failure, for the report
 
         def emit(event: Event) -> None:
@@ -346,10 +344,10 @@ def _hosts(
 
 
 def _compile_all(
-    recipe: Union[str, Path], transports: Sequence[Any], attrs: Optional[Dict[str, Any]],
+    recipe: Union[str, Path], transports: Sequence[Transport], attrs: Optional[Dict[str, Any]],
     host_vars: Dict[str, Dict[str, Any]], cookbook_path: Sequence[Union[str, Path]],
     remote: bool, forks: int, tags: Sequence[str] = (), skip_tags: Sequence[str] = (),
-) -> Tuple[Dict[str, Plan], List[Tuple[Any, TransportError]]]:
+) -> Tuple[Dict[str, Plan], List[Tuple[Transport, TransportError]]]:
     """The plan of every host. A recipe that reads no facts is compiled once per
     distinct set of host vars; one that does is compiled on ``forks`` threads, since
     facts come from the hosts. A host whose facts cannot be gathered is a failure
@@ -357,7 +355,7 @@ def _compile_all(
     cache: Dict[str, Plan] = {}
     cache_lock = threading.Lock()
 
-    def compile_one(transport: Any) -> Plan:
+    def compile_one(transport: Transport) -> Plan:
         own = dict(host_vars.get(transport.host, {}))
         key = json.dumps(own, sort_keys=True, default=repr)
         with cache_lock:
@@ -374,7 +372,7 @@ def _compile_all(
         return plan
 
     plans: Dict[str, Plan] = {}
-    failures: List[Tuple[Any, TransportError]] = []
+    failures: List[Tuple[Transport, TransportError]] = []
     errors: List[Optional[ConvergeError]] = [None] * len(transports)
 
     def attempt(index: int) -> None:

@@ -58,6 +58,9 @@ class FakeTransport:
             raise self.fail
         return events
 
+    def warm(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 

@@ -33,6 +33,16 @@ after a fail-fast stop. In plan mode it is shown the same way, as what would
 run. Members of one batch are converged together, so work left by one member is
 done after the whole batch.
 
+Composites (converge/resources/_composite.py): a step marked ``composite`` is
+followed by its inner steps (``parent``: its id). Its guards are evaluated once;
+when they skip it, none of its inner steps run. Otherwise the inner steps run as
+any others (each event with ``parent``), then the composite's own event:
+``failed`` when an inner one failed, ``updated`` when one was, else up to date;
+its notifications fire as any resource's. A group marked ``on_notify`` runs only
+when that action of that composite is notified (the events it sets off in turn
+are run too). A notification's target is looked up from the notifier outwards:
+its own composite's inner steps first, then the recipe's.
+
 Interruption (SIGINT, SIGTERM: converge/agent/interrupt.py): the resource being
 converged is recorded as failed, ``interrupted by SIGINT``, and the run stops.
 """
@@ -91,37 +101,107 @@ class Engine:
         return events
 
     def _run(self, plan: Plan, events: List[Event]) -> None:
-        steps = {s.id: s for s in plan.steps}
-        delayed: List[Tuple[str, str, str]] = []
+        self._plan = _Layout(plan.steps)
+        self._events = events
+        self._delayed: List[Tuple[str, str, str, int]] = []
+        self._stopped = False
+        self._open: List[str] = []  # the composites whose inner steps are running
+        self._span(0, len(plan.steps), None)
+        index = 0
+        while not self._stopped and index < len(self._delayed):  # a notified group may add
+            action, target, by, where = self._delayed[index]
+            self._notify(action, target, by, where)
+            index += 1
+        self._flush()  # what is still pending: at the end, also after a fail-fast stop
+
+    def _span(self, start: int, stop: int, parent: Optional[str]) -> List[Event]:
+        """Converge the steps from ``start`` to ``stop`` (a whole plan, or the inner
+        steps of a composite, ``parent``): the events of the steps at this level."""
+        steps = self._plan.steps
+        level: List[Event] = []
         batched: Dict[int, Event] = {}
-        for index, step in enumerate(plan.steps):
-            if step.unselected:  # left out by --tags: runs only when notified
+        index = start
+        while index < stop and not self._stopped:
+            step = steps[index]
+            if step.unselected or (step.on_notify and parent is None):
+                index = self._plan.end[index]  # runs only when notified
+                continue
+            if step.composite:
+                event = self._group(index, parent)
+                level.append(event)
+                index = self._plan.end[index]
                 continue
             try:
                 if index not in batched:
                     if step.action != "nothing" and not step.skip:
-                        self._flush(events, step.type, step.action)
-                    batched = self._batch(plan.steps, index)
-                event = batched.pop(index, None) or self._step(step)
+                        self._flush(step.type, step.action)
+                    batched = self._batch(steps, index, stop)
+                event = batched.pop(index) if index in batched else self._step(step)
             except Interrupted as exc:
                 if exc.event is not None:
-                    self._record(events, exc.event)
+                    if parent is not None:
+                        exc.event["parent"] = parent
+                    self._record(self._events, exc.event)
                 raise
-            self._record(events, event)
-            if event["status"] == "updated":
-                for action, target, timing in step.notifies:
-                    if timing == "immediately":
-                        self._flush(events, steps[target].type, action)
-                        self._record(events, self._notify(steps, action, target, step.id))
-                    elif (action, target) not in [(a, t) for a, t, _ in delayed]:
-                        delayed.append((action, target, step.id))
-            if event["status"] == "failed" and self.fail_fast and not step.ignore_failure:
-                break
-        else:
-            for action, target, by in delayed:
-                self._flush(events, steps[target].type, action)
-                self._record(events, self._notify(steps, action, target, by))
-        self._flush(events)
+            if parent is not None:
+                event["parent"] = parent
+            self._finish(step, index, event)
+            level.append(event)
+            index += 1
+        return level
+
+    def _group(self, index: int, parent: Optional[str], notified_by: Optional[str] = None
+               ) -> Event:
+        """A composite: its guards once, then its inner steps; its event (after theirs)
+        is failed when one failed, updated when one was, else up to date."""
+        step = self._plan.steps[index]
+        event: Event = {
+            "id": step.id, "type": step.type, "action": step.action, "status": "up_to_date",
+            "changes": [], "diffs": [], "error": None, "warnings": [], "source": step.source,
+            "composite": True,
+        }
+        started = time.monotonic()
+        try:
+            skip = self._skip_reason(step, step.action)
+        except Exception as exc:  # noqa: BLE001 - a guard that cannot run fails the group
+            skip = None
+            event["status"], event["error"] = "failed", self._describe(exc)
+        if skip:
+            event["status"], event["skip_reason"] = "skipped", skip
+        elif event["status"] != "failed":
+            self._open.append(step.id)
+            try:
+                inner = self._span(index + 1, self._plan.end[index], step.id)
+            finally:
+                self._open.pop()
+            failed = [e["id"] for e in inner if e["status"] == "failed" and not e.get("ignored")]
+            if failed:
+                event["status"] = "failed"
+                event["error"] = "%s failed" % ", ".join(failed)
+            elif any(e["status"] == "updated" for e in inner):
+                event["status"] = "updated"
+        if event["status"] == "failed" and step.ignore_failure:
+            event["ignored"] = True
+        event["time"] = round(time.monotonic() - started, 4)
+        if parent is not None:
+            event["parent"] = parent
+        if notified_by is not None:
+            event["notified_by"] = notified_by
+        self._finish(step, index, event)
+        return event
+
+    def _finish(self, step: Step, index: int, event: Event) -> None:
+        """Record an event, then what it sets off: its notifications when it
+        updated, the end of the run when it failed under fail_fast."""
+        self._record(self._events, event)
+        if event["status"] == "updated":
+            for action, target, timing in step.notifies:
+                if timing == "immediately":
+                    self._notify(action, target, step.id, index)
+                elif (action, target) not in [(a, t) for a, t, _, _ in self._delayed]:
+                    self._delayed.append((action, target, step.id, index))
+        if event["status"] == "failed" and self.fail_fast and not step.ignore_failure:
+            self._stopped = True
 
     def _leave(self, step: Step, resource: Resource, current: Any, changes: List[Any]) -> None:
         """Keep the work this resource's changes leave for later (one of each)."""
@@ -132,8 +212,7 @@ class Engine:
                 self.pending[key] = (work, [])
             self.pending[key][1].append(step.id)
 
-    def _flush(self, events: List[Event], type_name: Optional[str] = None,
-               action: str = "") -> None:
+    def _flush(self, type_name: Optional[str] = None, action: str = "") -> None:
         """Converge the pending work a step of this type and action needs (all of
         it when no type is given: the end of the run), each as its own event."""
         for key in list(self.pending):
@@ -143,7 +222,7 @@ class Engine:
             del self.pending[key]
             event = self._step(Step.from_resource(work.resource), resource=work.resource)
             event["notified_by"] = ", ".join(by)
-            self._record(events, event)
+            self._record(self._events, event)
 
     def _record(self, events: List[Event], event: Event) -> None:
         events.append(event)
@@ -151,7 +230,7 @@ class Engine:
             self.journal.event(event)
         self.emit(event)
 
-    def _batch(self, steps: List[Step], start: int) -> Dict[int, Event]:
+    def _batch(self, steps: List[Step], start: int, stop: int) -> Dict[int, Event]:
         """The batching hook (see the module docstring): the events of the run of
         steps from ``start``, by index, converged together; {} when the type does
         not batch or its prefetch failed (each step then converges alone)."""
@@ -160,7 +239,7 @@ class Engine:
         if cls is None or prefetch is None:
             return {}
         indexes: List[int] = []
-        while (start + len(indexes) < len(steps)
+        while (start + len(indexes) < stop
                and steps[start + len(indexes)].type == steps[start].type
                and _batchable(steps[start + len(indexes)])):
             indexes.append(start + len(indexes))
@@ -302,14 +381,26 @@ class Engine:
         finally:
             self.journal.applied(event)
 
-    def _notify(self, steps: Dict[str, Step], action: str, target: str, by: str) -> Event:
-        step = steps[target]
+    def _notify(self, action: str, target: str, by: str, where: int) -> None:
+        """Run ``action`` of ``target`` as the step at ``where`` asked: a composite's
+        group expanded for that action, or the resource the name means from there
+        (its own composite's inner resources first, then those around it)."""
+        group = self._plan.groups.get((target, action))
+        if group is not None:
+            parent = self._plan.steps[group].parent
+            self._group(group, parent if parent in self._open else None, notified_by=by)
+            return
+        index = self._plan.find(target, where)
+        step = self._plan.steps[index]
+        self._flush(step.type, action)
         event = self._step(step, action)
         event["notified_by"] = by
+        if step.parent is not None and step.parent in self._open:
+            event["parent"] = step.parent  # an immediate notification within its composite
         if step.unselected:
             event["warnings"].append("not selected by --tags/--skip-tags; run because "
                                      "%s notified it" % by)
-        return event
+        self._record(self._events, event)
 
     def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, ConvergeError):
@@ -330,7 +421,52 @@ class Engine:
 def _batchable(step: Step) -> bool:
     """Guards are evaluated step by step, so a guarded step is never batched."""
     return (step.only_if is None and step.not_if is None and step.action != "nothing"
-            and not step.unselected and not step.skip)
+            and not step.unselected and not step.skip and not step.composite
+            and not step.on_notify)
+
+
+class _Layout:
+    """Where each step sits among the composites of a plan: ``end[i]`` is the index
+    after step i and, for a composite, after its inner steps; ``groups`` the
+    composites' groups that run when notified, by (composite id, action)."""
+
+    def __init__(self, steps: List[Step]) -> None:
+        self.steps = steps
+        self.end = [i + 1 for i in range(len(steps))]
+        self.headers: List[Optional[int]] = [None] * len(steps)
+        self.groups: Dict[Tuple[str, str], int] = {}
+        open_: List[int] = []
+        for index, step in enumerate(steps):
+            while open_ and step.parent != steps[open_[-1]].id:
+                open_.pop()
+            self.headers[index] = open_[-1] if open_ else None
+            for header in open_:
+                self.end[header] = index + 1
+            if step.composite:
+                open_.append(index)
+                if step.on_notify and step.on_notify[1] == step.id:
+                    self.groups.setdefault((step.id, step.on_notify[0]), index)
+
+    def find(self, target: str, where: int) -> int:
+        """The step a notification from the step at ``where`` names: in the same
+        composite action first, then around it, then among the recipe's own."""
+        scope = self.headers[where]
+        while True:
+            start = 0 if scope is None else scope + 1
+            stop = len(self.steps) if scope is None else self.end[scope]
+            found = None
+            index = start
+            while index < stop:
+                step = self.steps[index]
+                if step.id == target and not step.composite and (scope is not None
+                                                                 or not step.on_notify):
+                    found = index  # the last one, as a plan of service's two actions
+                index = self.end[index] if step.composite else index + 1
+            if found is not None or scope is None:
+                if found is None:
+                    raise KeyError("no step %s in the plan" % target)
+                return found
+            scope = self.headers[scope]
 
 
 def summarize(events: List[Event]) -> Dict[str, int]:

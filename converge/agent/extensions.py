@@ -31,6 +31,8 @@ PACKAGE = "converge.resources"
 
 #: type name -> (where it came from, its source): the extension types loaded here
 LOADED: Dict[str, Dict[str, str]] = {}
+#: the type files being loaded (a type file may import a type loaded after it)
+LOADING: List[str] = []
 
 
 def _origin(type_name: str) -> str:
@@ -73,6 +75,7 @@ def load_file(path: str) -> Optional[str]:
                           "them" % (name, path, _origin(name)))
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
+    LOADING.append(path)
     try:
         _exec(name, source, path)
     except RecipeError:
@@ -82,8 +85,12 @@ def load_file(path: str) -> Optional[str]:
 
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
         line = frames[-1].lineno if frames else 1
+        if isinstance(exc, SyntaxError) and exc.filename == path and exc.lineno:
+            line = exc.lineno
         raise RecipeError("%s: %s" % (type(exc).__name__, exc),
                           source="%s:%s" % (path, line)) from None
+    finally:
+        LOADING.pop()
     if name not in dict.keys(REGISTRY):
         del sys.modules["%s.%s" % (PACKAGE, name)]
         raise RecipeError("%s defines no resource type named '%s' (class X(Resource, "

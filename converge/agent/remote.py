@@ -18,7 +18,7 @@ and every answer is one JSON line, written as it happens::
     {"history": [...]}          the run journal (converge/agent/journal.py)
     {"preview": {...}}          what a rollback would do
     {"notice": "text"}          said while working: waiting for the run lock...
-    {"error": "what went wrong"}
+    {"error": "what went wrong", "kind": "RunError", "message": ..., "hint": ...}
 
 When the controller goes away mid-run (killed, its connection lost), sshd closes
 the session: the agent's standard output has no reader any more. A watchdog
@@ -37,7 +37,7 @@ import json
 import threading
 from typing import IO, Any, Callable, Dict
 
-from ..errors import ConvergeError
+from ..errors import ConvergeError, to_wire
 from ..plan import Plan
 from . import runs
 from .facts import gather
@@ -133,8 +133,8 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         except OSError:
             pass
         return interrupted.exit_code
-    except ConvergeError as exc:
-        _write(stdout, {"error": str(exc)})
+    except ConvergeError as exc:  # raised again on the controller as the same class
+        _write(stdout, to_wire(exc))
         return 1
     except Exception as exc:  # noqa: BLE001 - reported to the controller, not lost
         text = "agent error: %s: %s" % (type(exc).__name__, exc)

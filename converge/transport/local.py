@@ -38,6 +38,12 @@ class LocalTransport:
     def facts(self) -> Dict[str, Any]:
         return gather(self.system)
 
+    def warm(self) -> None:
+        """Nothing to get ready: the agent runs in this process."""
+
+    def close(self) -> None:
+        """Nothing to let go of."""
+
     def run(self, plan: Plan, *, mode: str = "apply", fail_fast: bool = False,
             emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
         return runs.apply_plan(self.system, plan, mode, self._options(fail_fast, emit))

@@ -11,8 +11,13 @@ Host keys are checked against known_hosts (the inventory's, the OpenSSH
 config's UserKnownHostsFile, or ~/.ssh/known_hosts); an unknown host is refused
 unless ``accept_new`` (which records it), a changed key always. OpenSSH client
 config is honoured through paramiko's SSHConfig: HostName, User, Port,
-IdentityFile, ProxyCommand, ProxyJump, UserKnownHostsFile. Every paramiko and
-socket error becomes a converge error here, chained.
+IdentityFile, ProxyCommand, ProxyJump, UserKnownHostsFile.
+
+Every paramiko and socket exception becomes a converge error in one place,
+:func:`translate` (through :func:`_translated`), chained, as httpx maps its
+backends' exceptions: a changed host key is a HostKeyError, refused credentials
+an AuthError, anything else while connecting a ConnectError, and after that a
+TransportError; an error the agent reports keeps its own kind (from_wire).
 """
 
 from __future__ import annotations
@@ -30,17 +35,20 @@ import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from ..agent.engine import Event
 from ..errors import (
     AuthError,
     ConnectError,
+    ConvergeError,
     HostKeyError,
     InventoryError,
     TransportError,
+    from_wire,
     printable,
 )
 from ..inventory import Host, address_problem, parse_target, user_problem
@@ -182,6 +190,62 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
             with open(self.known_hosts, "a") as fh:
                 fh.write(line)
         client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+#: what paramiko and the socket layer raise (ValueError: a ProxyCommand with a
+#: stray quote, a malformed key; EOFError: a server that hangs up mid-handshake)
+LIBRARY_ERRORS = (OSError, EOFError, ValueError, paramiko.SSHException)
+
+
+def translate(exc: BaseException, *, host: str, doing: str, where: str = "",
+              kind: Type[TransportError] = TransportError, settings: Optional[Settings] = None,
+              hint: Optional[str] = None, after: str = "") -> TransportError:
+    """The converge error a paramiko or socket exception is, raised while ``doing``
+    (``"cannot connect to root@web1:22"``: the message is ``doing``, the reason,
+    then ``after``) with ``where`` (``root@web1:22``): a key the host sent that
+    differs from known_hosts is a HostKeyError, credentials it refused an
+    AuthError, no key to offer an AuthError, anything else ``kind``."""
+    if isinstance(exc, paramiko.BadHostKeyException) and settings is not None:
+        return HostKeyError(
+            "HOST KEY CHANGED for %s: %s sent %s %s, but %s records %s. Someone may be "
+            "intercepting the connection; refusing to connect"
+            % (where, settings.hostname, exc.key.get_name(), exc.key.fingerprint,
+               settings.known_hosts, exc.expected_key.fingerprint), host=host,
+            hint="if the host was really reinstalled, remove its old key with "
+                 "`ssh-keygen -R %s -f %s` and run again with --accept-new"
+                 % (settings.hostname, settings.known_hosts))
+    if isinstance(exc, paramiko.AuthenticationException):
+        return AuthError("%s refused our credentials: %s" % (where, exc), host=host,
+                         hint="check the user and key (inventory user/key, --user, "
+                              "IdentityFile) or load the key into ssh-agent")
+    if str(exc) == "No authentication methods available":  # paramiko had no key
+        return AuthError("no key to offer %s: none given for the host, none in ~/.ssh and "
+                         "no ssh-agent" % where, host=host,
+                         hint="give the host a key (inventory key, --key, IdentityFile) or "
+                              "load one into ssh-agent")
+    return kind("%s: %s%s" % (doing, _reason(exc), after), host=host, hint=hint)
+
+
+@contextmanager
+def _translated(host: str, doing: Union[str, Callable[[], str]], *, where: str = "",
+                kind: Type[TransportError] = TransportError,
+                settings: Optional[Settings] = None, hint: Optional[str] = None,
+                after: str = "", cleanup: Optional[Callable[[], None]] = None
+                ) -> Iterator[None]:
+    """Run a block whose library exceptions become :func:`translate`'s error (and
+    whose converge errors pass), calling ``cleanup`` (close a socket) on either."""
+    try:
+        yield
+    except ConvergeError:
+        if cleanup is not None:
+            cleanup()
+        raise
+    except LIBRARY_ERRORS as exc:
+        if cleanup is not None:
+            cleanup()
+        text = doing() if callable(doing) else doing
+        raise translate(exc, host=host, doing=text, where=where, kind=kind,
+                        settings=settings, hint=hint, after=after) from exc
 
 
 class SSHTransport:
@@ -339,7 +403,9 @@ class SSHTransport:
               ) -> paramiko.SSHClient:
         where = "%s@%s:%d%s" % (s.user, s.hostname, s.port, " (%s)" % what if what else "")
         sock: Any
-        try:
+        proxy = " (ProxyCommand %s)" % s.proxy_command if s.proxy_command else ""
+        with _translated(self.host, "cannot connect to %s" % where, kind=ConnectError,
+                         after=proxy):
             if s.proxy_command:  # shlex-split: a stray quote is a ValueError
                 sock = paramiko.ProxyCommand(s.proxy_command)
             elif via is not None:
@@ -353,59 +419,24 @@ class SSHTransport:
                 if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                     int(self.timeout * DEAD_AFTER * 1000))
-        except (OSError, ValueError, paramiko.SSHException) as exc:
-            raise ConnectError("cannot connect to %s: %s%s" % (
-                where, _reason(exc), " (ProxyCommand %s)" % s.proxy_command
-                if s.proxy_command else ""), host=self.host) from exc
         client = paramiko.SSHClient()
         known = s.known_hosts
-        try:
+        with _translated(self.host, "cannot read known hosts %s" % known, kind=HostKeyError,
+                         cleanup=sock.close):
             if os.path.exists(known):
                 client.get_host_keys().load(known)
-        except (OSError, paramiko.SSHException) as exc:
-            sock.close()
-            raise HostKeyError("cannot read known hosts %s: %s" % (known, exc),
-                               host=self.host) from exc
         client.set_missing_host_key_policy(_HostKeyPolicy(self.host, known, self.accept_new))
-        try:
+        with _translated(self.host, "cannot load key %s" % (s.keys[0] if s.keys else ""),
+                         kind=AuthError, cleanup=sock.close,
+                         hint="keys with a passphrase are used through ssh-agent"):
             pkeys = [_load_key(k) for k in s.keys]
-        except (OSError, ValueError, paramiko.SSHException) as exc:
-            sock.close()
-            raise AuthError("cannot load key %s: %s" % (s.keys[0], exc), host=self.host,
-                            hint="keys with a passphrase are used through ssh-agent") from exc
-        try:
+        with _translated(self.host, "cannot connect to %s" % where, where=where,
+                         kind=ConnectError, settings=s, cleanup=client.close):
             client.connect(s.hostname, port=s.port, username=s.user,
                            pkey=pkeys[0] if pkeys else None, sock=sock,
                            timeout=self.timeout, banner_timeout=self.timeout,
                            auth_timeout=self.timeout, allow_agent=True,
                            look_for_keys=not pkeys)
-        except HostKeyError:
-            client.close()
-            raise
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise HostKeyError(
-                "HOST KEY CHANGED for %s: %s sent %s %s, but %s records %s. Someone may be "
-                "intercepting the connection; refusing to connect"
-                % (where, s.hostname, exc.key.get_name(), exc.key.fingerprint, known,
-                   exc.expected_key.fingerprint), host=self.host,
-                hint="if the host was really reinstalled, remove its old key with "
-                     "`ssh-keygen -R %s -f %s` and run again with --accept-new"
-                     % (s.hostname, known)) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise AuthError("%s refused our credentials: %s" % (where, exc), host=self.host,
-                            hint="check the user and key (inventory user/key, --user, "
-                                 "IdentityFile) or load the key into ssh-agent") from exc
-        except (OSError, EOFError, ValueError, paramiko.SSHException) as exc:
-            client.close()
-            if str(exc) == "No authentication methods available":  # paramiko had no key
-                raise AuthError("no key to offer %s: none given for the host, none in "
-                                "~/.ssh and no ssh-agent" % where, host=self.host,
-                                hint="give the host a key (inventory key, --key, "
-                                     "IdentityFile) or load one into ssh-agent") from exc
-            raise ConnectError("cannot connect to %s: %s" % (where, _reason(exc)),
-                               host=self.host) from exc
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(self._keepalive())
@@ -438,16 +469,14 @@ class SSHTransport:
     def _request(self, request: Dict[str, Any], on_event: Optional[Callable[[Event], None]]
                  = None, expected: int = 0) -> Dict[str, Any]:
         seen = 0
-        try:
+        with _translated(self.host, "cannot start the agent"):
             warm = self._take_warm()
-        except (OSError, EOFError, ValueError, paramiko.SSHException) as exc:
-            raise TransportError("cannot start the agent: %s" % _reason(exc),
-                                 host=self.host) from exc
         client = self.connect()
         data, digest = bundle.build()
         command, prompt = self._command(digest)
         line = json.dumps(request, separators=(",", ":")).encode() + b"\n"
-        try:
+        with _translated(self.host, lambda: "connection lost mid-run, after %d of %s resources"
+                         % (seen, expected or "?")):
             transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise TransportError("the connection to %s has closed" % self.host,
@@ -502,8 +531,8 @@ class SSHTransport:
                 elif "notice" in message:
                     if self.on_notice:
                         self.on_notice(message["notice"])
-                elif "error" in message:
-                    raise TransportError("agent: %s" % message["error"], host=self.host)
+                elif "error" in message:  # the agent's error, as its own kind
+                    raise from_wire(message, self.host)
                 else:
                     if errors.count:  # sshd may send the last of stderr after stdout's end
                         errors.drain()
@@ -517,10 +546,6 @@ class SSHTransport:
                    if status > 0 else ""),
                 host=self.host, hint="run again: converge is idempotent; resources not "
                                      "reported may or may not have been applied")
-        except (OSError, EOFError, paramiko.SSHException, ValueError) as exc:
-            raise TransportError("connection lost mid-run, after %d of %s resources: %s"
-                                 % (seen, expected or "?", _reason(exc)),
-                                 host=self.host) from exc
 
     def _sudo_password(self, chan: paramiko.Channel, prompt: bytes) -> bytes:
         """Answer sudo's prompt (only when it asks); return what it wrote to stderr."""

@@ -82,6 +82,9 @@ class HostileTransport:
                 {"id": t, "error": t}, {"id": t, "of": t, "kind": "rollback", "started": t,
                                         "interrupted": True, "changed": []}]
 
+    def warm(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -153,3 +153,73 @@ def test_a_type_that_clashes_names_both_files(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "resource type 'file' in book/resources/file.py clashes with the one in " in \
         done.stderr and "converge/resources/file.py" in done.stderr
+
+
+def test_a_composite_type_over_ssh(lab: Lab, lab_node: Node, tmp_path: Path) -> None:
+    """The docs' website cookbook, whose site type is a composite, pushed to a node:
+    inner resources indented under each site, the second run up to date, a site
+    notified to restart runs that action's resources, rollback restores."""
+    import shutil
+
+    docs = Path(__file__).resolve().parents[2] / "docs/snippets/cookbooks/website"
+    shutil.copytree(docs, tmp_path / "website")
+    _inventory(lab, lab_node, tmp_path / "inventory.yml")
+    push = ["apply", "website", "-i", "inventory.yml", "--json", "report.json"]
+    first = run(push, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    head = lines.index("  * site[blog] action create")
+    assert lines[head + 1:head + 4] == [
+        "    * directory[/srv/sites/blog] action create",
+        "      - create new directory /srv/sites/blog",
+        "      - change mode from none to '0755'"]
+    assert "    * systemd_unit[site-blog.service] action create" in lines
+    assert lab_node.read_file("/etc/sites/blog.conf") == (
+        b"# blog, managed by converge\nlisten 8081\nroot /srv/sites/blog\n")
+    assert lab_node.run(["readlink", "/etc/sites/enabled/shop.conf"]).stdout == \
+        "/etc/sites/shop.conf\n"
+    report = json.loads((tmp_path / "report.json").read_text())
+    entries = report["hosts"][lab_node.name]["resources"]
+    assert {(e["id"], e["status"]) for e in entries if e.get("composite")} == {
+        ("site[blog]", "updated"), ("site[shop]", "updated")}
+    assert {e.get("parent") for e in entries if not e.get("composite")} == {
+        "site[blog]", "site[shop]"}
+
+    second = run(push, tmp_path)
+    assert "  * site[blog] action create (up to date)" in second.stdout
+    assert "0 updated" in second.stdout.splitlines()[-1], second.stdout
+
+    # notified: a file that changes restarts the blog (no systemd in a node: it fails
+    # with systemd's words, under the site's line)
+    recipe = tmp_path / "website/recipe.py"
+    recipe.write_text(recipe.read_text().replace(
+        "from converge import attrs, site\n", "from converge import attrs, file, site\n")
+        + 'file("/etc/sites/common.conf", content="gzip on\\n", notifies=("restart", '
+          '"site[blog]"))\n')
+    third = run(push, tmp_path)
+    out = third.stdout.splitlines()
+    notified = out.index("  * site[blog] action restart (failed)")
+    assert out[notified - 3:notified - 1] == [
+        "  * file[/etc/sites/common.conf] action create",
+        "    - create new file /etc/sites/common.conf"]
+    assert out[notified + 1:notified + 4] == [
+        "    ! website/recipe.py:6: systemd_unit[site-blog.service] failed",
+        "    * systemd_unit[site-blog.service] action restart (failed)",
+        "      ! website/resources/site.py:50: cannot restart site-blog.service: systemd is "
+        "not running on this machine (PID 1 is not systemd); units can only be enabled or "
+        "disabled here"]
+    assert "site[shop] action restart" not in third.stdout
+
+    back = run(["rollback", "--yes", "-i", "inventory.yml"], tmp_path)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert lab_node.run(["test", "-e", "/etc/sites/common.conf"]).returncode == 1
+
+
+def test_a_syntax_error_in_a_type_names_its_line(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    (book / "resources").mkdir(parents=True)
+    (book / "resources/motd3.py").write_text("import os\n\nclass Motd3(:\n    pass\n")
+    (book / "recipe.py").write_text("")
+    done = run(["plan", "book"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: book/resources/motd3.py:3: SyntaxError: ")

@@ -163,7 +163,7 @@ def test_a_lock_holder_with_escapes_is_shown_escaped(lab: Lab, lab_node: Node,
     assert done.returncode == 1
     assert "waiting for the converge run of pid %s (started %s)" % (SHOWN, SHOWN) \
         in done.stderr
-    assert "  ! failed: agent: another converge run is changing this machine: pid %s, started %s" \
+    assert "  ! failed: another converge run is changing this machine: pid %s, started %s" \
         % (SHOWN, SHOWN) in done.stdout
     assert "\x1b" not in done.stdout + done.stderr
     assert "\x9b" not in done.stdout + done.stderr

@@ -41,3 +41,29 @@ def test_a_server_that_hangs_up_is_one_line_without_a_traceback(tmp_path: Path) 
     assert done.stderr == ""
     assert "  ! unreachable: cannot connect to root@127.0.0.1:%d: Error reading SSH protocol " \
         "banner" % port in done.stdout
+
+
+def test_a_refused_connection_is_a_connect_error_chained() -> None:
+    """The transport contract (issue 18): the socket's error becomes converge's
+    ConnectError in ssh.translate, with the library's exception as its cause."""
+    from converge.errors import ConnectError
+    from converge.inventory import Host
+    from converge.runner import unreachable
+    from converge.transport.ssh import SSHTransport
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: refused
+        transport = SSHTransport(Host(name="gone", address="127.0.0.1", port=port,
+                                      user="root"), timeout=5.0)
+        try:
+            transport.facts()
+        except ConnectError as exc:
+            error = exc
+        else:
+            raise AssertionError("facts() on a closed port did not fail")
+        finally:
+            transport.close()
+    assert str(error) == "gone: cannot connect to root@127.0.0.1:%d: Connection refused" % port
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+    assert unreachable(error)
