@@ -101,6 +101,7 @@ class System:
                                for t, h in (mounts or {}).items()), reverse=True)
         self._groups: Set[int] = set()  # process groups of the commands run_long runs
         self._stopped = False  # stop_commands was called: start no more
+        self._scans: Dict[str, Any] = {}  # see scans()
 
     # -- paths ---------------------------------------------------------------
 
@@ -570,6 +571,14 @@ class System:
 
     # -- processes ------------------------------------------------------------------
 
+    def scans(self) -> Dict[str, Any]:
+        """Where resources keep what they read of the running processes (/proc's
+        list of processes and their command lines, for oom_protect), so that one
+        scan serves every resource of a run. Emptied whenever this System starts a
+        command (:meth:`run`, :meth:`run_long`): a service or package started since
+        may have started processes, and the next resource scans again."""
+        return self._scans
+
     def run(
         self,
         argv: Sequence[str],
@@ -587,6 +596,7 @@ class System:
         """
         import subprocess  # here: a no-op run of file resources never starts a process
 
+        self._scans.clear()
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         if env:
@@ -637,6 +647,7 @@ class System:
 
         if self._stopped:
             return RunResult(137, "", "%s: not run, the controller is gone" % argv[0])
+        self._scans.clear()
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         full_env.update(env or {})
