@@ -1,6 +1,7 @@
 """CPU seconds per host of a no-op W1 push: the controller, sshd and the agent.
 
-    python3 benchmarks/cpu_bench.py [--nodes 10] [--reps 5]     (root; lab nodes)
+    python3 benchmarks/cpu_bench.py [--nodes 10] [--reps 5] [--compare OLD_CHECKOUT]
+                                                                (root; lab nodes)
 
 Brings up lab nodes (a lab of its own, under benchmarks/.peers/), reads the lab
 repository's package list on each (untimed), pushes W1 once (the first run), then
@@ -20,7 +21,9 @@ It prints the floor beside it: the same accounting for ``--reps`` rounds of
 parallel paramiko connections running ``python3 -c pass`` (run.py's floor, in this
 process, so its controller CPU is this process's own, from getrusage). Per-host
 figures are the totals divided by the node count: median (min-max) over the reps.
-The machine's CPUs are shared: compare figures from one session only.
+The machine's CPUs are shared: compare figures from one session only; ``--compare``
+measures another checkout (``git archive COMMIT | tar -x -C DIR``) in turn with this
+one, on the same nodes, so both see the same load.
 """
 
 from __future__ import annotations
@@ -83,12 +86,13 @@ def measured(nodes: List[Node], work: Callable[[], float]) -> Tuple[float, float
     return wall, controller, sum(node_cpu(n) for n in nodes) - before
 
 
-def push(lab: Lab, count: int, expect_changes: bool) -> float:
-    """One ``converge apply`` of W1 to every node; its CPU seconds (wait4)."""
+def push(lab: Lab, count: int, expect_changes: bool, checkout: Path = REPO) -> float:
+    """One ``converge apply`` of W1 to every node by the converge of ``checkout``;
+    its CPU seconds (wait4)."""
     argv = [sys.executable, "-m", "converge", "apply", str(RECIPE), "-i",
             str(lab.inventory_path()), "--forks", str(count), "--detailed-exitcode"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=host_env(PYTHONPATH=str(REPO)), cwd=str(HERE))
+                            env=host_env(PYTHONPATH=str(checkout)), cwd=str(HERE))
     assert proc.stdout is not None
     output = proc.stdout.read().decode("utf-8", "replace")
     _, status, usage = os.wait4(proc.pid, 0)
@@ -117,7 +121,7 @@ def line(label: str, samples: List[Tuple[float, float, float]], count: int) -> s
                                      min(values) * scale, max(values) * scale)
 
     per = [(c / count, n / count, (c + n) / count) for _, c, n in samples]
-    return ("%-8s wall %s ms | per host, CPU ms: controller %s, sshd+agent %s, total %s"
+    return ("%-16s wall %s ms | per host, CPU ms: controller %s, sshd+agent %s, total %s"
             % (label, cell([s[0] for s in samples]), cell([p[0] for p in per]),
                cell([p[1] for p in per]), cell([p[2] for p in per])))
 
@@ -126,6 +130,9 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="another converge checkout (an older commit), measured in "
+                        "turn with this one on the same nodes")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("benchmarks/cpu_bench.py needs root (lab nodes)", file=sys.stderr)
@@ -141,13 +148,23 @@ def main(argv: List[str]) -> int:
     import paramiko  # noqa: F401 - imported before the floor's first measurement
 
     nodes = fresh_nodes(lab, args.nodes, [])
-    results: Dict[str, List[Tuple[float, float, float]]] = {"floor": [], "no-op": []}
+    checkouts = {"no-op": REPO}
+    if args.compare:
+        checkouts["no-op, " + args.compare.name] = args.compare.resolve()
+        subprocess.run([sys.executable, "-m", "compileall", "-q",
+                        str(args.compare / "converge")], check=True)
+    results: Dict[str, List[Tuple[float, float, float]]] = {"floor": []}
+    results.update({label: [] for label in checkouts})
     try:
         push(lab, args.nodes, expect_changes=True)
         verify("w1", nodes[0], "converge")
+        for checkout in checkouts.values():  # each one's agent is in the nodes' cache
+            push(lab, args.nodes, False, checkout)
         for _ in range(args.reps):
             results["floor"].append(measured(nodes, lambda: floor_cpu(lab, nodes)))
-            results["no-op"].append(measured(nodes, lambda: push(lab, args.nodes, False)))
+            for label, checkout in checkouts.items():
+                results[label].append(measured(
+                    nodes, lambda c=checkout: push(lab, args.nodes, False, c)))
     except BenchError as exc:
         print("FAILED: %s" % exc, file=sys.stderr)
         return 1
