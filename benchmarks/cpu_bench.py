@@ -43,8 +43,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from converge.lab import Lab, Node  # noqa: E402
 from run import PACKAGE, BenchError, floor, fresh_nodes, host_env, verify  # noqa: E402
+
+from converge.lab import Lab, Node  # noqa: E402
 
 LAB_DIR = HERE / ".peers" / "cpu-lab"
 RECIPE = HERE / "workloads" / "w1" / "converge_recipe.py"

@@ -95,7 +95,8 @@ class Apt(Backend):
         except OSError as exc:
             raise ResourceError("cannot read dpkg's database %s: %s"
                                 % (system.real(dpkg_status.STATUS), exc.strerror or exc),
-                                hint="check that dpkg is installed and its database readable")
+                                hint="check that dpkg is installed and its database "
+                                     "readable") from exc
         if status is None:
             raise ResourceError("dpkg's status file %s does not exist"
                                 % system.real(dpkg_status.STATUS),
