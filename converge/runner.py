@@ -139,7 +139,8 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
     finishing its journal, the recap's entry and the run store's record); ``setup``,
     the part of ``run`` before the first resource began (the agent importing what it
     needs, decoding the plan, taking the run lock, opening its journal); ``total``,
-    from the start of the run to that entry. Connecting overlaps the compile."""
+    from the start of the run to that entry. Connecting overlaps the compile.
+    ``agent_cpu``: the CPU seconds the agent (and what it ran) used on the target."""
     measured = dict(getattr(transport, "profile", None) or {})
     begun = measured.get("run_started")
     last = last_event if last_event is not None else ended
@@ -158,6 +159,7 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
         "auth": seconds(measured.get("auth")) if remote else None,
         "agent_start": seconds(measured.get("agent_start")) if remote else None,
         "bundle_sent": bool(measured.get("bundle_sent")) if remote else None,
+        "agent_cpu": seconds(measured.get("agent_cpu")) if remote else None,
         "compile": seconds(compiled),
         "run": seconds(last - begun) if begun is not None else None,
         "setup": seconds(setup),

@@ -101,7 +101,8 @@ def profile_adds_up(profile: Dict[str, Any], times: list) -> bool:
     """A local run's profile: no connection phases, every figure a non-negative
     number, the resources' own times summed, the slowest five in order, and the
     sequential phases within the total."""
-    assert [profile[k] for k in ("connect", "auth", "agent_start", "bundle_sent")] == [None] * 4
+    assert [profile[k] for k in ("connect", "auth", "agent_start", "bundle_sent", "agent_cpu")
+            ] == [None] * 5
     numbers = ("compile", "run", "setup", "resources", "report", "total")
     assert all(isinstance(profile[k], float) and profile[k] >= 0 for k in numbers), profile
     assert abs(profile["resources"] - sum(times)) < 0.001 * len(times) + 0.001

@@ -226,9 +226,10 @@ class SSHTransport:
         # seconds spent connecting (TCP, key exchange, host key; jump hosts too),
         # authenticating and starting the agent of the last request (exec to its
         # handshake, and the bundle when sent); when that request's run began
-        # (time.monotonic()): what --profile shows (see runner.py)
+        # (time.monotonic()); the agent's CPU seconds: what --profile shows (runner.py)
         self.profile: Dict[str, Any] = {"connect": 0.0, "auth": 0.0, "agent_start": 0.0,
-                                        "bundle_sent": False, "run_started": None}
+                                        "bundle_sent": False, "run_started": None,
+                                        "agent_cpu": None}
         self._client: Optional[paramiko.SSHClient] = None
         self._hops: List[paramiko.SSHClient] = []
         self._facts: Optional[Dict[str, Any]] = None
@@ -253,6 +254,7 @@ class SSHTransport:
         events, reply = self._events({"op": "run", "mode": mode, "fail_fast": fail_fast,
                                       "plan": plan.to_dict()}, emit, len(plan.steps))
         self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
+        self.profile["agent_cpu"] = reply.get("cpu")
         return events
 
     def _events(self, request: Dict[str, Any], emit: Optional[Callable[[Event], None]],

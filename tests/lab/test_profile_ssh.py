@@ -38,6 +38,7 @@ def check_phases(profile: Dict[str, Any], report: Dict[str, Any]) -> None:
                 "report", "total"):
         assert isinstance(profile[key], float) and profile[key] >= 0, (key, profile)
     assert profile["connect"] > 0 and profile["auth"] > 0 and profile["agent_start"] > 0
+    assert isinstance(profile["agent_cpu"], float) and 0 < profile["agent_cpu"] < 10
     times = [r["time"] for r in report["resources"]]
     assert abs(profile["resources"] - sum(times)) <= EPSILON
     assert [s["id"] for s in profile["slowest"]] == [
