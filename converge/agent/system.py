@@ -205,6 +205,41 @@ class System:
         data = self.read_bytes(path)
         return None if data is None else data.decode("utf-8", "surrogateescape")
 
+    def read_in_each(self, path: str, names: Sequence[str], leaf: str
+                     ) -> Dict[str, Optional[bytes]]:
+        """``path/NAME/leaf`` for each of ``names`` (``/proc``, pids, ``cmdline``):
+        ``path`` walked once, then each NAME and its leaf opened with ``O_NOFOLLOW``
+        from its descriptor. A name that cannot be read (gone, a link, not ours)
+        maps to None."""
+        out: Dict[str, Optional[bytes]] = {name: None for name in names}
+        try:
+            top = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        try:
+            for name in names:
+                if "/" in name or name in ("", ".", ".."):
+                    continue
+                try:
+                    folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, dir_fd=top)
+                except OSError:
+                    continue
+                try:
+                    fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=folder)
+                    try:
+                        out[name] = os.read(fd, 1 << 20)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+                finally:
+                    os.close(folder)
+        finally:
+            os.close(top)
+        return out
+
     def listdir(self, path: str) -> List[str]:
         try:
             fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -109,10 +109,25 @@ def scan(system: Any) -> Dict[str, Any]:
     command line are read again for each process a resource is about to adjust."""
     scans = system.scans() if hasattr(system, "scans") else {}
     if "oom" not in scans:
-        scans["oom"] = {"cmdlines": [(pid, cmdline(system, pid)) for pid in pids(system)],
+        scans["oom"] = {"cmdlines": _cmdlines(system, pids(system)),
                         "protected": protected(system), "cgroups": None}
     found: Dict[str, Any] = scans["oom"]
     return found
+
+
+def _cmdlines(system: Any, found: List[int]) -> List[Tuple[int, Optional[str]]]:
+    """(pid, command line or None) of each process: /proc opened once
+    (System.read_in_each) where the System can, else one read per process."""
+    if not hasattr(system, "read_in_each"):
+        return [(pid, cmdline(system, pid)) for pid in found]
+    data = system.read_in_each("/proc", [str(p) for p in found], "cmdline")
+    return [(pid, _as_line(data[str(pid)])) for pid in found]
+
+
+def _as_line(data: Optional[bytes]) -> Optional[str]:
+    if not data:
+        return None
+    return data.decode("utf-8", "surrogateescape").replace("\0", " ").strip() or None
 
 
 def matching(system: Any, pattern: str, uids: Set[int]
