@@ -142,6 +142,9 @@ HistoryRootOpt = typer.Option("/", "--root", metavar="DIR", help="List the runs 
 RollbackRootOpt = typer.Option("/", "--root", metavar="DIR", help="Undo a run made in this "
                                "directory tree (by apply --root DIR).")
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for errors.")
+ProfileOpt = typer.Option(False, "--profile", help="After the recap, show where each host's "
+                          "time went (connecting, authenticating, starting the agent, "
+                          "compiling, the slowest resources, reporting); in --json too.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first failed resource.")
 
 
@@ -202,9 +205,10 @@ class RecipeOptions:
 
     def __init__(self, attr: Sequence[str] = (), cookbook_path: Sequence[Path] = (),
                  json_file: Optional[str] = None, diff: bool = False,
-                 debug: bool = False) -> None:
+                 debug: bool = False, profile: bool = False) -> None:
         self.attr, self.cookbook_path = list(attr), list(cookbook_path)
         self.json_file, self.diff, self.debug = json_file, diff, debug
+        self.profile = profile
 
     def apply_args(self) -> List[str]:
         """These options as arguments of a `converge apply` run elsewhere (a lab node),
@@ -214,7 +218,8 @@ class RecipeOptions:
             args += ["-a", assignment]
         for folder in self.cookbook_path:
             args += ["-C", str(Path(folder).absolute())]
-        return args + (["--diff"] if self.diff else []) + (["--debug"] if self.debug else [])
+        return args + (["--diff"] if self.diff else []) + (["--debug"] if self.debug else []) \
+            + (["--profile"] if self.profile else [])
 
 
 # The recipe options, declared once: (parameter, type, option); see :func:`with_recipe`.
@@ -224,11 +229,12 @@ RECIPE_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
     ("json_file", Optional[str], JsonOpt),
     ("diff", bool, DiffOpt),
     ("debug", bool, DebugOpt),
+    ("profile", bool, ProfileOpt),
 )
 
 
 def with_recipe(*, diff: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command the recipe options (-a, -C, --json, --diff, --debug), handed to it
+    """Give a command the recipe options (-a, -C, --json, --diff, --debug, --profile), handed to it
     as one :class:`RecipeOptions` in its ``recipe_options`` parameter. ``diff=True``:
     diffs are shown unless --no-diff (plan)."""
     options = [(name, kind, PlanDiffOpt if name == "diff" and diff else option)
@@ -346,13 +352,13 @@ def _converge(recipe: Path, mode: str, options: RecipeOptions, root: str, fail_f
         if root != "/":
             raise typer.BadParameter("--root is for local runs, not with -H or -i")
         outcome = _push(recipe, mode, attrs, options.cookbook_path, options.debug,
-                        fail_fast, console, targets, recorder, selection)
+                        fail_fast, console, targets, recorder, selection, options.profile)
     else:
         transport = (targets or _NO_TARGETS).local(root, options.debug)
         try:
             outcome = run(recipe, [transport], mode=mode, attrs=attrs,
                           cookbook_path=options.cookbook_path, fail_fast=fail_fast,
-                          recorder=recorder,
+                          recorder=recorder, profile=options.profile,
                           on_event=lambda host, event: console.event(event, host),
                           **selection.run_options())
         except KeyboardInterrupt as exc:  # typer would exit 130 and say nothing
@@ -363,6 +369,12 @@ def _converge(recipe: Path, mode: str, options: RecipeOptions, root: str, fail_f
             typer.echo(printable(interrupted.message()), err=True)
             raise typer.Exit(interrupted.exit_code) from None
         _local_summary(outcome, transport.host, started, mode == "plan", console.stream)
+    if options.profile:
+        from .report import profile_lines
+
+        console.stream.write("".join(line + "\n" for line in [""] + profile_lines(
+            outcome.report)))
+        console.stream.flush()
     if options.json_file:
         write_json(outcome.report, options.json_file)
     return outcome
@@ -416,7 +428,7 @@ _NO_OPTIONS = RecipeOptions()
 
 def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug: bool,
           fail_fast: bool, console: Any, targets: Targets, recorder: Any = None,
-          selection: Optional[Selection] = None) -> Any:
+          selection: Optional[Selection] = None, profile: bool = False) -> Any:
     """Converge the inventory's or -H hosts over SSH."""
     from .inventory import host_vars
     from .report import FleetConsole
@@ -429,7 +441,7 @@ def _push(recipe: Path, mode: str, attrs: Any, cookbook_path: List[Path], debug:
         outcome = run(recipe, transports, mode=mode, attrs=attrs, host_vars=host_vars(hosts),
                       cookbook_path=cookbook_path, fail_fast=fail_fast, remote=True,
                       forks=targets.forks, on_event=fleet.event, on_host=fleet.host_done,
-                      recorder=recorder, on_batch=fleet.batch,
+                      recorder=recorder, on_batch=fleet.batch, profile=profile,
                       **(selection or Selection()).run_options())
     finally:
         fleet.stop()

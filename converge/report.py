@@ -225,6 +225,35 @@ def write_json(report: Dict[str, Any], path: str) -> None:
             fh.write(text)
 
 
+PROFILE_COLUMNS = (("connect", "connect"), ("auth", "auth"), ("agent_start", "start"),
+                   ("compile", "compile"), ("setup", "setup"), ("resources", "resources"),
+                   ("report", "report"), ("total", "total"))
+
+
+def profile_lines(report: Dict[str, Any]) -> List[str]:
+    """``--profile``: a table of where each host's time went (seconds; "-" where a
+    phase does not apply, as connecting to a local run), each host followed by its
+    slowest resources. Host names and resource ids are shown escaped."""
+    hosts = {h: e["profile"] for h, e in report["hosts"].items() if e.get("profile")}
+    if not hosts:
+        return []
+    names = {h: printable(h) for h in hosts}
+    width = max([len(n) for n in names.values()] + [4])
+    head = "host".ljust(width) + "".join("  %9s" % title for _, title in PROFILE_COLUMNS)
+    lines = ["PROFILE (seconds; connecting overlaps compiling; see --json for more)", head]
+    for host, prof in hosts.items():
+        cells = ["%9s" % ("-" if prof.get(key) is None else "%.3f" % prof[key])
+                 for key, _ in PROFILE_COLUMNS]
+        lines.append(names[host].ljust(width) + "".join("  " + c for c in cells))
+        slowest = ", ".join("%s %.3f" % (printable(s["id"]), s["seconds"])
+                            for s in prof.get("slowest") or [])
+        if slowest:
+            lines.append("  slowest: " + slowest)
+        if prof.get("bundle_sent"):
+            lines.append("  (start includes sending the agent bundle)")
+    return lines
+
+
 # -- fleets ------------------------------------------------------------------------
 
 

@@ -78,13 +78,15 @@ def run(
     serial: Optional[str] = None,
     max_fail: Optional[str] = None,
     on_batch: Optional[Callable[[int, int, List[str]], None]] = None,
+    profile: bool = False,
 ) -> Outcome:
     """Compile and converge ``recipe`` on every transport's host, ``forks`` at a time.
 
     ``serial`` ("5", "25%", "1,5,25%") runs the hosts in batches, in order, each
     finished before the next starts; ``max_fail`` ("2", "10%") aborts the run when
     more hosts than that have failed or were unreachable: later batches never start.
-    A ``run_once`` step runs on the first host of each batch only.
+    A ``run_once`` step runs on the first host of each batch only. ``profile``
+    adds to each host's report entry where its time went (see :func:`profile_of`).
 
     A compile error for any host is raised before anything runs anywhere (the
     recipe is compiled for every host first), so bad input changes nothing.
@@ -102,8 +104,10 @@ def run(
     try:
         batches = make_batches(transports, serial)
         budget = fail_budget(max_fail, len(transports))
+        compiled: Dict[str, float] = {}
         plans, failures = _compile_all(recipe, transports, attrs, host_vars or {},
-                                       cookbook_path, remote, forks, tags, skip_tags)
+                                       cookbook_path, remote, forks, tags, skip_tags,
+                                       compiled)
     except BaseException:
         for transport in transports:
             transport.close()
@@ -119,7 +123,53 @@ def run(
 
     return _each_host(transports, work, mode=mode, started=started, forks=forks,
                       failures=failures, on_event=on_event, on_host=on_host,
-                      recorder=recorder, batches=batches, budget=budget, on_batch=on_batch)
+                      recorder=recorder, batches=batches, budget=budget, on_batch=on_batch,
+                      compiled=compiled if profile else None)
+
+
+def profile_of(transport: Any, events: List[Event], *, started: float, compiled: float,
+               first_event: Optional[float], last_event: Optional[float], ended: float
+               ) -> Dict[str, Any]:
+    """Where one host's time went, in seconds (``--profile``; docs/operations.md):
+    connecting (TCP, key exchange, host key), authenticating and starting the agent
+    (its exec until its handshake, and the bundle when it was sent) as the SSH
+    transport measured them (None for a local run); compiling its plan (0 when it
+    shares another host's); ``run``, from the run request to the last resource's
+    event, of which ``resources`` is the resources' own time (``slowest``: the five
+    slowest); ``report``, from that event to the host's report entry (the agent
+    finishing its journal, the recap's entry and the run store's record); ``setup``,
+    the part of ``run`` before the first resource began (the agent importing what it
+    needs, decoding the plan, taking the run lock, opening its journal); ``total``,
+    from the start of the run to that entry. Connecting overlaps the compile.
+    ``agent_cpu``: the CPU seconds the agent (and what it ran) used on the target."""
+    measured = dict(getattr(transport, "profile", None) or {})
+    begun = measured.get("run_started")
+    last = last_event if last_event is not None else ended
+    timed = sorted((e for e in events if isinstance(e.get("time"), (int, float))),
+                   key=lambda e: -float(e["time"]))
+    remote = "connect" in measured
+    setup = None
+    if begun is not None and first_event is not None and events:
+        setup = first_event - begun - float(events[0].get("time") or 0.0)
+
+    def seconds(value: Optional[float]) -> Optional[float]:
+        return None if value is None else round(max(0.0, value), 4)
+
+    return {
+        "connect": seconds(measured.get("connect")) if remote else None,
+        "auth": seconds(measured.get("auth")) if remote else None,
+        "agent_start": seconds(measured.get("agent_start")) if remote else None,
+        "bundle_sent": bool(measured.get("bundle_sent")) if remote else None,
+        "agent_cpu": seconds(measured.get("agent_cpu")) if remote else None,
+        "compile": seconds(compiled),
+        "run": seconds(last - begun) if begun is not None else None,
+        "setup": seconds(setup),
+        "resources": seconds(sum(float(e["time"]) for e in timed)),
+        "slowest": [{"id": e["id"], "action": e.get("action"), "seconds": seconds(e["time"])}
+                    for e in timed[:5]],
+        "report": seconds(ended - last),
+        "total": seconds(ended - started),
+    }
 
 
 def make_batches(transports: Sequence[Transport], serial: Optional[str]
@@ -210,17 +260,18 @@ def _each_host(
     batches: Optional[List[List[Transport]]] = None,
     budget: Optional[int] = None,
     on_batch: Optional[Callable[[int, int, List[str]], None]] = None,
+    compiled: Optional[Dict[str, float]] = None,
 ) -> Outcome:
     """``work(transport, emit)`` on every host but the ``failures``, ``forks`` at a
     time, batch after batch; one host's failure is recorded in its report entry,
     never raised. A ``recorder`` (converge/store.py) is fed the same events and host
-    entries."""
+    entries. ``compiled`` (host -> compile seconds): profile each host (profile_of)."""
     if batches is None:
         batches = [list(transports)] if transports else []
     if recorder is None:
         return _batches(transports, work, mode=mode, started=started, forks=forks,
                         failures=failures, on_event=on_event, on_host=on_host,
-                        batches=batches, budget=budget, on_batch=on_batch)
+                        batches=batches, budget=budget, on_batch=on_batch, compiled=compiled)
     recorder.begin()
     shown_event, shown_host = on_event, on_host
 
@@ -237,7 +288,8 @@ def _each_host(
     try:
         outcome = _batches(transports, work, mode=mode, started=started, forks=forks,
                            failures=failures, on_event=record_event, on_host=record_host,
-                           batches=batches, budget=budget, on_batch=on_batch)
+                           batches=batches, budget=budget, on_batch=on_batch,
+                           compiled=compiled)
     except BaseException:
         recorder.finish(None, interrupted=True)
         raise
@@ -252,6 +304,7 @@ def _batches(
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
     batches: List[List[Transport]], budget: Optional[int],
     on_batch: Optional[Callable[[int, int, List[str]], None]],
+    compiled: Optional[Dict[str, float]] = None,
 ) -> Outcome:
     hosts: Dict[str, Dict[str, Any]] = {}
     all_events: Dict[str, List[Event]] = {}
@@ -270,7 +323,8 @@ def _batches(
         if on_batch and len(batches) > 1:
             on_batch(number, len(batches), [t.host for t in batch])
         _hosts(batch, work, forks=forks, failures=[f for f in failures if f[0].host in names],
-               on_event=on_event, on_host=on_host, hosts=hosts, all_events=all_events)
+               on_event=on_event, on_host=on_host, hosts=hosts, all_events=all_events,
+               started=started, compiled=compiled)
         bad = sum(1 for entry in hosts.values() if entry.get("error")
                   or entry["summary"]["failed"])
         if budget is not None and bad > budget and number < len(batches):
@@ -292,8 +346,11 @@ def _hosts(
     on_event: Optional[Callable[[str, Event], None]],
     on_host: Optional[Callable[[str, Dict[str, Any]], None]],
     hosts: Dict[str, Dict[str, Any]], all_events: Dict[str, List[Event]],
+    started: float = 0.0, compiled: Optional[Dict[str, float]] = None,
 ) -> None:
     lock = threading.Lock()
+    first_event: Dict[str, float] = {}  # host -> when its first event arrived
+    last_event: Dict[str, float] = {}  # host -> when its last event arrived
 
     def finish(transport: Transport, events: List[Event], error: Optional[BaseException]) -> None:
         entry = host_report(events, None if error is None else str(error))
@@ -305,6 +362,12 @@ def _hosts(
             all_events[transport.host] = events
             if on_host:
                 on_host(transport.host, entry)
+            if compiled is not None:
+                entry["profile"] = profile_of(
+                    transport, events, started=started,
+                    compiled=compiled.get(transport.host, 0.0),
+                    first_event=first_event.get(transport.host),
+                    last_event=last_event.get(transport.host), ended=time.monotonic())
 
     for transport, exc in failures:
         finish(transport, [], exc)
@@ -314,6 +377,8 @@ def _hosts(
 
         def emit(event: Event) -> None:
             received.append(event)
+            last_event[transport.host] = time.monotonic()
+            first_event.setdefault(transport.host, last_event[transport.host])
             if on_event:
                 with lock:
                     on_event(transport.host, event)
@@ -347,11 +412,13 @@ def _compile_all(
     recipe: Union[str, Path], transports: Sequence[Transport], attrs: Optional[Dict[str, Any]],
     host_vars: Dict[str, Dict[str, Any]], cookbook_path: Sequence[Union[str, Path]],
     remote: bool, forks: int, tags: Sequence[str] = (), skip_tags: Sequence[str] = (),
+    compiled: Optional[Dict[str, float]] = None,
 ) -> Tuple[Dict[str, Plan], List[Tuple[Transport, TransportError]]]:
     """The plan of every host. A recipe that reads no facts is compiled once per
     distinct set of host vars; one that does is compiled on ``forks`` threads, since
     facts come from the hosts. A host whose facts cannot be gathered is a failure
-    of that host; any other compile error is raised."""
+    of that host; any other compile error is raised. ``compiled`` gets each host's
+    compile seconds (0 for a host that shares another's plan)."""
     cache: Dict[str, Plan] = {}
     cache_lock = threading.Lock()
 
@@ -377,8 +444,11 @@ def _compile_all(
 
     def attempt(index: int) -> None:
         transport = transports[index]
+        began = time.monotonic()
         try:
             plans[transport.host] = compile_one(transport)
+            if compiled is not None:
+                compiled[transport.host] = time.monotonic() - began
         except TransportError as exc:
             failures.append((transport, exc))
         except ConvergeError as exc:

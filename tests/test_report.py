@@ -49,3 +49,22 @@ def test_a_failed_resource_s_changes_are_not_shown_as_made() -> None:
     event["ignored"] = True
     assert console.lines(event)[0] == "* oom_protect[sshd] action apply (failed, ignored)"
     assert len(console.lines(event)) == 2
+
+
+def test_profile_table_escapes_what_came_from_targets() -> None:
+    """Host names and resource ids reach the --profile table escaped; a phase that
+    does not apply (a local run's connection) is '-'."""
+    from converge.report import profile_lines
+
+    evil = "web\x1b]0;owned\x07"
+    profile = {"connect": None, "auth": None, "agent_start": None, "bundle_sent": None,
+               "compile": 0.01, "run": 0.2, "setup": 0.05, "resources": 0.1, "report": 0.01,
+               "total": 0.3, "slowest": [{"id": "file[/tmp/\x1b[2Jx]", "action": "create",
+                                          "seconds": 0.1}]}
+    lines = profile_lines({"hosts": {evil: {"profile": profile}, "quiet": {}}})
+    assert not any("\x1b" in line or "\x07" in line for line in lines)
+    assert lines[2].split()[:4] == ["web\\x1b]0;owned\\x07", "-", "-", "-"]
+    assert lines[2].split()[4:] == ["0.010", "0.050", "0.100", "0.010", "0.300"]
+    assert lines[3] == "  slowest: file[/tmp/\\x1b[2Jx] 0.100"
+    assert len(lines) == 4  # the host without a profile has no row
+    assert profile_lines({"hosts": {"a": {}}}) == []

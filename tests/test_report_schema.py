@@ -51,13 +51,15 @@ def levels(report: Dict[str, Any]) -> Iterator[Tuple[str, Set[str]]]:
     yield "host", {k for h in hosts for k in h}
     yield "resource", {k for h in hosts for r in h.get("resources", []) for k in r}
     yield "host summary", {k for h in hosts for k in h.get("summary", {})}
+    yield "host profile", {k for h in hosts for k in h.get("profile", {})}
     yield "summary", set(report["summary"])
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     """A real apply with every kind of resource outcome: updated with a diff, up to
-    date, skipped (action nothing, only_if), notified, failed but ignored."""
+    date, skipped (action nothing, only_if), notified, failed but ignored; with
+    --profile."""
     work = tmp_path_factory.mktemp("schema")
     (work / "root/etc").mkdir(parents=True)
     (work / "root/etc/motd").write_text("old\n")
@@ -65,9 +67,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     (work / "recipe.py").write_text(RECIPE)
     done = subprocess.run([sys.executable, "-m", "converge", "apply", "--root",
                            str(work / "root"), "--diff", "--json", str(work / "report.json"),
-                           "recipe.py"], cwd=work, capture_output=True, text=True,
+                           "--profile", "recipe.py"], cwd=work, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "\nPROFILE (seconds" in done.stdout
     data: Dict[str, Any] = json.loads((work / "report.json").read_text())
     return data
 
@@ -81,7 +84,8 @@ def test_every_field_of_a_real_report_is_documented(report: Dict[str, Any]) -> N
 
 def test_every_field_of_the_example_is_in_a_real_report(report: Dict[str, Any]) -> None:
     real = dict(levels(report))
-    extra = {level: sorted(keys - real[level]) for level, keys in levels(documented_example())}
+    extra = {level: sorted(keys - real.get(level, set()))
+             for level, keys in levels(documented_example())}
     assert not any(extra.values()), "documented but not in a report: %s" % extra
 
 
@@ -91,6 +95,33 @@ def resources(report: Dict[str, Any]) -> Dict[Tuple[str, str], Dict[str, Any]]:
 
 def resource(rep: Dict[str, Any], ident: str, action: str = "run") -> Dict[str, Any]:
     return resources(rep)[(ident, action)]
+
+
+def profile_adds_up(profile: Dict[str, Any], times: list) -> bool:
+    """A local run's profile: no connection phases, every figure a non-negative
+    number, the resources' own times summed, the slowest five in order, and the
+    sequential phases within the total."""
+    assert [profile[k] for k in ("connect", "auth", "agent_start", "bundle_sent", "agent_cpu")
+            ] == [None] * 5
+    numbers = ("compile", "run", "setup", "resources", "report", "total")
+    assert all(isinstance(profile[k], float) and profile[k] >= 0 for k in numbers), profile
+    assert abs(profile["resources"] - sum(times)) < 0.001 * len(times) + 0.001
+    slowest = [s["seconds"] for s in profile["slowest"]]
+    assert slowest == sorted(times, reverse=True)[:5] and len(slowest) == 5
+    assert profile["setup"] + profile["resources"] <= profile["run"] + 0.002
+    assert profile["compile"] + profile["run"] + profile["report"] <= profile["total"] + 0.002
+    return True
+
+
+def test_without_profile_there_is_none(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "recipe.py").write_text("from converge import file\nfile('/x', content='x')\n")
+    done = subprocess.run([sys.executable, "-m", "converge", "apply", "--root",
+                           str(tmp_path / "root"), "--json", "-", "recipe.py"], cwd=tmp_path,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "profile" not in json.loads(done.stdout)["hosts"]["localhost"]
+    assert "PROFILE" not in done.stderr
 
 
 @pytest.mark.parametrize("level, field, check", [
@@ -115,6 +146,9 @@ def resource(rep: Dict[str, Any], ident: str, action: str = "run") -> Dict[str, 
     pytest.param("resource", "ignored", lambda rep: (
         [r["id"] for r in resources(rep).values() if r.get("ignored")] == ["execute[false]"]
         and resource(rep, "execute[false]")["status"] == "failed"), id="ignored"),
+    pytest.param("host", "profile", lambda rep: profile_adds_up(
+        rep["hosts"]["localhost"]["profile"], [r["time"] for r in resources(rep).values()]),
+        id="profile"),
     pytest.param("summary", "hosts", lambda rep: rep["summary"]["hosts"] == 1,
                  id="summary.hosts"),
     pytest.param("summary", "skipped", lambda rep: rep["summary"]["skipped"] == 2

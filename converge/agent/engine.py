@@ -94,6 +94,7 @@ class Engine:
         self.events = events  # what was recorded so far, also when interrupted
         #: pending work by the identity of what does it: (the work, who left it)
         self.pending: Dict[str, Tuple[Pending, List[str]]] = {}
+        self.system.scans().clear()  # a run sees the processes of its own time
         try:
             self._run(plan, events)
         finally:

@@ -13,7 +13,7 @@ line and the process's binary stdout. The request is one JSON line::
 and every answer is one JSON line, written as it happens::
 
     {"event": {...}}            one per resource, as the engine emits it
-    {"done": true, "maxrss_kb": 11234}
+    {"done": true, "maxrss_kb": 11234, "cpu": 0.041}   peak memory, CPU seconds
     {"facts": {...}}
     {"history": [...]}          the run journal (converge/agent/journal.py)
     {"preview": {...}}          what a rollback would do
@@ -40,7 +40,6 @@ from typing import IO, Any, Callable, Dict
 from ..errors import ConvergeError, to_wire
 from ..plan import Plan
 from . import runs
-from .facts import gather
 from .interrupt import as_interrupted
 from .system import System
 
@@ -90,6 +89,19 @@ def _maxrss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def _cpu() -> float:
+    """CPU seconds (user and system) of this agent and the commands it ran."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not Unix
+        return 0.0
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return round(total, 4)
+
+
 def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
     """Serve one request line; the exit status is 0 unless the agent itself broke."""
     try:
@@ -99,7 +111,9 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         _write(stdout, {"error": "malformed request line: %r" % line[:80]})
         return 2
     try:
-        if op == "facts":
+        if op == "facts":  # facts are imported only when asked for
+            from .facts import gather
+
             _write(stdout, {"facts": gather(System(root))})
             return 0
         if op == "history":
@@ -122,7 +136,7 @@ def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
         else:
             runs.apply_plan(system, Plan.from_dict(request["plan"]),
                             request.get("mode", "apply"), options)
-        _write(stdout, {"done": True, "maxrss_kb": _maxrss_kb()})
+        _write(stdout, {"done": True, "maxrss_kb": _maxrss_kb(), "cpu": _cpu()})
         return 0
     except BrokenPipeError:
         return 1

@@ -101,6 +101,7 @@ class System:
                                for t, h in (mounts or {}).items()), reverse=True)
         self._groups: Set[int] = set()  # process groups of the commands run_long runs
         self._stopped = False  # stop_commands was called: start no more
+        self._scans: Dict[str, Any] = {}  # see scans()
 
     # -- paths ---------------------------------------------------------------
 
@@ -203,6 +204,41 @@ class System:
     def read_text(self, path: str) -> Optional[str]:
         data = self.read_bytes(path)
         return None if data is None else data.decode("utf-8", "surrogateescape")
+
+    def read_in_each(self, path: str, names: Sequence[str], leaf: str
+                     ) -> Dict[str, Optional[bytes]]:
+        """``path/NAME/leaf`` for each of ``names`` (``/proc``, pids, ``cmdline``):
+        ``path`` walked once, then each NAME and its leaf opened with ``O_NOFOLLOW``
+        from its descriptor. A name that cannot be read (gone, a link, not ours)
+        maps to None."""
+        out: Dict[str, Optional[bytes]] = {name: None for name in names}
+        try:
+            top = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        try:
+            for name in names:
+                if "/" in name or name in ("", ".", ".."):
+                    continue
+                try:
+                    folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, dir_fd=top)
+                except OSError:
+                    continue
+                try:
+                    fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=folder)
+                    try:
+                        out[name] = os.read(fd, 1 << 20)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+                finally:
+                    os.close(folder)
+        finally:
+            os.close(top)
+        return out
 
     def listdir(self, path: str) -> List[str]:
         try:
@@ -570,6 +606,14 @@ class System:
 
     # -- processes ------------------------------------------------------------------
 
+    def scans(self) -> Dict[str, Any]:
+        """Where resources keep what they read of the running processes (/proc's
+        list of processes and their command lines, for oom_protect), so that one
+        scan serves every resource of a run. Emptied whenever this System starts a
+        command (:meth:`run`, :meth:`run_long`): a service or package started since
+        may have started processes, and the next resource scans again."""
+        return self._scans
+
     def run(
         self,
         argv: Sequence[str],
@@ -587,6 +631,7 @@ class System:
         """
         import subprocess  # here: a no-op run of file resources never starts a process
 
+        self._scans.clear()
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         if env:
@@ -637,6 +682,7 @@ class System:
 
         if self._stopped:
             return RunResult(137, "", "%s: not run, the controller is gone" % argv[0])
+        self._scans.clear()
         full_env = dict(os.environ)
         full_env["LC_ALL"] = "C"
         full_env.update(env or {})

@@ -101,36 +101,68 @@ def owners(system: Any, pid: int) -> Optional[Set[int]]:
     return {int(u) for u in uids}
 
 
+def scan(system: Any) -> Dict[str, Any]:
+    """/proc read once for every oom_protect of a run: each process's command line
+    (None: a kernel thread, or gone), this agent's ancestry, and, once a service
+    asks, each process's cgroup. Kept in ``System.scans()``, which a started
+    command empties (it may have started processes). Who runs a process and its
+    command line are read again for each process a resource is about to adjust."""
+    scans = system.scans() if hasattr(system, "scans") else {}
+    if "oom" not in scans:
+        scans["oom"] = {"cmdlines": _cmdlines(system, pids(system)),
+                        "protected": protected(system), "cgroups": None}
+    found: Dict[str, Any] = scans["oom"]
+    return found
+
+
+def _cmdlines(system: Any, found: List[int]) -> List[Tuple[int, Optional[str]]]:
+    """(pid, command line or None) of each process: /proc opened once
+    (System.read_in_each) where the System can, else one read per process."""
+    if not hasattr(system, "read_in_each"):
+        return [(pid, cmdline(system, pid)) for pid in found]
+    data = system.read_in_each("/proc", [str(p) for p in found], "cmdline")
+    return [(pid, _as_line(data[str(pid)])) for pid in found]
+
+
+def _as_line(data: Optional[bytes]) -> Optional[str]:
+    if not data:
+        return None
+    return data.decode("utf-8", "surrogateescape").replace("\0", " ").strip() or None
+
+
 def matching(system: Any, pattern: str, uids: Set[int]
              ) -> Tuple[List[int], Dict[int, Set[int]]]:
     """The processes whose command line matches and all of whose uids are among
     ``uids``, and the other processes that match, pid -> their uids: left alone,
     since any user can give a process any command line."""
     regex = re.compile(pattern)
-    mine = protected(system)
+    table = scan(system)
     found, others = [], {}
-    for pid in pids(system):
-        line = cmdline(system, pid)
-        if line is not None and pid not in mine and regex.search(line):
-            theirs = owners(system, pid)
-            if theirs is None:
-                continue  # gone meanwhile
-            if theirs <= uids:
-                found.append(pid)
-            else:
-                others[pid] = theirs
+    for pid, line in table["cmdlines"]:
+        if line is None or pid in table["protected"] or not regex.search(line):
+            continue
+        now = cmdline(system, pid)  # the scan may be older: gone, or exec'd since?
+        theirs = owners(system, pid)
+        if now is None or not regex.search(now) or theirs is None:
+            continue
+        if theirs <= uids:
+            found.append(pid)
+        else:
+            others[pid] = theirs
     return found, others
 
 
 def in_unit(system: Any, unit: str) -> List[int]:
     """The processes of a systemd unit, from /proc/PID/cgroup."""
-    mine = protected(system)
+    table = scan(system)
+    if table["cgroups"] is None:
+        table["cgroups"] = [(pid, _read(system, "/proc/%d/cgroup" % pid) or "")
+                            for pid, _ in table["cmdlines"]]
     found = []
-    for pid in pids(system):
-        text = _read(system, "/proc/%d/cgroup" % pid) or ""
+    for pid, text in table["cgroups"]:
         for line in text.splitlines():
             path = line.split(":", 2)[-1]
-            if ("/" + unit + "/") in (path + "/") and pid not in mine:
+            if ("/" + unit + "/") in (path + "/") and pid not in table["protected"]:
                 found.append(pid)
                 break
     return found

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..agent.facts import FAMILIES, os_release
 from ..errors import ResourceError
+from . import _dpkg_status as dpkg_status
 
 # Debian policy: lowercase letters, digits, + - . (at least two characters); apt
 # accepts an architecture qualifier. RPM and apk names also allow capitals and '_'.
@@ -81,33 +82,30 @@ class Backend:
 
 
 class Apt(Backend):
-    """Debian and Ubuntu: dpkg-query for the state, apt-cache for candidates."""
+    """Debian and Ubuntu: dpkg's status file for the state (read in place, as
+    dpkg-query would report it: see _dpkg_status.py), apt-cache for candidates."""
 
     name, tool = "apt", "apt-get"
     _STANZA = re.compile(r"^(\S+):$")
     _ROW = re.compile(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$")
 
     def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
+        try:
+            status, updates = dpkg_status.read(system)
+        except OSError as exc:
+            raise ResourceError("cannot read dpkg's database %s: %s"
+                                % (system.real(dpkg_status.STATUS), exc.strerror or exc),
+                                hint="check that dpkg is installed and its database "
+                                     "readable") from exc
+        if status is None:
+            raise ResourceError("dpkg's status file %s does not exist"
+                                % system.real(dpkg_status.STATUS),
+                                hint="this machine has no dpkg database: set provider= "
+                                     "to its package manager")
         out = {n: _absent() for n in names}
-        for state in out.values():
-            state["exact_pins"] = True
-        argv = ["dpkg-query"]
-        if system.root != "/":
-            argv.append("--admindir=" + system.real("/var/lib/dpkg"))
-        argv += ["-W", "-f=${Package}\\t${db:Status-Abbrev}\\t${Version}\\n", "--"] + list(names)
-        result = system.run(argv)
-        if result.returncode not in (0, 1):
-            raise ResourceError("dpkg-query failed: %s" % result.output())
-        for line in result.stdout.splitlines():
-            fields = line.split("\t")
-            if len(fields) == 3 and fields[0] in out:
-                status = fields[1][1:2]  # n, c(onfig-files), i(nstalled), U, F, H, W, t
-                if status in ("i", "W", "t"):
-                    out[fields[0]]["installed"] = fields[2]
-                elif status in ("U", "F", "H"):
-                    out[fields[0]]["broken"] = fields[2]
-                elif status == "c":
-                    out[fields[0]]["config_files"] = True
+        for name, found in dpkg_status.states(status, updates, names).items():
+            out[name].update(found)
+            out[name]["exact_pins"] = True
         if candidates == MISSING:  # installed ones need no apt-cache round trip
             names = [n for n in names if out[n]["installed"] is None]
         if candidates and names:

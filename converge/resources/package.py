@@ -9,8 +9,10 @@ Example::
 
 The backend is the target's own package manager (apt on Debian and Ubuntu, dnf or
 yum on the RHEL family, apk on Alpine), or the one named by ``provider``. State
-comes from dpkg-query, rpm or apk's database; installs are noninteractive and keep
-changed configuration files. Consecutive package resources with the same action
+comes from dpkg's status file (read in place, as ``dpkg-query`` reports it; a
+``name:arch`` such as ``libc6:i386`` is that architecture's package), ``rpm -q``
+or apk's database; installs are noninteractive and keep changed configuration
+files. Consecutive package resources with the same action
 run as one transaction (one ``apt-get install`` for twenty packages), each still
 reported as its own resource; when that transaction fails, each package is tried
 alone, so only the one that cannot be installed fails. Every package of a

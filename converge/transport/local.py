@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ..agent import runs
@@ -29,6 +30,7 @@ class LocalTransport:
         self.keep_runs = keep_runs
         self.lock_timeout = lock_timeout
         self.on_notice = on_notice
+        self.profile: Dict[str, Any] = {"run_started": None}  # see runner.py (--profile)
 
     def _options(self, fail_fast: bool = False,
                  emit: Optional[Callable[[Event], None]] = None) -> runs.Options:
@@ -46,6 +48,7 @@ class LocalTransport:
 
     def run(self, plan: Plan, *, mode: str = "apply", fail_fast: bool = False,
             emit: Optional[Callable[[Event], None]] = None) -> List[Event]:
+        self.profile["run_started"] = time.monotonic()
         return runs.apply_plan(self.system, plan, mode, self._options(fail_fast, emit))
 
     def history(self) -> List[Dict[str, Any]]:

@@ -248,6 +248,20 @@ def _translated(host: str, doing: Union[str, Callable[[], str]], *, where: str =
                         settings=settings, hint=hint, after=after) from exc
 
 
+class _TimedClient(paramiko.SSHClient):
+    """An SSHClient that times its authentication (for --profile): the rest of
+    ``connect`` is the TCP connection, key exchange and host key check."""
+
+    auth_seconds = 0.0
+
+    def _auth(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return super()._auth(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self.auth_seconds = time.monotonic() - started
+
+
 class SSHTransport:
     """A host reached over SSH: ``facts()`` and ``run(plan)`` as the local transport."""
 
@@ -273,12 +287,20 @@ class SSHTransport:
         self.python = ""  # the target's Python version, after the first request
         self.maxrss_kb = 0  # the agent's peak memory in the last run
         self.commands = 0  # exec channels opened (round trips are in docs/ssh.md)
+        # seconds spent connecting (TCP, key exchange, host key; jump hosts too),
+        # authenticating and starting the agent of the last request (exec to its
+        # handshake, and the bundle when sent); when that request's run began
+        # (time.monotonic()); the agent's CPU seconds: what --profile shows (runner.py)
+        self.profile: Dict[str, Any] = {"connect": 0.0, "auth": 0.0, "agent_start": 0.0,
+                                        "bundle_sent": False, "run_started": None,
+                                        "agent_cpu": None}
         self._client: Optional[paramiko.SSHClient] = None
         self._hops: List[paramiko.SSHClient] = []
         self._facts: Optional[Dict[str, Any]] = None
         self._warm_lock = threading.Lock()
         self._warming: Optional[threading.Event] = None  # set once warm() has ended
         self._warm_chan: Optional[paramiko.Channel] = None
+        self._warm_hello: Optional[Tuple[Any, str, float]] = None  # see _take_warm
         self._warm_error: Optional[BaseException] = None
         self._abandoned = False  # closed while warm() was still connecting
 
@@ -296,6 +318,7 @@ class SSHTransport:
         events, reply = self._events({"op": "run", "mode": mode, "fail_fast": fail_fast,
                                       "plan": plan.to_dict()}, emit, len(plan.steps))
         self.maxrss_kb = int(reply.get("maxrss_kb") or 0)
+        self.profile["agent_cpu"] = reply.get("cpu")
         return events
 
     def _events(self, request: Dict[str, Any], emit: Optional[Callable[[Event], None]],
@@ -331,8 +354,9 @@ class SSHTransport:
 
         The runner calls this on a thread while it compiles the recipe, so the
         connection and the target's Python start-up overlap the compile. The loader
-        waits for its request line; the first request uses that channel. An error
-        here is raised by the first request, as if it had happened there.
+        says hello (its handshake, read here) and waits for its request line; the
+        first request uses that channel. An error here is raised by the first
+        request, as if it had happened there.
         """
         with self._warm_lock:
             if self._warming is not None:
@@ -343,28 +367,40 @@ class SSHTransport:
             command, prompt = self._command(bundle.build()[1])
             transport = client.get_transport()
             if prompt is None and transport is not None:  # sudo -S: its prompt comes first
+                started = time.monotonic()
                 chan = transport.open_session(timeout=self.timeout)
                 self.commands += 1
                 chan.exec_command(command)
                 self._warm_chan = chan
+                out = chan.makefile("rb", -1)
+                self._warm_hello = (out, self._hello(chan, out, b""),
+                                    time.monotonic() - started)
         except BaseException as exc:  # noqa: BLE001 - raised by the first request
             self._warm_error = exc
+            if self._warm_chan is not None:  # its loader failed to start
+                self._warm_chan.close()
+                self._warm_chan = None
         finally:
             with self._warm_lock:
                 self._warming.set()
                 if self._abandoned:
                     self._close_now()
 
-    def _take_warm(self) -> Optional[paramiko.Channel]:
-        """The channel warm() started (None if it did not run), once warm() ended."""
+    def _take_warm(self) -> Optional[Tuple[paramiko.Channel, Any, str, float]]:
+        """The channel warm() started, with its output, its handshake line and the
+        seconds the agent took to say it (None if warm() did not run), once warm()
+        ended."""
         if self._warming is None:
             return None
         self._warming.wait()
         error, self._warm_error = self._warm_error, None
         chan, self._warm_chan = self._warm_chan, None
+        hello, self._warm_hello = self._warm_hello, None
         if error is not None:
             raise error
-        return chan
+        if chan is None or hello is None:
+            return None
+        return (chan,) + hello
 
     def close(self) -> None:
         """Close the connection. While warm() is still connecting (the run stopped
@@ -402,6 +438,7 @@ class SSHTransport:
     def _open(self, s: Settings, via: Optional[paramiko.SSHClient], what: str
               ) -> paramiko.SSHClient:
         where = "%s@%s:%d%s" % (s.user, s.hostname, s.port, " (%s)" % what if what else "")
+        started = time.monotonic()
         sock: Any
         proxy = " (ProxyCommand %s)" % s.proxy_command if s.proxy_command else ""
         with _translated(self.host, "cannot connect to %s" % where, kind=ConnectError,
@@ -419,7 +456,7 @@ class SSHTransport:
                 if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                     int(self.timeout * DEAD_AFTER * 1000))
-        client = paramiko.SSHClient()
+        client = _TimedClient()
         known = s.known_hosts
         with _translated(self.host, "cannot read known hosts %s" % known, kind=HostKeyError,
                          cleanup=sock.close):
@@ -440,6 +477,8 @@ class SSHTransport:
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(self._keepalive())
+        self.profile["auth"] += client.auth_seconds
+        self.profile["connect"] += time.monotonic() - started - client.auth_seconds
         return client
 
     def _keepalive(self) -> int:
@@ -482,29 +521,24 @@ class SSHTransport:
                 raise TransportError("the connection to %s has closed" % self.host,
                                      host=self.host)
             if warm is not None and prompt is None:
-                chan = warm
+                chan, out, text, agent_start = warm  # its loader has said hello already
+                chan.sendall(line)
             else:
+                started = time.monotonic()
                 chan = transport.open_session(timeout=self.timeout)
                 self.commands += 1
                 chan.exec_command(command)
-            stderr = b""
-            if prompt is None:
-                try:
-                    chan.sendall(line)  # pipelined: the loader reads it after its handshake
-                except OSError:  # it ended already (no python3...): the handshake says why
-                    pass
-            else:
-                stderr = self._sudo_password(chan, prompt.encode())
-            out = chan.makefile("rb", -1)
-            noise: List[str] = []
-            while True:
-                raw = out.readline()
-                if not raw:
-                    raise self._did_not_start(chan, stderr, noise)
-                text = raw.decode("utf-8", "replace").strip()
-                if text.startswith(bundle.HANDSHAKE + " "):
-                    break
-                noise.append(text)
+                stderr = b""
+                if prompt is None:
+                    try:
+                        chan.sendall(line)  # pipelined: the loader reads it after its handshake
+                    except OSError:  # it ended already (no python3...): the handshake says why
+                        pass
+                else:
+                    stderr = self._sudo_password(chan, prompt.encode())
+                out = chan.makefile("rb", -1)
+                text = self._hello(chan, out, stderr)
+                agent_start = time.monotonic() - started
             try:
                 _, need, python = bundle.parse_handshake(text)
             except ValueError as exc:
@@ -521,7 +555,11 @@ class SSHTransport:
             # it would fill the channel's window and block the agent (and its command)
             errors = _Stderr(chan, self.on_output)
             if need:
+                started = time.monotonic()
                 chan.sendall(b"%d\n" % len(data) + data)
+                agent_start += time.monotonic() - started
+            self.profile.update(agent_start=agent_start, bundle_sent=need,
+                                run_started=time.monotonic())
             for raw in iter(out.readline, b""):
                 message = json.loads(raw)
                 if "event" in message:
@@ -546,6 +584,19 @@ class SSHTransport:
                    if status > 0 else ""),
                 host=self.host, hint="run again: converge is idempotent; resources not "
                                      "reported may or may not have been applied")
+
+    def _hello(self, chan: paramiko.Channel, out: Any, stderr: bytes) -> str:
+        """The loader's handshake line (what came before it is noise, kept for the
+        error when there is no handshake: no python3, sudo refusing...)."""
+        noise: List[str] = []
+        while True:
+            raw = out.readline()
+            if not raw:
+                raise self._did_not_start(chan, stderr, noise)
+            text: str = raw.decode("utf-8", "replace").strip()
+            if text.startswith(bundle.HANDSHAKE + " "):
+                return text
+            noise.append(text)
 
     def _sudo_password(self, chan: paramiko.Channel, prompt: bytes) -> bytes:
         """Answer sudo's prompt (only when it asks); return what it wrote to stderr."""

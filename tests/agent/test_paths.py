@@ -388,3 +388,24 @@ def test_unsafe_path_is_a_resource_error() -> None:
     from converge.agent.paths import UnsafePath
 
     assert issubclass(UnsafePath, ConvergeError)
+
+
+def test_read_in_each_follows_no_link(tmp_path: Path) -> None:
+    """System.read_in_each (oom_protect's one pass over /proc) reads NAME/leaf for each
+    name from one descriptor of the folder, and follows no link on the way: a linked
+    NAME, a linked leaf and a name that is a path all read as None."""
+    from converge.agent.system import System
+
+    tree = tmp_path / "root"
+    (tree / "proc/1").mkdir(parents=True)
+    (tree / "proc/1/cmdline").write_bytes(b"/sbin/init\0splash\0")
+    (tree / "secret").mkdir()
+    (tree / "secret/cmdline").write_bytes(b"secret")
+    (tree / "proc/2").symlink_to(tree / "secret")
+    (tree / "proc/3").mkdir()
+    (tree / "proc/3/cmdline").symlink_to(tree / "secret/cmdline")
+    found = System(str(tree)).read_in_each("/proc", ["1", "2", "3", "4", "../secret", ".."],
+                                           "cmdline")
+    assert found == {"1": b"/sbin/init\0splash\0", "2": None, "3": None, "4": None,
+                     "../secret": None, "..": None}
+    assert System(str(tree)).read_in_each("/nowhere", ["1"], "cmdline") == {"1": None}

@@ -241,3 +241,54 @@ def test_a_pattern_matches_only_processes_all_of_whose_uids_are_allowed() -> Non
     assert others == {4002: {1000}, 4003: {0, 1000}}
     found, others = _oom.matching(procs, "^/usr/sbin/sshd", {0, 1000})
     assert (found, others) == ([4001, 4002, 4003], {})
+
+
+class CountingScans(System):
+    """The procroot System, counting the scans of /proc (listings of it)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root, cwd="/", mounts={"/proc": "/proc"})
+        self.listings = 0
+
+    def listdir(self, path: str) -> List[str]:
+        if path == "/proc":
+            self.listings += 1
+        return super().listdir(path)
+
+
+SPAWN = """\
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", sys.argv[1]],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+open(sys.argv[2], "w").write(str(child.pid))
+"""
+
+
+def test_one_proc_scan_serves_every_oom_protect_until_a_command_runs(
+        procroot: Converger, sleepers: Sleepers, tmp_path: Path) -> None:
+    system = CountingScans(str(procroot.root))
+    procroot.system = system
+    three = "".join('oom_protect("t%d", pattern=%r, score_adj=%d, persist=False)\n'
+                    % (n, sleepers.marker + "$", 100 * n) for n in (1, 2, 3))
+    events = procroot.run("from converge import oom_protect\n" + three)
+    assert statuses(events) == ["updated"] * 3 and sleepers.scores() == [300, 300]
+    assert system.listings == 1
+    # a process started by a command between two of them is seen by the second
+    marker, pidfile = "oomspawn-" + uuid.uuid4().hex[:12], tmp_path / "spawned.pid"
+    system.listings = 0
+    try:
+        events = procroot.run(
+            "from converge import execute, oom_protect\n"
+            "oom_protect('before', pattern=%r, score_adj=100, persist=False)\n"
+            "execute([%r, '-c', %r, %r, %r])\n"
+            "oom_protect('after', pattern=%r, score_adj=100, persist=False)\n"
+            % (marker + "$", sys.executable, SPAWN, marker, str(pidfile), marker + "$"))
+        spawned = int(pidfile.read_text())
+        assert events[0]["warnings"][0].startswith("no process of root matches")
+        assert events[2]["changes"][0].startswith("set oom_score_adj of pid %d (" % spawned)
+        assert Path("/proc/%d/oom_score_adj" % spawned).read_text().strip() == "100"
+        assert system.listings == 2
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), 9)

@@ -93,7 +93,7 @@ import io, json, sys
 sys.path.insert(0, sys.argv[1])
 from converge.agent.remote import main
 out = io.BytesIO()
-main(sys.stdin.buffer.readline(), out)
+main(sys.stdin.buffer.readline(), out, *sys.argv[2:])  # [root]
 events = [json.loads(line) for line in out.getvalue().splitlines()]
 print(json.dumps({"events": events, "modules": sorted(sys.modules)}))
 """
@@ -119,6 +119,32 @@ def test_the_agent_imports_only_the_resource_types_its_plan_uses(tmp_path: Path)
                       "converge.resources.file"}
     for heavy in ("subprocess", "platform", "socket", "tempfile", "difflib", "traceback"):
         assert heavy not in probe["modules"], heavy
+
+
+def test_a_no_op_package_check_starts_no_process(tmp_path: Path) -> None:
+    """An installed package is known from dpkg's status file, read in place: the
+    agent neither runs dpkg-query nor imports subprocess (plan mode, under a root)."""
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg/updates").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: tool\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n")
+    (root / "etc").mkdir()
+    (root / "etc/os-release").write_text("ID=debian\n")
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/apt-get").write_text("#!/bin/sh\nexit 1\n")
+    (root / "usr/bin/apt-get").chmod(0o755)
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("from converge import package\npackage('tool', provider='apt')\n")
+    plan = compile_recipe(recipe, facts=lambda: {})
+    zipfile.ZipFile(io.BytesIO(bundle.build()[0])).extractall(tmp_path / "agent")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", IMPORTS_PROBE,
+                           str(tmp_path / "agent"), str(root)],
+                          input=request("run", mode="plan", plan=plan.to_dict()),
+                          capture_output=True, timeout=60, cwd="/", check=True)
+    probe = json.loads(done.stdout)
+    assert probe["events"][0]["event"]["status"] == "up_to_date", probe["events"]
+    assert "converge.resources.package" in probe["modules"]
+    assert "subprocess" not in probe["modules"]
 
 
 def test_damaged_bundle_is_refused(tmp_path: Path) -> None:
