@@ -154,6 +154,7 @@ def _apply_common(resource: Resource, common: Dict[str, Any]) -> None:
             raise resource.fail("action '%s' is not one of: %s"
                                 % (a, ", ".join(cls.actions + cls.notify_only + ("nothing",))))
     meta.action = ",".join(actions)
+    resource.check_required()
     resource.check_action()
     meta.only_if = _guard(resource, "only_if", common.get("only_if"))
     meta.not_if = _guard(resource, "not_if", common.get("not_if"))

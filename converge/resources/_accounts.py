@@ -15,7 +15,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import PropertyError, ResourceError
-from ._validate import quoted
+from ._validate import accepts, quoted
 
 EPOCH = datetime.date(1970, 1, 1)
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
@@ -43,6 +43,7 @@ def name(value: Any, what: str) -> str:
                         % (what, quoted(value), NAME_MAX, hint))
 
 
+@accepts("Union[int, str, None]")
 def number(value: Any, what: str) -> Optional[int]:
     """A uid or gid: an integer (or a string of digits) in 0..4294967294."""
     if value is None:
@@ -56,6 +57,7 @@ def number(value: Any, what: str) -> Optional[int]:
     return out
 
 
+@accepts("Union[int, str, None]")
 def group_ref(value: Any, what: str) -> Optional[str]:
     """A group named or numbered: 'app' or 1500 (kept as the text '1500')."""
     if value is None:
@@ -97,7 +99,7 @@ def passwd_field(value: Any, what: str) -> Optional[str]:
     return value
 
 
-def password(value: Any) -> Optional[str]:
+def password(value: Any, what: str = "password") -> Optional[str]:
     """A crypt hash; anything else is refused without being shown."""
     if value is None:
         return None
@@ -199,7 +201,7 @@ def run(system: Any, argv: Sequence[str], input: Optional[str] = None,
 # -- expiry dates ------------------------------------------------------------------------
 
 
-def expire_date(value: Any) -> Optional[str]:
+def expire_date(value: Any, what: str = "expire_date") -> Optional[str]:
     """'YYYY-MM-DD' (from a string or a date), 'never', or None."""
     if value is None:
         return None

@@ -27,6 +27,7 @@ import types
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import PropertyError
+from ._validate import describe, kind_of, matches, quoted, shown
 
 
 class _Registry(Dict[str, Type["Resource"]]):
@@ -77,14 +78,21 @@ class Field:
     """One declared property (the shape of ``dataclasses.Field``, without importing
     dataclasses: its import of ``inspect`` costs every agent run 10 ms)."""
 
-    __slots__ = ("name", "type", "default", "default_factory", "metadata")
+    __slots__ = ("name", "type", "default", "default_factory", "metadata", "declared",
+                 "owner")
 
-    def __init__(self, default: Any, default_factory: Any, metadata: Dict[str, Any]) -> None:
+    def __init__(self, default: Any, default_factory: Any, metadata: Dict[str, Any],
+                 declared: Any = MISSING) -> None:
         self.name = ""
+        #: the annotation, as written (a string under ``from __future__ import annotations``)
         self.type: Any = None
         self.default = default
         self.default_factory = default_factory
         self.metadata = metadata
+        #: the type given to prop(type=...), MISSING when the annotation says it
+        self.declared = declared
+        #: the class that declares it (where its annotation is evaluated)
+        self.owner: Any = None
 
     @property
     def required(self) -> bool:
@@ -96,6 +104,29 @@ class Field:
             return self.default_factory()
         return self.default
 
+    @property
+    def kind(self) -> Any:
+        """The type a value must have once coerced: prop(type=...), else the
+        annotation evaluated where the class is defined (Any without either)."""
+        if self.declared is not MISSING:
+            return self.declared
+        if self.owner is None or self.type is None:
+            return Any
+        if not isinstance(self.type, str):
+            return self.type
+        hints = self.owner.__dict__.get("_hints")
+        if hints is None:
+            import typing
+
+            try:
+                hints = typing.get_type_hints(self.owner)
+            except Exception as exc:  # a name the module does not define
+                raise TypeError("resource type %s: cannot read the annotation of property "
+                                "%r (%s): import what it names, or give prop(type=...)"
+                                % (self.owner.__name__, self.name, exc)) from None
+            self.owner._hints = hints
+        return hints.get(self.name, Any)
+
     def __repr__(self) -> str:
         return "Field(%r)" % self.name
 
@@ -105,21 +136,53 @@ def prop(
     *,
     doc: str,
     identity: bool = False,
+    type: Any = MISSING,
     choices: Optional[Sequence[Any]] = None,
+    required_for: Sequence[str] = (),
+    coerce: Optional[Callable[[Any, str], Any]] = None,
     factory: Any = MISSING,
     wire: bool = True,
     sensitive: bool = False,
 ) -> Any:
-    """Declare a property: its default, its documentation and how it is used.
+    """Declare a property: its default, its documentation and how it is checked.
+
+    When a recipe declares a resource, each value (but None) goes through
+    ``coerce(value, name)`` (a validator such as ``_validate.mode``: it returns the
+    canonical form or raises PropertyError), then must be one of ``choices`` when
+    given, else of ``type`` (the annotation when not given: ``Optional[str]``,
+    ``List[str]``...; ``int`` refuses True). ``required_for`` names the actions
+    that need a value (it defaults to None). The errors name the recipe line, the
+    resource and the property.
 
     ``identity`` marks the property that names the resource (``file[/etc/motd]``);
-    ``choices`` limits its values; ``wire=False`` keeps a compile-time-only input
-    (a template's variables) out of the plan; ``sensitive`` marks a value that a
-    resource declared ``sensitive=True`` never shows (content, a command).
+    ``wire=False`` keeps a compile-time-only input (a template's variables) out of
+    the plan; ``sensitive`` marks a value that a resource declared
+    ``sensitive=True`` never shows (content, a command).
     """
+    if isinstance(required_for, str):
+        required_for = (required_for,)
+    if required_for and default is not None:
+        raise TypeError("a property required_for %s must default to None"
+                        % ", ".join(required_for))
+    if choices is not None:
+        choices = tuple(choices)
+        if default not in (MISSING, None) and not any(_same(default, c) for c in choices):
+            raise TypeError("default %r is not one of the choices %r" % (default, choices))
     meta = {"doc": doc, "identity": identity, "choices": choices, "wire": wire,
-            "sensitive": sensitive}
-    return Field(default, factory, meta)
+            "sensitive": sensitive, "required_for": tuple(required_for), "coerce": coerce}
+    return Field(default, factory, meta, type)
+
+
+def _same(value: Any, choice: Any) -> bool:
+    """A choice matches: equal, and True is not 1 (nor 1.0 the integer 1)."""
+    return bool(value == choice) and type(value) is type(choice)
+
+
+def choices_text(choices: Sequence[Any]) -> str:
+    """'systemd, sysvinit'; 'False, True, 'auto'' when not all are strings."""
+    if all(isinstance(c, str) for c in choices):
+        return ", ".join(choices)
+    return ", ".join(repr(c) for c in choices)
 
 
 class Change:
@@ -302,7 +365,7 @@ class Resource:
         annotations = cls.__dict__.get("__annotations__", {})
         for name, value in list(cls.__dict__.items()):
             if isinstance(value, Field):
-                value.name, value.type = name, annotations.get(name)
+                value.name, value.type, value.owner = name, annotations.get(name), cls
                 fields[name] = value
                 # Instances carry the values; the class keeps plain defaults only. A
                 # property called ``name`` (cron, oom_protect) must also shadow the
@@ -323,6 +386,12 @@ class Resource:
         if not cls.actions:
             raise TypeError("resource type %r declares no actions (such as actions = "
                             "('create', 'delete'); the first is the default)" % type_name)
+        for f in cls._fields:
+            unknown = set(f.metadata.get("required_for", ())) - set(cls.actions + cls.notify_only)
+            if unknown:
+                raise TypeError("resource type %r: property %r is required_for %s, which is "
+                                "not an action of the type" % (type_name, f.name,
+                                                               ", ".join(sorted(unknown))))
         cls.type_name = type_name
         _notifiable_actions(cls)
         REGISTRY[type_name] = cls
@@ -367,17 +436,53 @@ class Resource:
     def __post_init__(self) -> None:
         self.meta = Meta()
         self.warnings: List[str] = []
-        self.normalise()
+        try:
+            self.check_declared()
+            self.normalise()
+        except PropertyError as exc:  # a shared validator's: it does not know the resource
+            exc.identity = exc.identity or self._label()
+            raise
+
+    def check_declared(self) -> None:
+        """What the declarations say, property by property, in order: coerce, then
+        choices, or else the type."""
+        for f in self._fields:
+            value = getattr(self, f.name)
+            coerce = f.metadata.get("coerce")
+            if coerce is not None and value is not None:
+                value = coerce(value, f.name)
+                object.__setattr__(self, f.name, value)
+            choices = f.metadata.get("choices")
+            if choices is not None and value is not None:
+                if not any(_same(value, c) for c in choices):
+                    given = quoted(value) if isinstance(value, str) else shown(value)
+                    raise self.fail("%s %s is not one of: %s"
+                                    % (f.name, given, choices_text(choices)))
+            elif not matches(value, f.kind):
+                raise self.fail("%s must be %s, not %s" % (
+                    f.name, describe(f.kind), kind_of(value) if f.metadata.get("sensitive")
+                    else shown(value)))
+
+    def check_required(self) -> None:
+        """The properties ``required_for`` the chosen actions have a value; called
+        once the recipe has set the action (after construction)."""
+        for action in self.action.split(","):
+            for f in self._fields:
+                if action in f.metadata.get("required_for", ()) and \
+                        getattr(self, f.name) is None:
+                    raise self.fail("%s is required for action '%s'" % (f.name, action))
 
     def normalise(self) -> None:
-        """Bring properties to one canonical form and validate them.
+        """Hook: bring properties to one canonical form and check what the
+        declarations cannot say (one property against another).
 
-        Raise :class:`PropertyError` with a message that says what was expected.
+        Raise :meth:`fail` errors, or :class:`PropertyError` from a shared
+        validator: its message says what was expected.
         """
 
     def check_action(self) -> None:
-        """Validate what depends on the action; called once the recipe has chosen it
-        (the action is set after construction). Raise :meth:`fail` errors."""
+        """Hook: validate what depends on the action and another property; called
+        after :meth:`check_required`. Raise :meth:`fail` errors."""
 
     @classmethod
     def fields(cls) -> Tuple[Field, ...]:
@@ -425,7 +530,14 @@ class Resource:
 
     def fail(self, message: str) -> PropertyError:
         """A PropertyError about this resource (raise it)."""
-        return PropertyError(message, identity=self.identity)
+        return PropertyError(message, identity=self._label())
+
+    def _label(self) -> str:
+        """The identity, also while the properties are not checked yet."""
+        try:
+            return self.identity
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return "%s[%s]" % (self.type_name, getattr(self, self.identity_field(), "?"))
 
     # -- the plan ---------------------------------------------------------------------
 

@@ -80,18 +80,15 @@ def _number(name: str, part: str, low: int, high: int, names: Tuple[str, ...],
     raise PropertyError("%s '%s' is not a number %d-%d" % (name, part, low, high))
 
 
-def special(value: Any) -> Optional[str]:
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if not text.startswith("@"):
-        text = "@" + text
-    if text not in SPECIALS:
-        raise PropertyError("special %s is not one of: %s" % (quoted(value), ", ".join(SPECIALS)))
-    return text
+def special(value: Any, what: str = "special") -> Any:
+    """'daily' and '@Daily ' become '@daily' (prop's choices then check it)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    return text if text.startswith("@") else "@" + text
 
 
-def command(value: Any) -> str:
+def command(value: Any, what: str = "command") -> str:
     """A command cron runs as one line; ``%`` must be escaped."""
     if not isinstance(value, str) or not value.strip():
         raise PropertyError("command must be a non-empty string, not %r" % (value,))
@@ -109,7 +106,7 @@ def command(value: Any) -> str:
     return value.strip()
 
 
-def environment(value: Any) -> Dict[str, str]:
+def environment(value: Any, what: str = "environment") -> Dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -127,7 +124,7 @@ def environment(value: Any) -> Dict[str, str]:
     return out
 
 
-def file_name(value: Any) -> Optional[str]:
+def file_name(value: Any, what: str = "cron_file") -> Optional[str]:
     if value is None:
         return None
     if not isinstance(value, str) or not _FILE_NAME.fullmatch(value):
@@ -137,7 +134,7 @@ def file_name(value: Any) -> Optional[str]:
     return value
 
 
-def entry_name(value: Any) -> str:
+def entry_name(value: Any, what: str = "name") -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value:
         raise PropertyError("name must be a non-empty line of text, not %r" % (value,))
     return valid_text(value, "name").strip()

@@ -33,7 +33,7 @@ def dotted(key: str) -> str:
     return key
 
 
-def check_key(value: Any) -> str:
+def check_key(value: Any, what: str = "key") -> str:
     """A kernel parameter name in dotted notation, or a PropertyError."""
     if not isinstance(value, str) or not _KEY.fullmatch(dotted(value)):
         raise PropertyError("key %r is not a kernel parameter name such as 'vm.panic_on_oom'"
@@ -46,7 +46,7 @@ def proc_path(key: str) -> str:
     return "/proc/sys/" + key.translate(str.maketrans("./", "/."))
 
 
-def check_value(value: Any) -> str:
+def check_value(value: Any, what: str = "value") -> str:
     """1, "1", [32768, 60999] and "32768   60999" become their text form ("32768 60999")."""
     if isinstance(value, (list, tuple)):
         if not value:

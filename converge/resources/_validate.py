@@ -9,12 +9,26 @@ final newline."""
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+import types
+from typing import Any, Callable, List, Optional, TypeVar, Union
 
 from ..errors import PropertyError
 
+_C = TypeVar("_C", bound=Callable[..., Any])
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
 NAME_MAX = 255  # bytes in one path component (Linux file systems)
+
+
+def accepts(text: str) -> Callable[[_C], _C]:
+    """Mark a coerce function with what a recipe may give it (``Union[str, int,
+    None]`` for a mode), for the recipe stub (converge/stubs.py)."""
+
+    def mark(function: _C) -> _C:
+        function.accepts = text  # type: ignore[attr-defined]
+        return function
+
+    return mark
 
 
 def quoted(value: Any) -> str:
@@ -40,6 +54,20 @@ def text(value: Any, what: str, *, one_line: bool = False) -> str:
     return value
 
 
+def one_line(value: Any, what: str) -> str:
+    """:func:`text` on one line (a coerce function)."""
+    return text(value, what, one_line=True)
+
+
+def between(low: int, high: int) -> Callable[[Any, str], int]:
+    """A coerce function: an integer (or its digits) in low..high."""
+
+    def coerce(value: Any, what: str) -> int:
+        return integer(value, what, low, high)
+
+    return coerce
+
+
 def regex(value: str, what: str) -> str:
     """A regular expression Python compiles without error or warning (a warning,
     such as "possible set intersection" for '[a&&b]', means a later Python may read
@@ -56,6 +84,7 @@ def regex(value: str, what: str) -> str:
     return value
 
 
+@accepts("Union[str, int, None]")
 def mode(value: Any, what: str = "mode") -> Optional[str]:
     """0o644, 420, "644" and "0644" all become "0644"; None stays None."""
     if value is None:
@@ -108,6 +137,7 @@ def path(value: Any, what: str = "path") -> str:
     return "/".join(kept) or "."
 
 
+@accepts("Union[str, int, None]")
 def account(value: Any, what: str) -> Optional[str]:
     """A user or group: a name as useradd accepts it, or a numeric id."""
     if value is None:
@@ -139,3 +169,108 @@ def integer(value: Any, what: str, low: Optional[int] = None, high: Optional[int
     if (low is not None and number < low) or (high is not None and number > high):
         raise PropertyError("%s %s is out of range %s..%s" % (what, quoted(value), low, high))
     return number
+
+
+def one_or_list(value: Any, what: str) -> Any:
+    """A single value is a list of one: 'curl' becomes ['curl'] (a tuple a list)."""
+    if isinstance(value, tuple):
+        return list(value)
+    return value if isinstance(value, list) else [value]
+
+
+
+# -- declared types (prop(type=...) or the annotation), checked at compile time ----
+
+def _origin(kind: Any) -> Any:
+    import typing
+
+    origin = getattr(typing, "get_origin", lambda k: getattr(k, "__origin__", None))(kind)
+    if origin is not None and origin is getattr(types, "UnionType", ()):
+        return Union
+    return origin
+
+
+def _args(kind: Any) -> Any:
+    return getattr(kind, "__args__", None) or ()
+
+
+def matches(value: Any, kind: Any) -> bool:
+    """Whether value is of the declared kind: a class (int refuses True; float takes
+    an int), Any, None, Optional/Union, List/Sequence/Tuple (a list or a tuple) and
+    Dict of them. Constructs it does not know are accepted."""
+    from collections import abc
+
+    if kind is Any or kind is object:
+        return True
+    if kind is None or kind is type(None):
+        return value is None
+    origin = _origin(kind)
+    if origin is Union:
+        return any(matches(value, k) for k in _args(kind))
+    if origin in (list, tuple, abc.Sequence, abc.MutableSequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        inner = [k for k in _args(kind) if k is not Ellipsis][:1]
+        return all(matches(item, inner[0]) for item in value) if inner else True
+    if origin in (dict, abc.Mapping, abc.MutableMapping):
+        if not isinstance(value, dict):
+            return False
+        pair = _args(kind)
+        return len(pair) != 2 or all(matches(k, pair[0]) and matches(v, pair[1])
+                                     for k, v in value.items())
+    if origin is not None or not isinstance(kind, type):
+        return True
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+_NAMES = {str: ("a string", "strings"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), bool: ("True or False", "booleans"),
+          bytes: ("bytes", "bytes"), dict: ("a dict", "dicts"), list: ("a list", "lists"),
+          type(None): ("None", "None")}
+
+
+def describe(kind: Any, plural: bool = False) -> str:
+    """A declared kind in words: 'a string or None', 'a list of strings'."""
+    if kind is None:
+        kind = type(None)
+    if kind in _NAMES:
+        return _NAMES[kind][plural]
+    origin = _origin(kind)
+    if origin is Union:  # None goes without saying: it is what leaves a property unset
+        parts: List[str] = []
+        for k in [k for k in _args(kind) if k is not type(None)] or [None]:
+            text = describe(k, plural)
+            if text not in parts:
+                parts.append(text)
+        return " or ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
+    if origin is not None and origin in (list, tuple) or \
+            getattr(origin, "__name__", "") in ("Sequence", "MutableSequence"):
+        inner = [k for k in _args(kind) if k is not Ellipsis][:1]
+        head = "lists" if plural else "a list"
+        return head + (" of %s" % describe(inner[0], True) if inner and inner[0] is not Any
+                       else "")
+    if origin is not None and origin is dict or \
+            getattr(origin, "__name__", "") in ("Mapping", "MutableMapping"):
+        pair = _args(kind)
+        head = "dicts" if plural else "a dict"
+        if len(pair) == 2 and pair[1] is not Any:
+            return "%s of %s to %s" % (head, describe(pair[0], True), describe(pair[1], True))
+        return head
+    name = getattr(kind, "__name__", str(kind))
+    return name + "s" if plural else "a " + name
+
+
+def kind_of(value: Any) -> str:
+    """'an int', 'a list': what a value is, without showing it."""
+    name = type(value).__name__
+    return ("an " if name[:1] in "aeiou" else "a ") + name
+
+
+def shown(value: Any) -> str:
+    """A value in a message: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -46,29 +46,21 @@ class ArchiveFile(Resource, type_name="archive_file"):
     actions = ("extract",)
 
     path: str = prop(doc="The archive on the target (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz, "
-                     ".zip; the format is read from the content).", identity=True)
-    destination: str = prop(doc="The directory to extract into; created when missing.")
+                     ".zip; the format is read from the content).", identity=True, coerce=v.path)
+    destination: str = prop(doc="The directory to extract into; created when missing.",
+                            coerce=v.path)
     overwrite: Union[bool, str] = prop(False, doc="False: leave a non-empty destination "
                                        "alone. 'auto': extract again when the archive's "
                                        "checksum changed since the last extraction. True: "
                                        "extract on every run.", choices=(False, True, "auto"))
     mode: Optional[str] = prop(None, doc="Permissions of the destination directory ('0755' "
-                               "when it is created and mode is unset).")
+                               "when it is created and mode is unset).", coerce=v.mode)
     owner: Optional[str] = prop(None, doc="Owner of the destination and of every extracted "
-                                "member. Unset: the user converge runs as.")
-    group: Optional[str] = prop(None, doc="Group of the destination and of every member.")
+                                "member. Unset: the user converge runs as.", coerce=v.account)
+    group: Optional[str] = prop(None, doc="Group of the destination and of every member.",
+                                coerce=v.account)
     strip_components: int = prop(0, doc="Leading path components removed from each member "
-                                 "name (as tar --strip-components).")
-
-    def normalise(self) -> None:
-        self.path = v.path(self.path)
-        self.destination = v.path(self.destination, "destination")
-        if not (isinstance(self.overwrite, bool) or self.overwrite == "auto"):
-            raise self.fail("overwrite %r is not one of: False, True, 'auto'" % (self.overwrite,))
-        self.mode = v.mode(self.mode)
-        self.owner = v.account(self.owner, "owner")
-        self.group = v.account(self.group, "group")
-        self.strip_components = v.integer(self.strip_components, "strip_components", 0, 100)
+                                 "name (as tar --strip-components).", coerce=v.between(0, 100))
 
     # -- target ----------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ def parse(line: str) -> Optional[Tuple[str, str, str, str]]:
             (match.group(3) or "").strip())
 
 
+def _joined(value: Any, what: str) -> Any:
+    """A list of options is one string, joined with commas."""
+    return ",".join(str(o) for o in value) if isinstance(value, (list, tuple)) else value
+
+
 class AuthorizedKey(Resource, type_name="authorized_key"):
     """One public key of a user, in ~/.ssh/authorized_keys."""
 
@@ -54,7 +59,7 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
     key: str = prop(doc="The public key: TYPE BASE64, optionally followed by a comment.")
     options: Optional[str] = prop(None, doc="Options before the key, as sshd reads them "
                                   "(no-port-forwarding,from=\"10.0.0.0/8\"); a list is joined "
-                                  "with commas.")
+                                  "with commas.", coerce=_joined)
     comment: Optional[str] = prop(None, doc="The comment after the key; None keeps the "
                                   "existing one (or the key's own).")
     exclusive: bool = prop(False, doc="Remove every other key of the file.")
@@ -78,14 +83,11 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
             raise self.fail("key's body is not a %s key (it says %r)"
                             % (kind, blob[4:4 + max(length, 0)][:40]))
         self.key = " ".join([kind, body] + ([parts[2].strip()] if len(parts) == 3 else []))
-        if isinstance(self.options, (list, tuple)):
-            self.options = ",".join(str(o) for o in self.options)
         for name in ("options", "comment"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or "\n" in value
                                       or "\r" in value or "\0" in value):
                 raise self.fail("%s must be one line of text" % name)
-        self.exclusive = bool(self.exclusive)
 
     def _parts(self) -> Tuple[str, str, str]:
         """(type, body, the key's own comment)."""

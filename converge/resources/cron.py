@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..errors import PropertyError, ResourceError
+from ..errors import ResourceError
 from . import _cron_fields as cf
 from . import _crontab as ct
 from . import _validate as v
@@ -59,9 +59,11 @@ class Cron(Resource, type_name="cron"):
 
     actions = ("create", "delete")
 
-    name: str = prop(doc="Names the entry: its '# converge: NAME' marker line.", identity=True)
+    name: str = prop(doc="Names the entry: its '# converge: NAME' marker line.", identity=True,
+                     coerce=cf.entry_name)
     command: Optional[str] = prop(None, doc="The command line cron runs (a literal % written "
-                                  "as \\%). Required for create.", sensitive=True)
+                                  "as \\%).", sensitive=True, required_for=("create",),
+                                  coerce=cf.command)
     minute: Union[str, int, List[Union[str, int]]] = prop(
         "*", doc="Minute, 0-59: a number, range, list or step ('*/10').")
     hour: Union[str, int, List[Union[str, int]]] = prop("*", doc="Hour, 0-23.")
@@ -71,38 +73,23 @@ class Cron(Resource, type_name="cron"):
     weekday: Union[str, int, List[Union[str, int]]] = prop(
         "*", doc="Day of the week, 0-7 (0 and 7 are Sunday) or a name (mon), also in "
         "ranges and lists (mon-fri).")
-    special: Optional[str] = prop(None, doc="Instead of the five fields: @reboot, @hourly, "
-                                  "@daily, @weekly, @monthly or @yearly.")
-    user: str = prop("root", doc="The user the job runs as.")
+    special: Optional[str] = prop(None, doc="Instead of the five fields ('daily' is "
+                                  "'@daily').", choices=cf.SPECIALS, coerce=cf.special)
+    user: str = prop("root", doc="The user the job runs as.", coerce=v.account)
     environment: Dict[str, str] = prop(factory=dict, doc="Variables set on lines above the "
                                        "job, such as {'MAILTO': 'root'}; cron applies them to "
                                        "every later line of the same file.",
-                                       sensitive=True)
+                                       sensitive=True, coerce=cf.environment)
     cron_file: Optional[str] = prop(None, doc="A file name under /etc/cron.d; the user's "
-                                    "crontab when unset.")
+                                    "crontab when unset.", coerce=cf.file_name)
     disabled: bool = prop(False, doc="Keep the entry, commented out.")
 
     def normalise(self) -> None:
-        try:
-            self.name = cf.entry_name(self.name)
-            if self.command is not None:
-                self.command = cf.command(self.command)
-            for name in cf.FIELDS:
-                setattr(self, name, cf.field(name, getattr(self, name)))
-            self.special = cf.special(self.special)
-            self.environment = cf.environment(self.environment)
-            self.cron_file = cf.file_name(self.cron_file)
-            self.user = v.account(self.user, "user") or "root"
-            self.disabled = v.boolean(self.disabled, "disabled")
-        except PropertyError as exc:
-            raise self.fail(exc.message) from None
+        for name in cf.FIELDS:
+            setattr(self, name, cf.field(name, getattr(self, name)))
         if self.special and any(getattr(self, n) != "*" for n in cf.FIELDS):
             raise self.fail("give either special or the minute/hour/day/month/weekday "
                             "fields, not both")
-
-    def check_action(self) -> None:
-        if self.command is None and "create" in self.action.split(","):
-            raise self.fail("command is required to create a cron entry")
 
     @property
     def where(self) -> str:

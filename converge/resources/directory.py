@@ -23,20 +23,13 @@ class Directory(Resource, type_name="directory"):
 
     actions = ("create", "delete")
 
-    path: str = prop(doc="Path of the directory.", identity=True)
+    path: str = prop(doc="Path of the directory.", identity=True, coerce=v.path)
     mode: Optional[str] = prop(None, doc="Permissions, such as '0755'. New directories get "
-                               "0755 when unset.")
-    owner: Optional[str] = prop(None, doc="Owning user name or uid.")
-    group: Optional[str] = prop(None, doc="Owning group name or gid.")
+                               "0755 when unset.", coerce=v.mode)
+    owner: Optional[str] = prop(None, doc="Owning user name or uid.", coerce=v.account)
+    group: Optional[str] = prop(None, doc="Owning group name or gid.", coerce=v.account)
     recursive: bool = prop(False, doc="create: also create missing parents (with default "
                            "permissions). delete: remove the directory with its contents.")
-
-    def normalise(self) -> None:
-        self.path = v.path(self.path)
-        self.mode = v.mode(self.mode)
-        self.owner = v.account(self.owner, "owner")
-        self.group = v.account(self.group, "group")
-        self.recursive = v.boolean(self.recursive, "recursive")
 
     def current(self, system: Any) -> Dict[str, Any]:
         """The directory's state; a trusted link to a directory counts as that

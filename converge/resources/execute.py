@@ -30,7 +30,7 @@ import os
 import shlex
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..errors import PropertyError, ResourceError
+from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, Skipped, prop, short_hash
 
@@ -42,19 +42,21 @@ class Execute(Resource, type_name="execute"):
 
     command: Union[List[str], str] = prop(doc="An argument list such as ['update-grub'], or "
                                           "a shell string with shell=True.", identity=True,
-                                          sensitive=True)
+                                          sensitive=True, type=Any)
     shell: bool = prop(False, doc="Run the command string with /bin/sh -c.")
     creates: Optional[str] = prop(None, doc="A path the command creates: when it exists, the "
-                                  "command does not run (skipped due to creates).")
-    cwd: Optional[str] = prop(None, doc="The working directory (must exist).")
+                                  "command does not run (skipped due to creates).",
+                                  coerce=v.path)
+    cwd: Optional[str] = prop(None, doc="The working directory (must exist).", coerce=v.path)
     environment: Dict[str, str] = prop(factory=dict, doc="Variables added to the command's "
                                        "environment (LC_ALL=C is set unless given here).",
-                                       sensitive=True)
+                                       sensitive=True, type=Optional[Dict[str, Any]])
     user: Optional[str] = prop(None, doc="Run as this user, a name or a uid: its uid, its "
                                "primary group and its supplementary groups, as a login "
                                "gets them (HOME, USER and LOGNAME follow). A uid with no "
-                               "passwd entry needs group=.")
-    returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.")
+                               "passwd entry needs group=.", coerce=v.account)
+    returns: List[int] = prop(factory=lambda: [0], doc="Exit codes that mean success.",
+                              type=Union[int, List[int]])
     timeout: Optional[float] = prop(None, doc="Seconds before the command (and everything it "
                                     "started) is killed and the resource fails.")
     live: bool = prop(False, doc="Also stream the output as it comes, to the agent's "
@@ -63,18 +65,9 @@ class Execute(Resource, type_name="execute"):
                       "sensitive resource.")
     group: Optional[str] = prop(None, doc="Run with this group (a name or a gid) as the "
                                 "primary group instead of the user's; with a uid that has no "
-                                "passwd entry, the only group.")
+                                "passwd entry, the only group.", coerce=v.account)
 
     def normalise(self) -> None:
-        try:
-            self._normalise()
-        except PropertyError as exc:
-            if exc.identity:
-                raise
-            raise self.fail(exc.message) from None
-
-    def _normalise(self) -> None:
-        self.shell = v.boolean(self.shell, "shell")
         if isinstance(self.command, str):
             if not self.shell:
                 raise self.fail(
@@ -97,26 +90,18 @@ class Execute(Resource, type_name="execute"):
         else:
             raise self.fail("command must be an argument list such as ['update-grub'], "
                             "not %r" % (self.command,))
-        if self.creates is not None:
-            self.creates = v.path(self.creates, "creates")
-        if self.cwd is not None:
-            self.cwd = v.path(self.cwd, "cwd")
         self.environment = _environment(self, self.environment)
-        self.user = v.account(self.user, "user")
-        self.group = v.account(self.group, "group")
         if self.group is not None and self.user is None:
             raise self.fail("group= needs user= (the command runs as root otherwise)")
         codes = [self.returns] if isinstance(self.returns, int) else self.returns
-        if not isinstance(codes, (list, tuple)) or not codes:
+        if not codes:
             raise self.fail("returns must be an exit code or a list of them, such as [0, 1]")
         self.returns = [v.integer(c, "returns", 0, 255) for c in codes]
         if self.timeout is not None:
-            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) \
-                    or self.timeout <= 0:
+            if self.timeout <= 0:
                 raise self.fail("timeout must be a positive number of seconds, not %r"
                                 % (self.timeout,))
             self.timeout = float(self.timeout)
-        self.live = v.boolean(self.live, "live")
 
     @property
     def name(self) -> str:

@@ -35,7 +35,7 @@ class File(Resource, type_name="file"):
     actions = ("create", "create_if_missing", "delete")
 
     path: str = prop(doc="Path of the file; relative paths are relative to the current "
-                     "directory on a local run.", identity=True)
+                     "directory on a local run.", identity=True, coerce=v.path)
     content: Union[str, bytes, None] = prop(None, doc="The whole content, as text or bytes.",
                                             sensitive=True)
     source: Optional[str] = prop(
@@ -44,27 +44,22 @@ class File(Resource, type_name="file"):
         "template. A name that resolves outside those folders is refused unless the recipe "
         "allows that folder with allow_sources().", wire=False)
     mode: Optional[str] = prop(None, doc="Permissions, such as '0644'. Unmanaged when unset "
-                               "(new files get 0644).")
-    owner: Optional[str] = prop(None, doc="Owning user name or uid. Unmanaged when unset.")
-    group: Optional[str] = prop(None, doc="Owning group name or gid. Unmanaged when unset.")
+                               "(new files get 0644).", coerce=v.mode)
+    owner: Optional[str] = prop(None, doc="Owning user name or uid. Unmanaged when unset.",
+                                coerce=v.account)
+    group: Optional[str] = prop(None, doc="Owning group name or gid. Unmanaged when unset.",
+                                coerce=v.account)
     backup: int = prop(5, doc="How many backups of replaced or deleted versions to keep "
-                       "(0 keeps none).")
+                       "(0 keeps none).", coerce=v.between(0, 1000))
 
     def normalise(self) -> None:
-        self.path = v.path(self.path)
         if self.content is not None and self.source is not None:
             raise self.fail("give either content or source, not both")
-        if self.content is not None and not isinstance(self.content, (str, bytes)):
-            raise self.fail("content must be str or bytes, not %s" % type(self.content).__name__)
         if isinstance(self.content, str) and not _utf8(self.content):
             raise self.fail("content is not valid UTF-8 text (it holds a lone surrogate); "
                             "give bytes for binary content")
         if self.source is not None:
             self.content = self._load_source(self.source)
-        self.mode = v.mode(self.mode)
-        self.owner = v.account(self.owner, "owner")
-        self.group = v.account(self.group, "group")
-        self.backup = v.integer(self.backup, "backup", 0, 1000)
 
     def _load_source(self, source: str) -> Union[str, bytes]:
         from ..context import current

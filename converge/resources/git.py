@@ -38,23 +38,24 @@ class Git(Resource, type_name="git"):
 
     actions = ("sync", "checkout")
 
-    destination: str = prop(doc="Where the checkout lives (an absolute path).", identity=True)
+    destination: str = prop(doc="Where the checkout lives (an absolute path).", identity=True,
+                            coerce=v.path)
     repository: str = prop(doc="The repository URL or path, as git clone takes it.")
     revision: str = prop("HEAD", doc="A branch, a tag or a commit id; HEAD is the remote's "
                          "default branch.")
     depth: Optional[int] = prop(None, doc="Clone and fetch only this many commits (git "
-                                "--depth). Unset: the whole history.")
+                                "--depth). Unset: the whole history.",
+                                coerce=v.between(1, 2 ** 31 - 1))
     user: Optional[str] = prop(None, doc="Run git as this user (it owns the checkout). Unset: "
-                               "the user converge runs as.")
+                               "the user converge runs as.", coerce=v.account)
     group: Optional[str] = prop(None, doc="Run git with this group. Unset: the user's "
-                                "primary group.")
+                                "primary group.", coerce=v.account)
     enable_submodules: bool = prop(False, doc="Also check out the submodules (git submodule "
                                    "update --init --recursive).")
     force: bool = prop(False, doc="Discard local changes to tracked files when moving the "
                        "checkout. False: local changes fail the resource.")
 
     def normalise(self) -> None:
-        self.destination = v.path(self.destination, "destination")
         if not self.destination.startswith("/"):
             raise self.fail("destination %s must be an absolute path" % v.quoted(self.destination))
         self.repository = v.text(self.repository, "repository", one_line=True)
@@ -70,12 +71,6 @@ class Git(Resource, type_name="git"):
             raise self.fail("revision %s is not a branch, tag or commit id git accepts (no "
                             "leading '-', spaces, '..', '~', '^', ':' or control characters)"
                             % v.quoted(self.revision))
-        if self.depth is not None:
-            self.depth = v.integer(self.depth, "depth", 1, 2 ** 31 - 1)
-        self.user = v.account(self.user, "user")
-        self.group = v.account(self.group, "group")
-        self.enable_submodules = v.boolean(self.enable_submodules, "enable_submodules")
-        self.force = v.boolean(self.force, "force")
 
     def _git(self, system: Any) -> Runner:
         return Runner(system, self.destination, self.user, self.group)

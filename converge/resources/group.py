@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import PropertyError, ResourceError
+from ..errors import ResourceError
 from . import _accounts as acc
-from . import _validate as v
 from ._base import Change, Resource, prop
 
 
@@ -38,25 +37,15 @@ class Group(Resource, type_name="group"):
 
     actions = ("create", "remove", "modify")
 
-    group_name: str = prop(doc="The group's name.", identity=True)
+    group_name: str = prop(doc="The group's name.", identity=True, coerce=acc.name)
     gid: Optional[int] = prop(None, doc="The numeric group id. Unset: groupadd picks one; an "
-                              "existing group keeps its own.")
+                              "existing group keeps its own.", coerce=acc.number)
     members: Optional[List[str]] = prop(None, doc="User names whose supplementary group this "
-                                        "is. Unset: members are left alone.")
+                                        "is. Unset: members are left alone.", coerce=acc.names)
     append: bool = prop(False, doc="True: add the listed members and keep the others. False: "
                         "the list is exact.")
     system: bool = prop(False, doc="Create a system group (groupadd -r: a gid below GID_MIN). "
                         "Only used when the group is created.")
-
-    def normalise(self) -> None:
-        try:
-            self.group_name = acc.name(self.group_name, "group_name")
-            self.gid = acc.number(self.gid, "gid")
-            self.members = acc.names(self.members, "members")
-            self.append = v.boolean(self.append, "append")
-            self.system = v.boolean(self.system, "system")
-        except PropertyError as exc:
-            raise self.fail(exc.message) from None
 
     # -- target ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import errno
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import ResourceError
+from ..errors import PropertyError, ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
 
@@ -51,6 +51,17 @@ def hosts_edit(text: Optional[str], address: str, line: str) -> str:
     return "".join(raw + "\n" for raw in out)
 
 
+def _address(value: Any, what: str) -> str:
+    """An IPv4 or IPv6 address (or an ipaddress object), in its canonical form."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise PropertyError("%s %s is not an IPv4 or IPv6 address"
+                            % (what, v.quoted(value))) from None
+
+
 class Hostname(Resource, type_name="hostname"):
     """Set the host name: live, in /etc/hostname and in /etc/hosts."""
 
@@ -59,7 +70,7 @@ class Hostname(Resource, type_name="hostname"):
     hostname: str = prop(doc="The host name, short (web1) or fully qualified "
                          "(web1.example.com).", identity=True)
     ipaddress: Optional[str] = prop(None, doc="The address of the /etc/hosts line. Unset: "
-                                    "127.0.1.1, as Debian does.")
+                                    "127.0.1.1, as Debian does.", coerce=_address)
 
     def normalise(self) -> None:
         name = self.hostname
@@ -68,14 +79,6 @@ class Hostname(Resource, type_name="hostname"):
             raise self.fail("hostname %s is not a valid host name (labels of letters, digits "
                             "and '-', separated by dots, at most 64 characters)"
                             % v.quoted(name))
-        if self.ipaddress is not None:
-            import ipaddress
-
-            try:
-                self.ipaddress = str(ipaddress.ip_address(str(self.ipaddress)))
-            except ValueError:
-                raise self.fail("ipaddress %s is not an IPv4 or IPv6 address"
-                                % v.quoted(self.ipaddress)) from None
 
     @property
     def hosts_line(self) -> str:

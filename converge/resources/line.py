@@ -28,7 +28,7 @@ import re
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
 
-from ..errors import PropertyError, ResourceError
+from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop, short_hash
 from .file import absolute, unified_diff
@@ -39,9 +39,9 @@ class Line(Resource, type_name="line"):
 
     actions = ("present", "absent")
 
-    path: str = prop(doc="The file.", identity=True)
-    line: Optional[str] = prop(None, doc="The whole line, without its newline. Required for "
-                               "present.", sensitive=True)
+    path: str = prop(doc="The file.", identity=True, coerce=v.path)
+    line: Optional[str] = prop(None, doc="The whole line, without its newline.",
+                               sensitive=True, required_for=("present",))
     match: Optional[str] = prop(None, doc="A regular expression (Python syntax, searched in "
                                 "each line): present replaces the last matching line; absent "
                                 "removes every matching line.", sensitive=True)
@@ -49,34 +49,17 @@ class Line(Resource, type_name="line"):
                         "a missing file is a failure.")
 
     def normalise(self) -> None:
-        try:
-            self._normalise()
-        except PropertyError as exc:
-            if exc.identity:
-                raise
-            raise self.fail(exc.message) from None
-
-    def _normalise(self) -> None:
-        self.path = v.path(self.path)
         if self.line is not None:
-            if not isinstance(self.line, str):
-                raise self.fail("line must be a string, not %r" % (self.line,))
             if "\n" in self.line or "\r" in self.line:
                 raise self.fail("line contains a newline; declare one line resource per line")
             v.text(self.line, "line")
         if self.match is not None:
-            if not isinstance(self.match, str) or not self.match:
+            if not self.match:
                 raise self.fail("match must be a non-empty regular expression")
             v.text(self.match, "match", one_line=True)
             v.regex(self.match, "match")
         if self.line is None and self.match is None:
             raise self.fail("give the line, or a match for action='absent'")
-        if not isinstance(self.create, bool):
-            raise self.fail("create must be True or False, not %r" % (self.create,))
-
-    def check_action(self) -> None:
-        if self.line is None and "present" in self.action.split(","):
-            raise self.fail("line is required for action 'present'")
 
     @property
     def name(self) -> str:

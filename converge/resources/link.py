@@ -38,35 +38,26 @@ class Link(Resource, type_name="link"):
 
     actions = ("create", "delete")
 
-    target_file: str = prop(doc="Path of the link itself.", identity=True)
+    target_file: str = prop(doc="Path of the link itself.", identity=True, coerce=v.path)
     to: Optional[str] = prop(None, doc="What the link points to, written into a symbolic "
                              "link as given (absolute, or relative to the link's directory); "
-                             "for a hard link, an existing file.")
+                             "for a hard link, an existing file (also to delete one).",
+                             required_for=("create",), coerce=v.one_line)
     link_type: str = prop("symbolic", doc="symbolic or hard.", choices=("symbolic", "hard"))
     owner: Optional[str] = prop(None, doc="Owner of the link itself (lchown), a user name or "
-                                "uid. Unmanaged when unset.")
+                                "uid. Unmanaged when unset.", coerce=v.account)
     group: Optional[str] = prop(None, doc="Group of the link itself (lchown), a group name or "
-                                "gid. Unmanaged when unset.")
+                                "gid. Unmanaged when unset.", coerce=v.account)
     force: bool = prop(False, doc="Replace a regular file standing at target_file (a "
                        "directory is always refused).")
 
     def normalise(self) -> None:
-        self.target_file = v.path(self.target_file, "target_file")
-        if self.to is not None:
-            self.to = v.text(self.to, "to", one_line=True)
-            if not self.to:
-                raise self.fail("to must not be empty")
-        if self.link_type not in ("symbolic", "hard"):
-            raise self.fail("link_type %s is not one of: symbolic, hard"
-                            % v.quoted(self.link_type))
-        self.owner = v.account(self.owner, "owner")
-        self.group = v.account(self.group, "group")
-        self.force = v.boolean(self.force, "force")
+        if self.to == "":
+            raise self.fail("to must not be empty")
 
     def check_action(self) -> None:
-        if self.to is None and (self.action == "create" or self.link_type == "hard"):
-            raise self.fail("to= is required to %s a %s link: where it points"
-                            % (self.action, self.link_type))
+        if self.to is None and self.link_type == "hard":
+            raise self.fail("to is required to delete a hard link: the file it is a link to")
 
     @property
     def _kind(self) -> str:

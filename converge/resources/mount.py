@@ -40,6 +40,11 @@ OPTION = re.compile(r"[A-Za-z0-9_.:/@%+=-]+")
 FSTYPE = re.compile(r"[a-z0-9_.]+(\.[a-z0-9_]+)?")
 
 
+def _option_list(value: Any, what: str) -> Any:
+    """'noatime,nodev' is ['noatime', 'nodev']."""
+    return value.split(",") if isinstance(value, str) else v.one_or_list(value, what)
+
+
 class Mount(Resource, type_name="mount"):
     """Mount or unmount a filesystem, and keep its /etc/fstab line."""
 
@@ -47,39 +52,33 @@ class Mount(Resource, type_name="mount"):
     notify_only = ("remount",)
 
     mount_point: str = prop(doc="Where the filesystem is mounted (an absolute path).",
-                            identity=True)
+                            identity=True, coerce=v.path)
     device: str = prop(doc="What to mount: a device or image path, UUID=..., LABEL=..., or a "
-                       "name such as tmpfs for a virtual filesystem.")
+                       "name such as tmpfs for a virtual filesystem.", coerce=v.one_line)
     fstype: str = prop("auto", doc="The filesystem type (ext4, xfs, tmpfs, nfs...); auto lets "
                        "mount(8) detect it.")
     options: List[str] = prop(factory=lambda: ["defaults"], doc="Mount options, as a list "
-                              "(or one comma-separated string).")
-    dump: int = prop(0, doc="The fstab dump field (0 or 1).")
+                              "(or one comma-separated string).", coerce=_option_list)
+    dump: int = prop(0, doc="The fstab dump field (0 or 1).", coerce=v.between(0, 9))
     fsck_pass: int = prop(0, doc="The fstab pass field: 0 no check, 1 the root filesystem, "
-                          "2 the others (Chef's pass, a Python keyword).")
+                          "2 the others (Chef's pass, a Python keyword).", coerce=v.between(0, 9))
 
     def normalise(self) -> None:
-        self.mount_point = v.path(self.mount_point, "mount_point")
         if not self.mount_point.startswith("/"):
             raise self.fail("mount_point %s must be an absolute path" % v.quoted(self.mount_point))
-        self.device = v.text(self.device, "device", one_line=True)
         if not self.device or self.device.startswith("-") or "\t" in self.device:
             raise self.fail("device %s is not a device, UUID=, LABEL= or filesystem name"
                             % v.quoted(self.device))
         if not isinstance(self.fstype, str) or not FSTYPE.fullmatch(self.fstype):
             raise self.fail("fstype %s is not a filesystem type such as ext4 or tmpfs"
                             % v.quoted(self.fstype))
-        options = self.options.split(",") if isinstance(self.options, str) else self.options
-        if not isinstance(options, (list, tuple)) or not options:
+        if not self.options:
             raise self.fail("options must be a list of mount options such as ['noatime']")
-        for option in options:
+        for option in self.options:
             if not isinstance(option, str) or not OPTION.fullmatch(option) or \
                     option.startswith("-"):
                 raise self.fail("mount option %s is not valid (no spaces, commas or quotes; "
                                 "give several options as a list)" % v.quoted(option))
-        self.options = list(options)
-        self.dump = v.integer(self.dump, "dump", 0, 9)
-        self.fsck_pass = v.integer(self.fsck_pass, "fsck_pass", 0, 9)
 
     def decoded(self) -> None:
         self.options = list(self.options)

@@ -60,18 +60,21 @@ class OomProtect(Resource, type_name="oom_protect"):
     pattern: Optional[str] = prop(None, doc="Regular expression searched in each full "
                                   "command line, as pgrep -f does; only processes of root "
                                   "and of the users in user= are adjusted.")
-    pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).")
+    pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).",
+                                     coerce=v.one_or_list)
     service: Optional[str] = prop(None, doc="A service whose processes to adjust (systemd "
                                   "unit or init script name).")
     score_adj: int = prop(-1000, doc="oom_score_adj, -1000 (never killed) to 1000 (killed "
-                          "first).")
+                          "first).", coerce=v.between(-1000, 1000))
     persist: bool = prop(True, doc="Keep it across restarts: a systemd drop-in for a "
                          "service, an /etc/cron.d entry for a pattern.")
     user: Union[str, List[str], None] = prop(None, doc="With pattern: the users (names or "
                                              "uids, one or a list) whose processes may be "
                                              "adjusted besides root's. Any user can give a "
                                              "process any command line, so other users' "
-                                             "matching processes are left alone.")
+                                             "matching processes are left alone.",
+                                             coerce=v.one_or_list,
+                                             type=Optional[List[Union[str, int]]])
 
     def normalise(self) -> None:
         if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
@@ -91,20 +94,16 @@ class OomProtect(Resource, type_name="oom_protect"):
             if self.pattern is None:
                 raise self.fail("user= applies to pattern= only (pids and a service's "
                                 "processes are adjusted whoever runs them)")
-            users = self.user if isinstance(self.user, (list, tuple)) else [self.user]
-            if not users:
+            if not self.user:
                 raise self.fail("user must name at least one user, or be left out (root "
                                 "only)")
-            checked = [v.account(u, "user") for u in users]
+            checked = [v.account(u, "user") for u in self.user]
             self.user = sorted({str(u) for u in checked if u is not None})
         if self.pids is not None:
-            pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
-            self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
+            self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in self.pids})
         if self.service is not None and (not isinstance(self.service, str)
                                          or not init_sys.NAME.fullmatch(self.service)):
             raise self.fail("%s is not a valid service name" % v.quoted(self.service))
-        self.score_adj = v.integer(self.score_adj, "score_adj", -1000, 1000)
-        self.persist = v.boolean(self.persist, "persist")
 
     # -- target ----------------------------------------------------------------------
 

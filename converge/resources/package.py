@@ -52,9 +52,6 @@ class Package(Resource, type_name="package"):
         if not isinstance(names, (list, tuple)) or not names:
             raise self.fail("package_name must be a name or a non-empty list of names, not %r"
                             % (self.package_name,))
-        if self.provider is not None and self.provider not in backends.PROVIDERS:
-            raise self.fail("provider %s is not one of: %s"
-                            % (quoted(self.provider), ", ".join(backends.PROVIDERS)))
         grammar = backends.DEB_NAME if self.provider == "apt" else backends.ANY_NAME
         unique: List[str] = []
         for name in names:

@@ -46,13 +46,13 @@ class RemoteFile(Resource, type_name="remote_file"):
     actions = ("create", "create_if_missing")
 
     path: str = prop(doc="Where the file goes on the target; its folder must exist.",
-                     identity=True)
+                     identity=True, coerce=v.path)
     source: str = prop(doc="The URL: http://, https:// or file:// (read on the target).")
     checksum: Optional[str] = prop(None, doc="The sha256 of the content: verified before the "
                                    "file is replaced, and no download when the file has it.")
-    mode: Optional[str] = prop(None, doc="Permissions, such as '0644'.")
-    owner: Optional[str] = prop(None, doc="Owning user name or uid.")
-    group: Optional[str] = prop(None, doc="Owning group name or gid.")
+    mode: Optional[str] = prop(None, doc="Permissions, such as '0644'.", coerce=v.mode)
+    owner: Optional[str] = prop(None, doc="Owning user name or uid.", coerce=v.account)
+    group: Optional[str] = prop(None, doc="Owning group name or gid.", coerce=v.account)
     headers: Optional[Dict[str, str]] = prop(None, doc="HTTP request headers (tokens...); "
                                              "never shown.", sensitive=True)
     use_conditional_get: bool = prop(True, doc="Without a checksum, ask the server whether "
@@ -61,7 +61,6 @@ class RemoteFile(Resource, type_name="remote_file"):
     timeout: float = prop(60.0, doc="Seconds to wait for the server before failing.")
 
     def normalise(self) -> None:
-        self.path = v.path(self.path)
         url = v.text(self.source, "source", one_line=True) if isinstance(self.source, str) \
             else self.source
         parts = urlsplit(url) if isinstance(url, str) else None
@@ -78,12 +77,7 @@ class RemoteFile(Resource, type_name="remote_file"):
                 raise self.fail("checksum %s is not a sha256 (64 hexadecimal digits)"
                                 % v.quoted(self.checksum))
             self.checksum = self.checksum.lower()
-        self.mode = v.mode(self.mode)
-        self.owner = v.account(self.owner, "owner")
-        self.group = v.account(self.group, "group")
         if self.headers is not None:
-            if not isinstance(self.headers, dict):
-                raise self.fail("headers must be a dict such as {'Authorization': '...'}")
             for key, value in self.headers.items():
                 if not isinstance(key, str) or not HEADER_NAME.fullmatch(key):
                     raise self.fail("header name %s is not a valid HTTP header name"
@@ -91,9 +85,7 @@ class RemoteFile(Resource, type_name="remote_file"):
                 if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
                     raise self.fail("the value of header %s must be one line of text (not "
                                     "shown)" % key)
-        self.use_conditional_get = v.boolean(self.use_conditional_get, "use_conditional_get")
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or \
-                self.timeout <= 0:
+        if self.timeout <= 0:
             raise self.fail("timeout must be a positive number of seconds, not %r"
                             % (self.timeout,))
         self.timeout = float(self.timeout)

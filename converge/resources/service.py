@@ -57,8 +57,6 @@ class Service(Resource, type_name="service"):
             raise self.fail("%s is not a valid service name (letters, digits and "
                             "':', '_', '.', '@', '-', starting with a letter or digit)"
                             % quoted(name))
-        if self.init is not None and self.init not in INITS:
-            raise self.fail("init %s is not one of: %s" % (quoted(self.init), ", ".join(INITS)))
 
     # -- target ----------------------------------------------------------------------
 

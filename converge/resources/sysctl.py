@@ -37,7 +37,7 @@ import stat as stat_mod
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..agent.system import describe_oserror
-from ..errors import PropertyError, ResourceError
+from ..errors import ResourceError
 from . import _sysctl_files as sf
 from . import _validate as v
 from ._base import Change, Resource, prop
@@ -52,27 +52,23 @@ class Sysctl(Resource, type_name="sysctl"):
     actions = ("apply", "remove")
 
     key: str = prop(doc="The parameter, dotted as sysctl shows it: 'vm.panic_on_oom' "
-                    "(slash notation 'vm/panic_on_oom' is accepted).", identity=True)
+                    "(slash notation 'vm/panic_on_oom' is accepted).", identity=True,
+                    coerce=sf.check_key)
     value: Any = prop(None, doc="The value: a number, a text, or a list of fields for "
-                      "multi-value keys ([32768, 60999]). Required for apply.", sensitive=True)
+                      "multi-value keys ([32768, 60999]).", sensitive=True,
+                      required_for=("apply",), coerce=sf.check_value)
     persist: bool = prop(True, doc="Also write the value to a sysctl.d file so it holds "
                          "after a reboot.")
     conf_file: Optional[str] = prop(None, doc="Where to persist: an absolute path, or a "
                                     "file name under /etc/sysctl.d ending in .conf. Default: "
-                                    "/etc/sysctl.d/99-converge-<key>.conf.")
-    comment: Optional[str] = prop(None, doc="A comment written above the persisted line.")
+                                    "/etc/sysctl.d/99-converge-<key>.conf.", coerce=v.path)
+    comment: Optional[str] = prop(None, doc="A comment written above the persisted line.",
+                                  coerce=v.one_line)
 
     def normalise(self) -> None:
-        try:
-            self.key = sf.check_key(self.key)
-            if self.value is not None:
-                self.value = sf.check_value(self.value)
-                sf.check_integers(self.key, self.value)
-        except PropertyError as exc:
-            raise self.fail(exc.message) from None
-        self.persist = v.boolean(self.persist, "persist")
+        if self.value is not None:
+            sf.check_integers(self.key, self.value)
         if self.conf_file is not None:
-            self.conf_file = v.path(self.conf_file, "conf_file")
             if "/" not in self.conf_file:
                 if not self.conf_file.endswith(".conf"):
                     raise self.fail("conf_file %s must end in .conf (only *.conf files in "
@@ -81,14 +77,6 @@ class Sysctl(Resource, type_name="sysctl"):
             elif not self.conf_file.startswith("/"):
                 raise self.fail("conf_file %s must be an absolute path or a file name "
                                 "under %s" % (v.quoted(self.conf_file), CONF_DIR))
-        if self.comment is not None:
-            if not isinstance(self.comment, str) or "\n" in self.comment or "\r" in self.comment:
-                raise self.fail("comment must be one line of text")
-            v.text(self.comment, "comment")
-
-    def check_action(self) -> None:
-        if self.value is None and "apply" in self.action.split(","):
-            raise self.fail("value is required to apply %s (or use action='remove')" % self.key)
 
     @property
     def path(self) -> str:

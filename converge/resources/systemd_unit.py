@@ -69,7 +69,8 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
                           "backup.timer...", identity=True)
     content: Union[str, Dict[str, Any], None] = prop(
         None, doc="The unit text, or a dict of sections {'Service': {'ExecStart': ...}} "
-        "rendered in the order given (a list value repeats the key). Required by create.")
+        "rendered in the order given (a list value repeats the key).",
+        required_for=("create",))
     triggers_reload: bool = prop(True, doc="Have systemctl daemon-reload run after the unit "
                                  "file changed (where systemd runs): once per run, before "
                                  "the next service or unit action that needs it.")
@@ -87,7 +88,6 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
             self.content = v.text(self.content, "content")
             if self.content and not self.content.endswith("\n"):
                 self.content += "\n"
-        self.triggers_reload = v.boolean(self.triggers_reload, "triggers_reload")
 
     def _checked_sections(self, sections: Dict[str, Any]) -> Dict[str, Any]:
         for section, entries in sections.items():
@@ -107,10 +107,6 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
                                         % (section, key, item))
                     v.text(str(item), "[%s] %s" % (section, key), one_line=True)
         return sections
-
-    def check_action(self) -> None:
-        if "create" in self.action.split(",") and self.content is None:
-            raise self.fail("content is required to create %s" % self.unit_name)
 
     @property
     def text(self) -> str:

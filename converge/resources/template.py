@@ -30,8 +30,6 @@ class Template(File, type_name="template"):
             raise self.fail("a template takes source= (the template file), not content=")
         if self.source is None:
             raise self.fail("source= is required: the template file to render")
-        if not isinstance(self.variables, dict):
-            raise self.fail("variables must be a dict, not %s" % type(self.variables).__name__)
         super().normalise()
 
     def _load_source(self, source: str) -> str:

@@ -48,57 +48,47 @@ from ._skel import check_home, copy_skel, default_home
 from ._user_rollback import UserRollback
 
 
+def _absolute(value: Any, what: str) -> str:
+    """home and shell: an absolute path /etc/passwd can hold."""
+    path = v.path(value, what)
+    acc.passwd_field(path, what)
+    if not path.startswith("/"):
+        raise PropertyError("%s %s must be an absolute path" % (what, v.quoted(path)))
+    return path
+
+
 class User(UserRollback, Resource, type_name="user"):
     """Manage a local user account: create, modify, lock, unlock or remove it."""
 
     actions = ("create", "remove", "lock", "unlock", "modify")
 
-    username: str = prop(doc="The login name.", identity=True)
+    username: str = prop(doc="The login name.", identity=True, coerce=acc.name)
     uid: Optional[int] = prop(None, doc="The numeric user id. Unset: useradd picks one; an "
-                              "existing user keeps its own.")
+                              "existing user keeps its own.", coerce=acc.number)
     gid: Optional[str] = prop(None, doc="The primary group, a name or a number (it must "
                               "exist). Unset: useradd's default (a group named after the "
-                              "user); an existing user keeps its own.")
+                              "user); an existing user keeps its own.", coerce=acc.group_ref)
     home: Optional[str] = prop(None, doc="The home directory path. Unset: /home/<username> "
-                               "for a new user; an existing user keeps its own.")
-    shell: Optional[str] = prop(None, doc="The login shell, such as '/bin/bash'.")
-    comment: Optional[str] = prop(None, doc="The GECOS field (full name, room, ...).")
+                               "for a new user; an existing user keeps its own.",
+                               coerce=_absolute)
+    shell: Optional[str] = prop(None, doc="The login shell, such as '/bin/bash'.",
+                                coerce=_absolute)
+    comment: Optional[str] = prop(None, doc="The GECOS field (full name, room, ...).",
+                                  coerce=acc.passwd_field)
     password: Optional[str] = prop(None, doc="A crypt hash ('$6$...', '$y$...'), or '!' for "
                                    "no password. A clear-text password is refused.",
-                                   sensitive=True)
+                                   sensitive=True, coerce=acc.password)
     system: bool = prop(False, doc="Create a system account (useradd -r: a uid below "
                         "UID_MIN, no aging). Only used when the user is created.")
     manage_home: bool = prop(False, doc="Create the home from /etc/skel, move it when home "
                              "changes, and delete it with the user.")
-    groups: Optional[List[str]] = prop(None, doc="Supplementary groups. Unset: left alone.")
+    groups: Optional[List[str]] = prop(None, doc="Supplementary groups. Unset: left alone.",
+                                       coerce=acc.names)
     append: bool = prop(True, doc="True: add the listed groups and keep others. False: the "
                         "list is exact: other supplementary groups are removed.")
     expire_date: Optional[str] = prop(None, doc="The day the account expires, 'YYYY-MM-DD' "
-                                      "(or a datetime.date); 'never' removes the expiry.")
-
-    def normalise(self) -> None:
-        try:
-            self.username = acc.name(self.username, "username")
-            self.uid = acc.number(self.uid, "uid")
-            self.gid = acc.group_ref(self.gid, "gid")
-            for what in ("home", "shell"):
-                value = getattr(self, what)
-                if value is not None:
-                    value = v.path(value, what)
-                    acc.passwd_field(value, what)
-                    if not value.startswith("/"):
-                        raise PropertyError("%s %s must be an absolute path"
-                                            % (what, v.quoted(value)))
-                    setattr(self, what, value)
-            self.comment = acc.passwd_field(self.comment, "comment")
-            self.password = acc.password(self.password)
-            self.system = v.boolean(self.system, "system")
-            self.manage_home = v.boolean(self.manage_home, "manage_home")
-            self.groups = acc.names(self.groups, "groups")
-            self.append = v.boolean(self.append, "append")
-            self.expire_date = acc.expire_date(self.expire_date)
-        except PropertyError as exc:
-            raise self.fail(exc.message) from None
+                                      "(or a datetime.date); 'never' removes the expiry.",
+                                      coerce=acc.expire_date)
 
     def check_action(self) -> None:
         if self.password is not None:

@@ -153,7 +153,7 @@ def test_plan_mode_changes_nothing(converger: Converger, mtimes) -> None:
      "literal %"),
     ('cron("sa1", command="a\\nb")', "cron[sa1]: command contains a newline; a cron entry is "
      "one line (put several commands in a script)"),
-    ('cron("sa1")', "cron[sa1]: command is required to create a cron entry"),
+    ('cron("sa1")', "cron[sa1]: command is required for action 'create'"),
     ('cron("sa1", special="@boot", command="x")', "cron[sa1]: special '@boot' is not one of: "
      "@reboot, @hourly, @daily, @weekly, @monthly, @yearly, @annually, @midnight"),
     ('cron("sa1", special="@daily", hour=3, command="x")', "cron[sa1]: give either special or "

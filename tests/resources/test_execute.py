@@ -204,8 +204,8 @@ def test_cli_apply_under_root(tmp_path: Path) -> None:
      "one string, not a list"),
     ('execute([])', "execute[]: command must be an argument list such as ['update-grub'], "
      "not []"),
-    ('execute(["a"], returns="zero")', "execute[a]: returns must be an exit code or a list "
-     "of them, such as [0, 1]"),
+    ('execute(["a"], returns="zero")', "execute[a]: returns must be an integer or a list "
+     "of integers, not 'zero'"),
     ('execute(["a"], returns=[0, 256])', "execute[a]: returns '256' is out of range 0..255"),
     ('execute(["a"], timeout=0)', "execute[a]: timeout must be a positive number of "
      "seconds, not 0"),

@@ -116,11 +116,11 @@ def test_owner_and_group_are_the_links_own(converger: Converger) -> None:
 
 
 @pytest.mark.parametrize("call, message", [
-    ('link("/etc/x")', "link[/etc/x]: to= is required to create a symbolic link: where it "
-     "points"),
+    ('link("/etc/x")', "link[/etc/x]: to is required for action 'create'"),
     ('link("/etc/x", action="delete", link_type="hard")',
-     "link[/etc/x]: to= is required to delete a hard link"),
-    ('link("/etc/x", to="/y", link_type="soft")', "link_type"),
+     "link[/etc/x]: to is required to delete a hard link: the file it is a link to"),
+    ('link("/etc/x", to="/y", link_type="soft")',
+     "link[/etc/x]: link_type 'soft' is not one of: symbolic, hard"),
     ('link("/etc/x", to="/y", owner="a b")', "owner"),
     ('link("/etc/x", to="")', "link[/etc/x]: to must not be empty"),
     ('link("/etc/x", to="a\\nb")', "contains a line break"),

@@ -173,8 +173,8 @@ def test_target_errors_persist_nothing(proc: Converger, recipe, error) -> None:
      "parameter name such as 'vm.panic_on_oom'"),
     ('sysctl("vm.panic on oom", 1)', "sysctl[vm.panic on oom]: key 'vm.panic on oom' is not a "
      "kernel parameter name such as 'vm.panic_on_oom'"),
-    ('sysctl("vm.panic_on_oom")', "sysctl[vm.panic_on_oom]: value is required to apply "
-     "vm.panic_on_oom (or use action='remove')"),
+    ('sysctl("vm.panic_on_oom")', "sysctl[vm.panic_on_oom]: value is required for action "
+     "'apply'"),
     ('sysctl("vm.panic_on_oom", True)', "sysctl[vm.panic_on_oom]: value True is ambiguous for a "
      "kernel parameter; write 1 or 0"),
     ('sysctl("vm.panic_on_oom", 1.5)', "sysctl[vm.panic_on_oom]: value 1.5 is not a number, a "

@@ -1,4 +1,4 @@
-# error: {path}:4: cron[job]: command is required to create a cron entry
+# error: {path}:4: cron[job]: command is required for action 'create'
 from converge import cron
 
 cron("job", minute=5)

@@ -1,4 +1,4 @@
-# error: {path}:4: sysctl[vm.swappiness]: value is required to apply vm.swappiness (or use action='remove')
+# error: {path}:4: sysctl[vm.swappiness]: value is required for action 'apply'
 from converge import sysctl
 
 sysctl("vm.swappiness")

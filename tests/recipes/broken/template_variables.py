@@ -1,4 +1,4 @@
-# error: {path}:4: template[/etc/chrony.conf]: variables must be a dict, not list
+# error: {path}:4: template[/etc/chrony.conf]: variables must be a dict, not a list
 from converge import template
 
 template("/etc/chrony.conf", source="undefined.j2", variables=["pool"])
