@@ -11,13 +11,29 @@ from typing import Any, List, Optional, Type
 
 from .agent.extensions import LOADED
 from .errors import ConvergeError
-from .resources._base import COMMON_PROPERTIES, Field, Resource, load_all
+from .resources._base import COMMON_PROPERTIES, MISSING, Field, Resource, choices_text, load_all
+from .stubs import type_text
 
 REGISTRY = load_all()
 
 
 def _default(field: Field) -> str:
     return "(required)" if field.required else repr(field.value())
+
+
+def _meaning(field: Field) -> str:
+    """The property's doc, then what its declaration enforces: its choices, the
+    actions that need it."""
+    text = str(field.metadata["doc"])
+    if field.metadata.get("choices") is not None:
+        text += " One of: %s." % choices_text(field.metadata["choices"])
+    if field.metadata.get("required_for"):
+        text += " Required for %s." % ", ".join(field.metadata["required_for"])
+    return text
+
+
+def _kind(field: Field) -> str:
+    return type_text(field.declared) if field.declared is not MISSING else str(field.type)
 
 
 def _actions(cls: Type[Resource]) -> str:
@@ -72,7 +88,7 @@ def describe_types(name: Optional[str] = None) -> str:
             out.append("  example: %s" % shown[0])
             out.extend("           %s" % line for line in shown[1:])
         for f in cls.fields():
-            out.append("  %-14s %s  [%s]" % (f.name, f.metadata["doc"], "required" if f.required
+            out.append("  %-14s %s  [%s]" % (f.name, _meaning(f), "required" if f.required
                                               else "default %r" % f.value()))
         out.append("")
     if name is None:
@@ -112,9 +128,8 @@ def reference_markdown() -> str:
                 "Actions: %s." % _actions(cls), "",
                 "| property | type | default | meaning |", "|---|---|---|---|"]
         for f in cls.fields():
-            kind = str(f.type).replace("|", "\\|")
-            out.append("| `%s` | `%s` | `%s` | %s |" % (f.name, kind, _default(f),
-                                                      f.metadata["doc"]))
+            kind = _kind(f).replace("|", "\\|")
+            out.append("| `%s` | `%s` | `%s` | %s |" % (f.name, kind, _default(f), _meaning(f)))
     return "\n".join(out) + "\n"
 
 

@@ -9,14 +9,9 @@ wrong type before anything runs. tests/test_typed_recipes.py keeps the file fres
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Type
+from typing import Any, Dict, List, Type
 
-from .resources._base import COMMON_PROPERTIES, Resource, load_all
-
-# Properties that take more than their annotation says (they are normalised when
-# a resource is declared): modes as 0o644 or "0644", any sysctl value.
-WIDER: Dict[str, str] = {"mode": "Union[str, int, None]", "uid": "Union[int, str, None]",
-                         "gid": "Union[int, str, None]"}
+from .resources._base import COMMON_PROPERTIES, MISSING, Field, Resource, load_all
 
 COMMON_TYPES: Dict[str, str] = {
     "action": "Union[str, Sequence[str], None]",
@@ -53,22 +48,32 @@ def __getattr__(name: str) -> Callable[..., Resource]: ...
 '''
 
 
-def _annotation(cls: Type[Resource], name: str) -> str:
-    if name in WIDER:
-        return WIDER[name]
-    for klass in cls.__mro__:
-        text = getattr(klass, "__annotations__", {}).get(name)
-        if text is not None:
-            text = text if isinstance(text, str) else getattr(text, "__name__", "Any")
-            return text.replace("List[", "Sequence[")  # a tuple is taken as a list
-    return "Any"
+def _annotation(field: Field) -> str:
+    """What a recipe may give: what the coerce function accepts (a mode: 0o644 or
+    "0644"), else the type declared with prop(type=...), else the annotation."""
+    text = getattr(field.metadata.get("coerce"), "accepts", None)
+    if text is None and field.declared is not MISSING:
+        text = type_text(field.declared)
+    if text is None:
+        text = field.type if isinstance(field.type, str) or field.type is None \
+            else type_text(field.type)
+    return (text or "Any").replace("List[", "Sequence[")  # a tuple is taken as a list
+
+
+def type_text(kind: Any) -> str:
+    """A type as a stub writes it: Optional[str] is Union[str, None]."""
+    if kind is None or kind is type(None):
+        return "None"
+    if isinstance(kind, type) and getattr(kind, "__origin__", None) is None:
+        return "Any" if kind is object else kind.__name__
+    return repr(kind).replace("typing.", "").replace("NoneType", "None")
 
 
 def signature(cls: Type[Resource]) -> str:
     """``def file(path: str, content: ... = ..., *, action: ... = ..., ...) -> Resource``"""
     params: List[str] = []
     for field in cls.fields():
-        text = "%s: %s" % (field.name, _annotation(cls, field.name))
+        text = "%s: %s" % (field.name, _annotation(field))
         params.append(text if field.required else text + " = ...")
     params.append("*")
     params += ["%s: %s = ..." % (name, COMMON_TYPES.get(name, "Any"))

@@ -171,13 +171,6 @@ def integer(value: Any, what: str, low: Optional[int] = None, high: Optional[int
     return number
 
 
-def one_or_list(value: Any, what: str) -> Any:
-    """A single value is a list of one: 'curl' becomes ['curl'] (a tuple a list)."""
-    if isinstance(value, tuple):
-        return list(value)
-    return value if isinstance(value, list) else [value]
-
-
 
 # -- declared types (prop(type=...) or the annotation), checked at compile time ----
 

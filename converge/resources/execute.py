@@ -42,7 +42,8 @@ class Execute(Resource, type_name="execute"):
 
     command: Union[List[str], str] = prop(doc="An argument list such as ['update-grub'], or "
                                           "a shell string with shell=True.", identity=True,
-                                          sensitive=True, type=Any)
+                                          sensitive=True,
+                                          type=Union[List[Union[str, int]], str])
     shell: bool = prop(False, doc="Run the command string with /bin/sh -c.")
     creates: Optional[str] = prop(None, doc="A path the command creates: when it exists, the "
                                   "command does not run (skipped due to creates).",

@@ -43,7 +43,7 @@ class Link(Resource, type_name="link"):
                              "link as given (absolute, or relative to the link's directory); "
                              "for a hard link, an existing file (also to delete one).",
                              required_for=("create",), coerce=v.one_line)
-    link_type: str = prop("symbolic", doc="symbolic or hard.", choices=("symbolic", "hard"))
+    link_type: str = prop("symbolic", doc="The kind of link.", choices=("symbolic", "hard"))
     owner: Optional[str] = prop(None, doc="Owner of the link itself (lchown), a user name or "
                                 "uid. Unmanaged when unset.", coerce=v.account)
     group: Optional[str] = prop(None, doc="Group of the link itself (lchown), a group name or "

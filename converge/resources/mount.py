@@ -40,9 +40,10 @@ OPTION = re.compile(r"[A-Za-z0-9_.:/@%+=-]+")
 FSTYPE = re.compile(r"[a-z0-9_.]+(\.[a-z0-9_]+)?")
 
 
+@v.accepts("Union[str, Sequence[str]]")
 def _option_list(value: Any, what: str) -> Any:
     """'noatime,nodev' is ['noatime', 'nodev']."""
-    return value.split(",") if isinstance(value, str) else v.one_or_list(value, what)
+    return value.split(",") if isinstance(value, str) else value
 
 
 class Mount(Resource, type_name="mount"):

@@ -61,7 +61,7 @@ class OomProtect(Resource, type_name="oom_protect"):
                                   "command line, as pgrep -f does; only processes of root "
                                   "and of the users in user= are adjusted.")
     pids: Optional[List[int]] = prop(None, doc="Process ids to adjust (never persisted).",
-                                     coerce=v.one_or_list)
+                                     type=Union[int, List[int], None])
     service: Optional[str] = prop(None, doc="A service whose processes to adjust (systemd "
                                   "unit or init script name).")
     score_adj: int = prop(-1000, doc="oom_score_adj, -1000 (never killed) to 1000 (killed "
@@ -73,8 +73,8 @@ class OomProtect(Resource, type_name="oom_protect"):
                                              "adjusted besides root's. Any user can give a "
                                              "process any command line, so other users' "
                                              "matching processes are left alone.",
-                                             coerce=v.one_or_list,
-                                             type=Optional[List[Union[str, int]]])
+                                             type=Union[str, int, List[Union[str, int]],
+                                                        None])
 
     def normalise(self) -> None:
         if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
@@ -94,13 +94,15 @@ class OomProtect(Resource, type_name="oom_protect"):
             if self.pattern is None:
                 raise self.fail("user= applies to pattern= only (pids and a service's "
                                 "processes are adjusted whoever runs them)")
-            if not self.user:
+            users = self.user if isinstance(self.user, (list, tuple)) else [self.user]
+            if not users:
                 raise self.fail("user must name at least one user, or be left out (root "
                                 "only)")
-            checked = [v.account(u, "user") for u in self.user]
+            checked = [v.account(u, "user") for u in users]
             self.user = sorted({str(u) for u in checked if u is not None})
         if self.pids is not None:
-            self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in self.pids})
+            pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
+            self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
         if self.service is not None and (not isinstance(self.service, str)
                                          or not init_sys.NAME.fullmatch(self.service)):
             raise self.fail("%s is not a valid service name" % v.quoted(self.service))

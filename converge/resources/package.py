@@ -41,7 +41,7 @@ class Package(Resource, type_name="package"):
         doc="A package name, or a list of names handled as one resource.", identity=True)
     version: Optional[str] = prop(None, doc="The exact version to install (one package only); "
                                   "unset: whatever the repositories offer.")
-    provider: Optional[str] = prop(None, doc="Force a backend: apt, dnf, yum or apk. Unset: "
+    provider: Optional[str] = prop(None, doc="Force a backend. Unset: "
                                    "the target's own package manager.",
                                    choices=backends.PROVIDERS)
 

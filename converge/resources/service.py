@@ -47,7 +47,7 @@ class Service(Resource, type_name="service"):
 
     service_name: str = prop(doc="The service: a systemd unit name (.service may be left "
                              "out) or an /etc/init.d script name.", identity=True)
-    init: Optional[str] = prop(None, doc="Force the init system: systemd or sysvinit. Unset: "
+    init: Optional[str] = prop(None, doc="Force the init system. Unset: "
                                "systemd when it runs, else the init script when there is one, "
                                "else the systemd unit (offline).", choices=INITS)
 
