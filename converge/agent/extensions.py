@@ -95,6 +95,12 @@ def load_file(path: str) -> Optional[str]:
         del sys.modules["%s.%s" % (PACKAGE, name)]
         raise RecipeError("%s defines no resource type named '%s' (class X(Resource, "
                           "type_name=%r))" % (path, name, name))
+    try:  # a property type it cannot read is an error now, not when a recipe uses it
+        for field in REGISTRY[name].fields():
+            field.kind  # noqa: B018
+    except TypeError as exc:
+        del REGISTRY[name], sys.modules["%s.%s" % (PACKAGE, name)]
+        raise RecipeError("%s: %s" % (path, exc)) from None
     LOADED[name] = {"origin": path, "source": source}
     return name
 
