@@ -214,3 +214,21 @@ def test_a_list_declared_property_also_takes_a_tuple(converger: Converger) -> No
     plan = converger.compile('from converge import user\nuser("deploy", groups=("adm",))\n')
     assert plan.steps[0].props["groups"] == ["adm"]
 
+
+
+def test_a_cookbook_type_with_an_unreadable_annotation_fails_when_it_loads(
+        tmp_path: Path) -> None:
+    from converge.errors import RecipeError
+
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "props_unreadable.py").write_text(
+        "from converge.resources._base import Resource, prop\n\n\n"
+        "class PropsUnreadable(Resource, type_name='props_unreadable'):\n"
+        "    '''A type whose annotation names what its module does not import.'''\n\n"
+        "    actions = ('create',)\n"
+        "    when: 'Datetime' = prop(doc='d')\n")
+    (tmp_path / "recipe.py").write_text("pass\n")
+    with pytest.raises(RecipeError, match=r"props_unreadable\.py: resource type PropsUnreadable: "
+                       r"cannot read the annotation of property 'when'"):
+        compile_recipe(tmp_path / "recipe.py", facts=lambda: FACTS)
+    assert "props_unreadable" not in dict.keys(REGISTRY)
