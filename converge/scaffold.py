@@ -87,6 +87,7 @@ changes, apply, before): standard library and converge.resources only.
 
 from typing import Any, Dict, List, Optional
 
+from converge.resources import _validate as v
 from converge.resources._base import Change, Resource, prop
 
 
@@ -95,14 +96,12 @@ class {cls}(Resource, type_name="{name}"):
 
     actions = ("create", "delete")
 
-    path: str = prop(doc="The file.", identity=True)
-    text: str = prop("", doc="What the file says (a newline is added).")
+    path: str = prop(doc="The file.", identity=True, coerce=v.path)
+    text: str = prop("", doc="What the file says (a newline is added).", coerce=v.text)
 
     def normalise(self) -> None:
-        if not isinstance(self.path, str) or not self.path.startswith("/"):
+        if not self.path.startswith("/"):
             raise self.fail("path must be absolute, such as /etc/motd, not %r" % (self.path,))
-        if not isinstance(self.text, str) or "\\0" in self.text:
-            raise self.fail("text must be a string without NUL characters")
 
     def current(self, system: Any) -> Optional[bytes]:
         """The file's bytes, or None when there is no file."""

@@ -10,6 +10,7 @@ changes, apply, before): standard library and converge.resources only.
 
 from typing import Any, Dict, List, Optional
 
+from converge.resources import _validate as v
 from converge.resources._base import Change, Resource, prop
 
 
@@ -18,15 +19,13 @@ class Greeting(Resource, type_name="greeting"):
 
     actions = ("create", "delete")
 
-    path: str = prop(doc="The file.", identity=True)
-    text: str = prop("", doc="What the file says (a newline is added).")
+    path: str = prop(doc="The file.", identity=True, coerce=v.path)
+    text: str = prop("", doc="What the file says (a newline is added).", coerce=v.text)
 
     def normalise(self) -> None:
-        """Controller side, when the recipe declares it: refuse bad values early."""
-        if not isinstance(self.path, str) or not self.path.startswith("/"):
+        """Controller side, once the declarations are checked: what they cannot say."""
+        if not self.path.startswith("/"):
             raise self.fail("path must be absolute, such as /etc/motd, not %r" % (self.path,))
-        if not isinstance(self.text, str) or "\0" in self.text:
-            raise self.fail("text must be a string without NUL characters")
 
     def current(self, system: Any) -> Optional[bytes]:
         """Target side: the file's bytes, or None when there is no file."""
