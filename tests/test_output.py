@@ -145,8 +145,8 @@ def test_a_source_is_shown_whole_when_the_current_directory_is_root(tmp_path: Pa
                     "hello.py")
     for given in (str(broken), str(broken).lstrip("/")):  # absolute, and relative to /
         proc = converge("plan", "--root", str(root), given, cwd=Path("/"))
-        assert proc.stderr == ("error: %s:3: file[/etc/x]: content must be str or bytes, "
-                               "not int\n" % broken), given
+        assert proc.stderr == ("error: %s:3: file[/etc/x]: content must be a string or "
+                               "bytes, not an int\n" % broken), given
     proc = converge("plan", "--root", str(root), "hello.py", cwd=tmp_path)
     assert proc.stderr.startswith("error: hello.py:3: file[/etc/x]: ")
 
