@@ -65,9 +65,9 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
     exclusive: bool = prop(False, doc="Remove every other key of the file.")
 
     def normalise(self) -> None:
-        if not isinstance(self.user, str) or not USER.fullmatch(self.user):
+        if not USER.fullmatch(self.user):
             raise self.fail("user %r is not a user name" % (self.user,))
-        if not isinstance(self.key, str) or "\n" in self.key or "\r" in self.key:
+        if "\n" in self.key or "\r" in self.key:
             raise self.fail("key must be one line: TYPE BASE64 [comment]")
         parts = self.key.split(None, 2)
         if len(parts) < 2 or parts[0] not in KEY_TYPES:
@@ -85,7 +85,7 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
         self.key = " ".join([kind, body] + ([parts[2].strip()] if len(parts) == 3 else []))
         for name in ("options", "comment"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or "\n" in value
+            if value is not None and ("\n" in value
                                       or "\r" in value or "\0" in value):
                 raise self.fail("%s must be one line of text" % name)
 

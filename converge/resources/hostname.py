@@ -74,7 +74,7 @@ class Hostname(Resource, type_name="hostname"):
 
     def normalise(self) -> None:
         name = self.hostname
-        if not isinstance(name, str) or not name or len(name) > 64 or \
+        if not name or len(name) > 64 or \
                 not all(LABEL.fullmatch(label) for label in name.split(".")):
             raise self.fail("hostname %s is not a valid host name (labels of letters, digits "
                             "and '-', separated by dots, at most 64 characters)"

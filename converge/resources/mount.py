@@ -70,13 +70,13 @@ class Mount(Resource, type_name="mount"):
         if not self.device or self.device.startswith("-") or "\t" in self.device:
             raise self.fail("device %s is not a device, UUID=, LABEL= or filesystem name"
                             % v.quoted(self.device))
-        if not isinstance(self.fstype, str) or not FSTYPE.fullmatch(self.fstype):
+        if not FSTYPE.fullmatch(self.fstype):
             raise self.fail("fstype %s is not a filesystem type such as ext4 or tmpfs"
                             % v.quoted(self.fstype))
         if not self.options:
             raise self.fail("options must be a list of mount options such as ['noatime']")
         for option in self.options:
-            if not isinstance(option, str) or not OPTION.fullmatch(option) or \
+            if not OPTION.fullmatch(option) or \
                     option.startswith("-"):
                 raise self.fail("mount option %s is not valid (no spaces, commas or quotes; "
                                 "give several options as a list)" % v.quoted(option))

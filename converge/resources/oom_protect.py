@@ -77,7 +77,7 @@ class OomProtect(Resource, type_name="oom_protect"):
                                                         None])
 
     def normalise(self) -> None:
-        if not isinstance(self.name, str) or not _LABEL.fullmatch(self.name):
+        if not _LABEL.fullmatch(self.name):
             raise self.fail("name %s may only hold letters, digits, '_' and '-' (it names "
                             "the file /etc/cron.d/converge-oom-NAME)" % v.quoted(self.name))
         given = [p for p in ("pattern", "pids", "service") if getattr(self, p) is not None]
@@ -85,7 +85,7 @@ class OomProtect(Resource, type_name="oom_protect"):
             raise self.fail("give exactly one of pattern, pids or service%s"
                             % (" (got %s)" % " and ".join(given) if given else ""))
         if self.pattern is not None:
-            if not isinstance(self.pattern, str) or not self.pattern or \
+            if not self.pattern or \
                     "\n" in self.pattern or "\0" in self.pattern:
                 raise self.fail("pattern must be a one-line, non-empty regular expression")
             v.text(self.pattern, "pattern", one_line=True)
@@ -103,8 +103,7 @@ class OomProtect(Resource, type_name="oom_protect"):
         if self.pids is not None:
             pids = self.pids if isinstance(self.pids, (list, tuple)) else [self.pids]
             self.pids = sorted({v.integer(p, "pid", 1, 2 ** 22) for p in pids})
-        if self.service is not None and (not isinstance(self.service, str)
-                                         or not init_sys.NAME.fullmatch(self.service)):
+        if self.service is not None and not init_sys.NAME.fullmatch(self.service):
             raise self.fail("%s is not a valid service name" % v.quoted(self.service))
 
     # -- target ----------------------------------------------------------------------

@@ -46,16 +46,14 @@ class Package(Resource, type_name="package"):
                                    choices=backends.PROVIDERS)
 
     def normalise(self) -> None:
-        names = self.package_name
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, (list, tuple)) or not names:
+        names = [self.package_name] if isinstance(self.package_name, str) else self.package_name
+        if not names:
             raise self.fail("package_name must be a name or a non-empty list of names, not %r"
                             % (self.package_name,))
         grammar = backends.DEB_NAME if self.provider == "apt" else backends.ANY_NAME
         unique: List[str] = []
         for name in names:
-            if not isinstance(name, str) or not grammar.fullmatch(name) or len(name) > 200:
+            if not grammar.fullmatch(name) or len(name) > 200:
                 raise self.fail("%s is not a valid package name (letters, digits and "
                                 "'+', '-', '.', '_', starting with a letter or digit)"
                                 % quoted(name))

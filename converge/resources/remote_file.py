@@ -61,28 +61,27 @@ class RemoteFile(Resource, type_name="remote_file"):
     timeout: float = prop(60.0, doc="Seconds to wait for the server before failing.")
 
     def normalise(self) -> None:
-        url = v.text(self.source, "source", one_line=True) if isinstance(self.source, str) \
-            else self.source
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https", "file") or (
+        url = v.text(self.source, "source", one_line=True)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "file") or (
                 parts.scheme != "file" and not parts.hostname) or any(c.isspace() for c in url):
             raise self.fail("source %s is not an http://, https:// or file:// URL"
-                            % v.quoted(_http.shown(url) if isinstance(url, str) else url))
+                            % v.quoted(_http.shown(url)))
         if parts.scheme == "file" and (parts.netloc not in ("", "localhost")
                                        or not parts.path.startswith("/")):
             raise self.fail("source %s: a file:// URL needs an absolute path (file:///srv/x)"
                             % v.quoted(url))
         if self.checksum is not None:
-            if not isinstance(self.checksum, str) or not SHA256.fullmatch(self.checksum.lower()):
+            if not SHA256.fullmatch(self.checksum.lower()):
                 raise self.fail("checksum %s is not a sha256 (64 hexadecimal digits)"
                                 % v.quoted(self.checksum))
             self.checksum = self.checksum.lower()
         if self.headers is not None:
             for key, value in self.headers.items():
-                if not isinstance(key, str) or not HEADER_NAME.fullmatch(key):
+                if not HEADER_NAME.fullmatch(key):
                     raise self.fail("header name %s is not a valid HTTP header name"
                                     % v.quoted(key))
-                if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                if any(c in value for c in "\r\n\0"):
                     raise self.fail("the value of header %s must be one line of text (not "
                                     "shown)" % key)
         if self.timeout <= 0:

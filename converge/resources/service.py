@@ -53,7 +53,7 @@ class Service(Resource, type_name="service"):
 
     def normalise(self) -> None:
         name = self.service_name
-        if not isinstance(name, str) or not init_sys.NAME.fullmatch(name) or len(name) > 200:
+        if not init_sys.NAME.fullmatch(name) or len(name) > 200:
             raise self.fail("%s is not a valid service name (letters, digits and "
                             "':', '_', '.', '@', '-', starting with a letter or digit)"
                             % quoted(name))

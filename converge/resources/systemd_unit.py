@@ -77,8 +77,7 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
 
     def normalise(self) -> None:
         name = self.unit_name
-        if not isinstance(name, str) or not init_sys.NAME.fullmatch(name) or \
-                not name.endswith(SUFFIXES) or len(name) > 255:
+        if not init_sys.NAME.fullmatch(name) or not name.endswith(SUFFIXES) or len(name) > 255:
             raise self.fail("unit_name %s is not a unit file name such as app.service (letters, "
                             "digits, ':', '_', '.', '@', '-', ending in a unit type: %s)"
                             % (v.quoted(name), ", ".join(SUFFIXES)))

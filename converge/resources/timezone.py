@@ -51,7 +51,7 @@ class Timezone(Resource, type_name="timezone"):
 
     def normalise(self) -> None:
         zone = self.timezone
-        if not isinstance(zone, str) or not ZONE.fullmatch(zone) or len(zone) > 255 or \
+        if not ZONE.fullmatch(zone) or len(zone) > 255 or \
                 zone.startswith("-"):
             raise self.fail("timezone %s is not a zone name such as 'Europe/Paris' or 'UTC'"
                             % v.quoted(zone))
