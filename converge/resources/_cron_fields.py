@@ -65,6 +65,11 @@ def field(name: str, value: Any) -> str:
     return lowered
 
 
+
+def time_field(value: Any, what: str) -> str:
+    """:func:`field` as a property's coerce function."""
+    return field(what, value)
+
 def _number(name: str, part: str, low: int, high: int, names: Tuple[str, ...],
             offset: int) -> int:
     if part.isdigit():

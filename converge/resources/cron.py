@@ -65,14 +65,17 @@ class Cron(Resource, type_name="cron"):
                                   "as \\%).", sensitive=True, required_for=("create",),
                                   coerce=cf.command)
     minute: Union[str, int, List[Union[str, int]]] = prop(
-        "*", doc="Minute, 0-59: a number, range, list or step ('*/10').")
-    hour: Union[str, int, List[Union[str, int]]] = prop("*", doc="Hour, 0-23.")
-    day: Union[str, int, List[Union[str, int]]] = prop("*", doc="Day of the month, 1-31.")
+        "*", doc="Minute, 0-59: a number, range, list or step ('*/10').", coerce=cf.time_field)
+    hour: Union[str, int, List[Union[str, int]]] = prop("*", doc="Hour, 0-23.",
+                                                        coerce=cf.time_field)
+    day: Union[str, int, List[Union[str, int]]] = prop("*", doc="Day of the month, 1-31.",
+                                                       coerce=cf.time_field)
     month: Union[str, int, List[Union[str, int]]] = prop(
-        "*", doc="Month, 1-12 or a name (jan), also in ranges and lists (jan-mar,jul).")
+        "*", doc="Month, 1-12 or a name (jan), also in ranges and lists (jan-mar,jul).",
+        coerce=cf.time_field)
     weekday: Union[str, int, List[Union[str, int]]] = prop(
         "*", doc="Day of the week, 0-7 (0 and 7 are Sunday) or a name (mon), also in "
-        "ranges and lists (mon-fri).")
+        "ranges and lists (mon-fri).", coerce=cf.time_field)
     special: Optional[str] = prop(None, doc="Instead of the five fields ('daily' is "
                                   "'@daily').", choices=cf.SPECIALS, coerce=cf.special)
     user: str = prop("root", doc="The user the job runs as.", coerce=v.account)
@@ -85,8 +88,6 @@ class Cron(Resource, type_name="cron"):
     disabled: bool = prop(False, doc="Keep the entry, commented out.")
 
     def normalise(self) -> None:
-        for name in cf.FIELDS:
-            setattr(self, name, cf.field(name, getattr(self, name)))
         if self.special and any(getattr(self, n) != "*" for n in cf.FIELDS):
             raise self.fail("give either special or the minute/hour/day/month/weekday "
                             "fields, not both")
