@@ -12,7 +12,7 @@ import re
 import types
 from typing import Any, Callable, List, Optional, TypeVar, Union
 
-from ..errors import PropertyError
+from ..errors import PropertyError, printable
 
 _C = TypeVar("_C", bound=Callable[..., Any])
 
@@ -264,6 +264,7 @@ def kind_of(value: Any) -> str:
 
 
 def shown(value: Any) -> str:
-    """A value in a message: its repr, cut at 60 characters."""
-    text = repr(value)
+    """A value in a message: its repr on one line (a recipe's object may write any
+    repr: its control characters are escaped), cut at 60 characters."""
+    text = printable(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."

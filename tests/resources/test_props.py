@@ -232,3 +232,13 @@ def test_a_cookbook_type_with_an_unreadable_annotation_fails_when_it_loads(
                        r"cannot read the annotation of property 'when'"):
         compile_recipe(tmp_path / "recipe.py", facts=lambda: FACTS)
     assert "props_unreadable" not in dict.keys(REGISTRY)
+
+
+def test_a_value_s_own_repr_cannot_break_the_message_s_line(cookbook: Path) -> None:
+    error = refused(cookbook, "class Odd:\n"
+                    "    def __repr__(self):\n"
+                    "        return 'odd\\n\\x1b[2Jcleared'\n"
+                    'props_demo("/srv/x", text="t", size=Odd())')
+    assert error.endswith("props_demo[/srv/x]: size must be an integer, not "
+                          "odd\\n\\x1b[2Jcleared")
+    assert "\n" not in error and "\x1b" not in error
