@@ -11,8 +11,8 @@ from typing import Any, List, Optional, Type
 
 from .agent.extensions import LOADED
 from .errors import ConvergeError
-from .resources._base import COMMON_PROPERTIES, MISSING, Field, Resource, choices_text, load_all
-from .stubs import type_text
+from .resources._base import COMMON_PROPERTIES, Field, Resource, choices_text, load_all
+from .stubs import recipe_type
 
 REGISTRY = load_all()
 
@@ -30,10 +30,6 @@ def _meaning(field: Field) -> str:
     if field.metadata.get("required_for"):
         text += " Required for %s." % ", ".join(field.metadata["required_for"])
     return text
-
-
-def _kind(field: Field) -> str:
-    return type_text(field.declared) if field.declared is not MISSING else str(field.type)
 
 
 def _actions(cls: Type[Resource]) -> str:
@@ -128,7 +124,7 @@ def reference_markdown() -> str:
                 "Actions: %s." % _actions(cls), "",
                 "| property | type | default | meaning |", "|---|---|---|---|"]
         for f in cls.fields():
-            kind = _kind(f).replace("|", "\\|")
+            kind = recipe_type(f).replace("|", "\\|")
             out.append("| `%s` | `%s` | `%s` | %s |" % (f.name, kind, _default(f), _meaning(f)))
     return "\n".join(out) + "\n"
 

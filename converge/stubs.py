@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Callable[..., Resource]: ...
 '''
 
 
-def _annotation(field: Field) -> str:
+def recipe_type(field: Field) -> str:
     """What a recipe may give: what the coerce function accepts (a mode: 0o644 or
     "0644"), else the type declared with prop(type=...), else the annotation."""
     text = getattr(field.metadata.get("coerce"), "accepts", None)
@@ -57,7 +57,11 @@ def _annotation(field: Field) -> str:
     if text is None:
         text = field.type if isinstance(field.type, str) or field.type is None \
             else type_text(field.type)
-    return (text or "Any").replace("List[", "Sequence[")  # a tuple is taken as a list
+    return str(text or "Any")
+
+
+def _annotation(field: Field) -> str:
+    return recipe_type(field).replace("List[", "Sequence[")  # a tuple is taken as a list
 
 
 def type_text(kind: Any) -> str:
