@@ -15,7 +15,10 @@ target-side methods::
 Subclasses get an ``__init__`` taking the properties by position or name (like a
 dataclass's; dataclasses itself is not used, as its import costs every agent run
 10 ms) and register themselves by ``type_name``; the DSL, plan decoding,
-``converge resources`` and the reference docs iterate the registry.
+``converge resources`` and the reference docs iterate the registry. Construction
+checks every property against its declaration (:func:`prop`: coerce, choices or
+type; ``required_for`` once the action is set), then calls ``normalise()`` for
+what declarations cannot say.
 This module is shipped to targets: standard library only, Python 3.8.
 """
 
