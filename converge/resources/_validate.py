@@ -59,6 +59,12 @@ def one_line(value: Any, what: str) -> str:
     return text(value, what, one_line=True)
 
 
+@accepts("Union[str, Sequence[str]]")
+def listed(value: Any, what: str) -> Any:
+    """One string is a list of one: 'main' is ['main'] (a coerce function)."""
+    return [value] if isinstance(value, str) else value
+
+
 def between(low: int, high: int) -> Callable[[Any, str], int]:
     """A coerce function: an integer (or its digits) in low..high."""
 

@@ -53,12 +53,12 @@ class AptRepository(Resource, type_name="apt_repository"):
                           "and keyrings/<repo_name>.gpg (letters, digits, '_', '-', '.').",
                           identity=True)
     uri: Optional[str] = prop(None, doc="The repository's URI: http://, https://, file:/// "
-                              "or cdrom:. Required by add.")
+                              "or cdrom:.", required_for=("add",))
     distribution: Optional[str] = prop(None, doc="The suite (bookworm, stable...), or a path "
                                        "ending in '/' for a flat repository ('./'). Unset: "
                                        "the target's codename, from its /etc/os-release.")
     components: Sequence[str] = prop(("main",), doc="Components (main, contrib...); () for a "
-                                     "flat repository.")
+                                     "flat repository.", coerce=v.listed)
     key: Union[str, bytes, None] = prop(None, doc="The signing key: an ASCII-armored public "
                                         "key, a key file next to the recipe (armored or binary), "
                                         "or an https:// URL fetched by the target. Unset: no "
@@ -69,27 +69,22 @@ class AptRepository(Resource, type_name="apt_repository"):
 
     def normalise(self) -> None:
         name = self.repo_name
-        if not isinstance(name, str) or not src.FILE_NAME.fullmatch(name) or \
+        if not src.FILE_NAME.fullmatch(name) or \
                 name.startswith(".") or ".." in name or len(name) > 200:
             raise self.fail("repo_name %s is not a file name apt reads (letters, digits, '_', "
                             "'-', '.'; no '/', spaces or '..')" % v.quoted(name))
         if self.uri is not None:
             self.uri = self._checked_uri(self.uri)
         if self.distribution is not None:
-            if not isinstance(self.distribution, str) or \
-                    not src.WORD.fullmatch(self.distribution.lstrip("./") or "x"):
+            if not src.WORD.fullmatch(self.distribution.lstrip("./") or "x"):
                 raise self.fail("distribution %s is not a suite such as 'bookworm', or a path "
                                 "ending in '/' such as './'" % v.quoted(self.distribution))
-        comps = [self.components] if isinstance(self.components, str) else self.components
-        if not isinstance(comps, (list, tuple)):
-            raise self.fail("components must be a list of names, not %r" % (self.components,))
-        for comp in comps:
-            if not isinstance(comp, str) or not src.WORD.fullmatch(comp):
+        for comp in self.components:
+            if not src.WORD.fullmatch(comp):
                 raise self.fail("component %s is not a component name such as 'main' (no "
                                 "spaces: give a list)" % v.quoted(comp))
-        self.components = list(comps)
+        self.components = list(self.components)
         self.arch = self._checked_arch(self.arch)
-        self.deb_src = v.boolean(self.deb_src, "deb_src")
         flat = self.distribution is not None and self.distribution.endswith("/")
         if flat and self.components:
             raise self.fail("a flat repository (distribution %s) has no components: give "
@@ -142,10 +137,6 @@ class AptRepository(Resource, type_name="apt_repository"):
             return pgp.keyring(key)
         except pgp.BadKey as exc:
             raise self.fail("%s is not an OpenPGP public key: %s" % (what, exc)) from None
-
-    def check_action(self) -> None:
-        if self.action == "add" and self.uri is None:
-            raise self.fail("uri is required to add %s" % self.repo_name)
 
     def decoded(self) -> None:
         self.key = unplain(self.key)

@@ -74,7 +74,7 @@ def apt(converger: Converger) -> Converger:
                  id="arch"),
     pytest.param("'x', 'https://x.example/', key='http://x.example/k.asc'",
                  "a key URL must be https://", id="key-http"),
-    pytest.param("'x', action='add'", "uri is required to add x", id="no-uri"),
+    pytest.param("'x', action='add'", "uri is required for action 'add'", id="no-uri"),
 ])
 def test_bad_input_is_refused_while_compiling(apt: Converger, args: str, message: str) -> None:
     with pytest.raises(PropertyError, match=_escaped(message)) as info:
@@ -219,3 +219,13 @@ def test_valid_names_are_kept_as_given(apt: Converger, name: str) -> None:
     """Ansible's deb822_repository rewrote such names (ansible/ansible#86243)."""
     apt.run(recipe("%r, 'https://apt.example.com/x/'" % name))
     assert apt.path("/etc/apt/sources.list.d/%s.sources" % name).is_file()
+
+
+def test_one_component_may_be_given_as_a_string(apt: Converger) -> None:
+    """components is declared a list, and its coerce makes one name a list of one."""
+    plan = apt.compile("from converge import apt_repository\n"
+                       "apt_repository('x', 'https://x.example/', components='contrib')\n")
+    assert plan.steps[0].props["components"] == ["contrib"]
+    with pytest.raises(PropertyError, match="component 'main contrib' is not a component name"):
+        apt.compile("from converge import apt_repository\n"
+                    "apt_repository('x', 'https://x.example/', components='main contrib')\n")

@@ -169,7 +169,9 @@ def test_the_table_covers_the_declarations_it_replaced() -> None:
                  ("user", "append"), ("group", "append"), ("group", "system"),
                  ("git", "enable_submodules"), ("git", "force"), ("link", "force"),
                  ("remote_file", "use_conditional_get"), ("oom_protect", "persist"),
-                 ("systemd_unit", "triggers_reload"), ("authorized_key", "exclusive")]:
+                 ("systemd_unit", "triggers_reload"), ("authorized_key", "exclusive"),
+                 ("apt_repository", "uri"), ("apt_repository", "deb_src"),
+                 ("yum_repository", "gpgcheck"), ("yum_repository", "enabled")]:
         assert case in covered, case
 
 
