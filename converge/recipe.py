@@ -620,6 +620,12 @@ class RecipeContext:
                 "notifies %s to %s, but its actions are: %s"
                 % (note.target, note.action, ", ".join(valid)),
                 source=resource.meta.source, identity=resource.identity)
+        missing = notified.missing_for(note.action)
+        if missing:  # declared with action='nothing', say: it only runs when notified
+            raise PropertyError(
+                "%s is required for action '%s', which %s notifies"
+                % (missing, note.action, resource.identity),
+                source=notified.meta.source, identity=notified.identity)
         key = (notified.identity, note.action)
         if is_composite(notified) and key not in self.standby:
             saved, self.scope = self.scope, self.scope_of[id(notified)]

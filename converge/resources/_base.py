@@ -470,10 +470,16 @@ class Resource:
         """The properties ``required_for`` the chosen actions have a value; called
         once the recipe has set the action (after construction)."""
         for action in self.action.split(","):
-            for f in self._fields:
-                if action in f.metadata.get("required_for", ()) and \
-                        getattr(self, f.name) is None:
-                    raise self.fail("%s is required for action '%s'" % (f.name, action))
+            missing = self.missing_for(action)
+            if missing:
+                raise self.fail("%s is required for action '%s'" % (missing, action))
+
+    def missing_for(self, action: str) -> Optional[str]:
+        """The first property ``required_for`` this action that has no value."""
+        for f in self._fields:
+            if action in f.metadata.get("required_for", ()) and getattr(self, f.name) is None:
+                return f.name
+        return None
 
     def normalise(self) -> None:
         """Hook: bring properties to one canonical form and check what the
