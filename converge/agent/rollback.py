@@ -98,6 +98,7 @@ def _step(type_name: str, action: str, props: Dict[str, Any], source: str,
     resource.meta.action = action
     resource.meta.source = source
     resource.meta.sensitive = sensitive
+    resource.check_required()
     resource.check_action()
     return Step.from_resource(resource)
 
