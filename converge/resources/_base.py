@@ -390,6 +390,10 @@ class Resource:
             raise TypeError("resource type %r declares no actions (such as actions = "
                             "('create', 'delete'); the first is the default)" % type_name)
         for f in cls._fields:
+            if f.name in COMMON_PROPERTIES:
+                raise TypeError("resource type %r: property %r has the name of a property "
+                                "every resource takes (%s); give it another name"
+                                % (type_name, f.name, ", ".join(COMMON_PROPERTIES)))
             unknown = set(f.metadata.get("required_for", ())) - set(cls.actions + cls.notify_only)
             if unknown:
                 raise TypeError("resource type %r: property %r is required_for %s, which is "

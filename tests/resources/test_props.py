@@ -116,6 +116,13 @@ def test_declarations_that_cannot_hold_are_refused_when_the_type_is_defined() ->
             "text": prop(None, doc="d", required_for=("remove",)), "actions": ("create",),
         }, type_name="props_wrong_action")
     assert "props_wrong_action" not in dict.keys(REGISTRY)
+    with pytest.raises(TypeError, match="property 'tags' has the name of a property every "
+                                        "resource takes"):
+        type("Clash", (Resource,), {
+            "__module__": __name__, "__annotations__": {"tags": "Optional[str]"},
+            "tags": prop(None, doc="d"), "actions": ("create",),
+        }, type_name="props_clash")
+    assert "props_clash" not in dict.keys(REGISTRY)
 
 
 def test_an_annotation_that_cannot_be_read_is_a_clear_error() -> None:
