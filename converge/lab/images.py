@@ -30,7 +30,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +82,13 @@ class Images:
     """The images cached in one directory (see the module docstring)."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None,
-                 mirror: str | None = None) -> None:
+                 mirror: str | None = None, *, packages: Iterable[str] = PACKAGES,
+                 mmdebstrap: str = "mmdebstrap") -> None:
         self.directory = Path(directory or os.environ.get(IMAGES_ENV)
                               or DEFAULT_DIRECTORY).absolute()
         self._mirror = mirror or os.environ.get(MIRROR_ENV)
+        self.packages = sorted(set(packages))
+        self.mmdebstrap = mmdebstrap
 
     # -- names -----------------------------------------------------------------
 
@@ -96,10 +99,9 @@ class Images:
             raise LabError(f"no image named {name!r}: choose one of {', '.join(RELEASES)}")
         return RELEASES[name]
 
-    @staticmethod
-    def digest(name: str) -> str:
+    def digest(self, name: str) -> str:
         """What the image's directory name carries: release, packages, options."""
-        recipe = {"release": RELEASES[name], "packages": sorted(PACKAGES),
+        recipe = {"release": RELEASES[name], "packages": self.packages,
                   "options": list(MMDEBSTRAP_OPTIONS)}
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -151,8 +153,9 @@ class Images:
             found = self.find(name)
             if found is not None and not rebuild:
                 return found  # another process built it while this one waited
-            if shutil.which("mmdebstrap") is None:
-                raise LabError("mmdebstrap not found: install it (apt-get install mmdebstrap)")
+            if shutil.which(self.mmdebstrap) is None:
+                raise LabError(f"{self.mmdebstrap} not found: install it "
+                               "(apt-get install mmdebstrap)")
             mirror = self.mirror()
             final = self.path(name)
             build = final.with_name(f".{final.name}.build-{os.getpid()}")
@@ -161,14 +164,15 @@ class Images:
             echo(f"building image {name} ({release}, from {mirror}) with mmdebstrap")
             started = time.monotonic()
             try:
-                _mmdebstrap(release, mirror, build / "rootfs", echo)
+                _mmdebstrap(self.mmdebstrap, release, mirror, self.packages,
+                            build / "rootfs", echo)
                 lists = build / "rootfs" / "var/lib/apt/lists"
                 (build / "apt").mkdir()
                 os.rename(lists, build / "apt" / "lists")
                 (lists / "partial").mkdir(parents=True, mode=0o700)
                 sources = f"deb {mirror} {release} main\n"
                 (build / "sources.list").write_text(sources)
-                info = {"name": name, "release": release, "packages": sorted(PACKAGES),
+                info = {"name": name, "release": release, "packages": self.packages,
                         "options": list(MMDEBSTRAP_OPTIONS), "mirror": mirror,
                         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "seconds": round(time.monotonic() - started, 1),
@@ -228,23 +232,23 @@ class Images:
             os.close(fd)
 
 
-def _mmdebstrap(release: str, mirror: str, target: Path,
+def _mmdebstrap(program: str, release: str, mirror: str, packages: list[str], target: Path,
                 echo: Callable[[str], None]) -> None:
     """Run mmdebstrap, passing its progress lines on; a LabError with its last words."""
-    argv = ["mmdebstrap", *MMDEBSTRAP_OPTIONS, f"--include={','.join(PACKAGES)}",
+    argv = [program, *MMDEBSTRAP_OPTIONS, f"--include={','.join(packages)}",
             *(f"--aptopt={option}" for option in _host_apt_settings()),
             release, str(target), f"deb {mirror} {release} main"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace",
-                            env={**os.environ, "LC_ALL": "C"})
-    assert proc.stdout is not None
     tail: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip()
-        tail = (tail + [line])[-5:]
-        if line.startswith("I: "):
-            echo(f"  {line[3:]}")
-    if proc.wait() != 0:
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace",
+                          env={**os.environ, "LC_ALL": "C"}) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-5:]
+            if line.startswith("I: "):
+                echo(f"  {line[3:]}")
+    if proc.returncode != 0:
         raise LabError(f"mmdebstrap {release} failed (exit {proc.returncode}): "
                        + " | ".join(tail))
 
