@@ -295,10 +295,11 @@ def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | 
     packages = recipe_packages(recipe, args)
     for image in images:
         parent.images.ensure(image, echo=echo)
-    for image in images or [None]:
-        fetched = mirror_for(parent, packages, image) if packages else []
+    chosen: list[str | None] = [*images] or [None]  # None: this machine's root
+    for each in chosen:
+        fetched = mirror_for(parent, packages, each) if packages else []
         if fetched:
-            where = f"image {image}'s" if image else "the lab"
+            where = f"image {each}'s" if each else "the lab"
             echo(f"mirrored {' '.join(fetched)} (and what they need) into {where} repository")
     parent.reap_private()  # those of `converge test` runs killed outright
     private = parent.private()
@@ -306,8 +307,8 @@ def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | 
     with _terminate_as_interrupt():
         try:
             with _signals_deferred():
-                for image in images or [None]:
-                    started += private.up(nodes, image=image, echo=echo)
+                for each in chosen:
+                    started += private.up(nodes, image=each, echo=echo)
             echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
             results = [check_idempotence(node, recipe, args, private) for node in started]
         finally:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 from converge.lab.errors import LabError
 from converge.lab.repo import LocalRepo
@@ -117,7 +117,7 @@ class Images:
         info = _read_json(path / "image.json")
         return Image(name, path, info) if info is not None else None
 
-    def list(self) -> list[Image]:
+    def list(self) -> List[Image]:
         """Every image built here, current or left from an older package list."""
         found = []
         for meta in sorted(self.directory.glob("debian-*/image.json")):
@@ -187,10 +187,10 @@ class Images:
                 shutil.rmtree(build, ignore_errors=True)
             shutil.rmtree(self.directory / "repos" / name, ignore_errors=True)
             echo(f"built image {name} in {info['seconds']:.0f} s "
-                 f"({info['bytes'] / 2**20:.0f} MiB)")
+                 f"({int(str(info['bytes'])) / 2**20:.0f} MiB)")
         return Image(name, final, info)
 
-    def remove(self, name: str) -> list[Path]:
+    def remove(self, name: str) -> List[Path]:
         """Delete every image of that name (current and older); return their paths.
 
         A node started from one keeps running (its lower layer stays open)."""

@@ -377,7 +377,7 @@ class Lab:
         for name, slot in zip(names, slots, strict=True):
             info = {"address": str(slot.node), "host_address": str(slot.host), "link": slot.link,
                     "pid": pids[name], "start": process_start(pids[name]) or 0}
-            if (extra or {}).get("image_name"):
+            if extra and extra.get("image_name"):
                 info["image"] = extra["image_name"]
             state["nodes"][name] = info
             nodes.append(_node(name, info))

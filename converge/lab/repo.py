@@ -126,8 +126,8 @@ class LocalRepo:
             fetch = [f"{pkg}={ver}" for pkg, ver, filename in needed
                      if not (self.directory / filename).exists()]
             if fetch:
-                _checked(["apt-get", *self.apt_options, "download", "-qq", *fetch], "apt-get download",
-                         cwd=self.directory)
+                _checked(["apt-get", *self.apt_options, "download", "-qq", *fetch],
+                         "apt-get download", cwd=self.directory)
             self.index()
         return [self.directory / filename for _, _, filename in needed]
 
