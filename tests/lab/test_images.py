@@ -93,6 +93,8 @@ def test_converge_test_on_three_images_shows_a_table(lab: Lab, images: Images) -
     rows = [row.split(None, 2) for row in table[1:]]
     assert [row[0] for row in rows] == list(RELEASES)
     assert all(row[2] == "ok: idempotent: the second run changed nothing" for row in rows)
+    readme = (REPO / "README.md").read_text()
+    assert "\n".join("    " + row for row in table) in readme  # the README shows this run
     # each release installed its own sysstat, mirrored into the image's repository
     versions = {image: [p.name.split("_")[1] for p in images.repo(image).debs()
                         if p.name.startswith("sysstat_")] for image in RELEASES}
