@@ -146,13 +146,16 @@ def image_rm(names: List[str] = ImageNamesArg) -> None:
 def ls(name: Optional[str] = NameOpt) -> None:
     """List the lab's nodes, one a line.
 
-    Each line: the node's name, its address, its PID on this machine, up or dead."""
+    Each line: the node's name, its address, its PID on this machine, up or dead,
+    and the image it started from, if it did."""
     nodes = Lab(name).nodes()
     if not nodes:
         typer.echo("no lab nodes", err=True)
         return
     for node in nodes:
-        typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}")
+        image = f"\t{node.image}" if node.image else ""
+        typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}"
+                   f"{image}")
 
 
 @app.command(context_settings={"allow_interspersed_args": False})

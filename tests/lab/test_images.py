@@ -142,3 +142,29 @@ def test_an_image_node_keeps_the_lab_rules(image_node: Node) -> None:
     assert ok(image_node, "stat", "-c", "%a", "/tmp").strip() == "1777"
     assert ok(image_node, "cat", "/etc/apt/sources.list").startswith("deb [trusted=yes] file:")
     assert ok(image_node, "ls", "/etc/apt/sources.list.d") == ""
+
+
+def test_lab_up_with_an_image_on_the_command_line(lab: Lab, images: Images) -> None:
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory),
+           "CONVERGE_LAB_IMAGES": str(images.directory)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "converge", "lab", *args, "--name",
+                               "images-cli"], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    try:
+        up = cli("up", "2", "--image", "debian-13")
+        assert up.returncode == 0, up.stderr
+        assert [line.split("\t")[0] for line in up.stdout.splitlines()] == ["node1", "node2"]
+        listed = [line.split("\t") for line in cli("ls").stdout.splitlines()]
+        assert [(row[0], row[3], row[4]) for row in listed] == [("node1", "up", "debian-13"),
+                                                              ("node2", "up", "debian-13")]
+        node = Lab(lab.directory, name="images-cli").node("node2")
+        assert 'VERSION_ID="13"' in ok(node, "cat", "/etc/os-release")
+        unknown = cli("up", "--image", "debian-10")
+        assert unknown.returncode == 1
+        assert unknown.stderr == ("error: no image named 'debian-10': choose one of "
+                                  "debian-11, debian-12, debian-13\n")
+    finally:
+        assert cli("down").returncode == 0
