@@ -158,6 +158,8 @@ class Images:
                                "(apt-get install mmdebstrap)")
             mirror = self.mirror()
             final = self.path(name)
+            if final.exists():  # asked again before spending minutes on a build
+                _check_unused(Image(name, final, {}))
             build = final.with_name(f".{final.name}.build-{os.getpid()}")
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir(parents=True, mode=0o700)
@@ -179,6 +181,7 @@ class Images:
                         "bytes": _size(build / "rootfs")}
                 _atomic_write(build / "image.json", json.dumps(info, indent=2) + "\n")
                 if final.exists():
+                    _check_unused(Image(name, final, {}))
                     old = final.with_name(f".{final.name}.old-{os.getpid()}")
                     os.rename(final, old)
                     shutil.rmtree(old, ignore_errors=True)
@@ -193,12 +196,14 @@ class Images:
     def remove(self, name: str) -> List[Path]:
         """Delete every image of that name (current and older); return their paths.
 
-        A node started from one keeps running (its lower layer stays open)."""
+        Refused while a node runs on one: overlayfs is undefined when a lower layer
+        changes under a mount."""
         self.check_name(name)
         removed = []
         with self._locked(name):
             for image in self.list():
                 if image.name == name:
+                    _check_unused(image)
                     shutil.rmtree(image.path)
                     removed.append(image.path)
             shutil.rmtree(self.directory / "repos" / name, ignore_errors=True)
@@ -230,6 +235,21 @@ class Images:
             yield
         finally:
             os.close(fd)
+
+
+def _check_unused(image: Image) -> None:
+    """Raise if a running node's root lies on the image (any mount namespace)."""
+    needle = f"lowerdir={image.rootfs},"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/mountinfo") as info:
+                if any(needle in line for line in info):
+                    raise LabError(f"image {image.name} ({image.path}) is in use by a running "
+                                   f"lab node (process {entry}): take its nodes down first")
+        except OSError:
+            continue
 
 
 def _mmdebstrap(program: str, release: str, mirror: str, packages: list[str], target: Path,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from converge.lab import Lab, Node
+from converge.lab import Lab, LabError, Node
 from converge.lab.idempotence import push_to_node
 from converge.lab.images import RELEASES, Images
 from converge.lab.node import IMAGE_PYTHONPATH
@@ -168,3 +168,17 @@ def test_lab_up_with_an_image_on_the_command_line(lab: Lab, images: Images) -> N
                                   "debian-11, debian-12, debian-13\n")
     finally:
         assert cli("down").returncode == 0
+
+
+@pytest.mark.parametrize("image_node", ["debian-11"], indirect=True)
+def test_an_image_in_use_is_not_removed(image_node: Node, images: Images) -> None:
+    """overlayfs is undefined when a lower layer changes under a mount."""
+    image = images.find("debian-11")
+    assert image is not None
+    with pytest.raises(LabError, match=r"image debian-11 \(.*\) is in use by a running lab "
+                                       r"node \(process \d+\): take its nodes down first"):
+        images.remove("debian-11")
+    with pytest.raises(LabError, match="is in use by a running lab node"):
+        images.build("debian-11", rebuild=True, echo=lambda _: None)
+    assert (image.rootfs / "etc/os-release").exists()
+    assert ok(image_node, "cat", "/etc/debian_version").startswith("11.")
