@@ -82,8 +82,11 @@ def test_a_changed_package_list_is_another_image(tmp_path, fake):
     second = more.ensure("debian-12", echo=lambda _: None)
     assert second.path != first.path and len(calls(tmp_path)) == 2
     assert "git" in calls(tmp_path)[1]
-    states = {image.path: more.is_current(image) for image in more.list()}
-    assert states == {first.path: False, second.path: True}
+    # the older image goes (no node runs on it); an image of another release stays
+    other = make(tmp_path, fake).ensure("debian-11", echo=lambda _: None)
+    assert not first.path.exists()
+    assert {image.path: more.is_current(image) for image in more.list()} == \
+        {second.path: True, other.path: False}
 
 
 def test_a_failed_build_leaves_nothing(tmp_path, fake, monkeypatch):
