@@ -306,7 +306,7 @@ def _apt_options(image: Image) -> list[str]:
             "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", f"Dir::State::Lists={state / 'lists'}",
             "-o", f"Dir::State::Status={image.rootfs / 'var/lib/dpkg/status'}",
-            "-o", f"Dir::Cache::pkgcache={''}", "-o", f"Dir::Cache::srcpkgcache={''}",
+            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",  # none kept
             "-o", "APT::Get::AllowUnauthenticated=false"]
 
 
