@@ -17,6 +17,8 @@ import pytest
 from converge.lab import LabError
 from converge.lab.images import PACKAGES, Images
 
+REPO = Path(__file__).resolve().parent.parent.parent
+
 # A stand-in for mmdebstrap: records its call, writes what a build leaves (a root with
 # apt lists), and with GATE set waits until that file exists (and says it started).
 FAKE = """#!/bin/sh
@@ -117,7 +119,7 @@ def waiting_on_a_lock(pid: int) -> bool:
 def test_two_processes_building_one_image_build_it_once(tmp_path, fake):
     """The second waits on the image's lock while the first builds, then finds it."""
     gate = tmp_path / "gate"
-    env = {**os.environ, "GATE": str(gate), "PYTHONPATH": str(Path.cwd())}
+    env = {**os.environ, "GATE": str(gate), "PYTHONPATH": str(REPO)}
     code = ("import sys; from converge.lab.images import Images; "
             "i = Images(sys.argv[1], mirror='http://archive.invalid/debian', "
             "mmdebstrap=sys.argv[2]).build('debian-13', echo=lambda _: None); "
@@ -158,7 +160,7 @@ def test_image_ls_and_rm_on_the_command_line(tmp_path, fake):
     images = make(tmp_path, fake)
     built = images.ensure("debian-12", echo=lambda _: None)
     env = {**os.environ, "CONVERGE_LAB_IMAGES": str(images.directory),
-           "PYTHONPATH": str(Path.cwd())}
+           "PYTHONPATH": str(REPO)}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "converge", "lab", "image", *args],
