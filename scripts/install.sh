@@ -17,6 +17,9 @@ APT_PACKAGES="$APT_PACKAGES gpg"
 # The run store's tests start a throwaway PostgreSQL cluster; the HTML report is
 # opened in headless Chromium (neither is started by installing them).
 APT_PACKAGES="$APT_PACKAGES postgresql chromium chromium-driver"
+# Lab images (converge lab image build debian-12) are Debian root file systems that
+# mmdebstrap builds from the archive this machine's apt uses.
+APT_PACKAGES="$APT_PACKAGES mmdebstrap"
 
 if [ "$dev" = 1 ]; then
     # Package lists are also what the lab mirrors real packages (sysstat, chrony)

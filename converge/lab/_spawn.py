@@ -161,26 +161,32 @@ def build_layers(spec: Spec) -> None:
     for seed in spec["seeds"]:
         top, rel = seed["path"].lstrip("/").split("/", 1)
         upper = os.path.join(layer_home(spec, top), "upper", top)
-        makedirs_like(upper, rel, "/" + top if top not in EMPTY_LOWERS
-                      else os.path.join(layers, "empty"))
-        target = os.path.join(upper, rel)
-        if seed.get("whiteout"):  # overlayfs: a 0/0 character device hides the lower path
-            os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
-            continue
-        if seed.get("symlink"):
-            os.symlink(seed["symlink"], target)
-            continue
-        if seed.get("dir"):
-            os.makedirs(target, exist_ok=True)
-            os.chmod(target, seed["mode"])
-            continue
-        if seed.get("opaque"):
-            os.makedirs(target, exist_ok=True)
-            os.setxattr(target, "trusted.overlay.opaque", b"y")
-            continue
-        with open(target, "wb") as out:
-            out.write(base64.b64decode(seed["data"]))
+        write_seed(upper, rel, seed, "/" + top if top not in EMPTY_LOWERS
+                   else os.path.join(layers, "empty"))
+
+
+def write_seed(upper: str, rel: str, seed: dict[str, Any], lower: str) -> None:
+    """One seed (a file, directory, link, opaque directory or whiteout) at upper/rel,
+    its parents made like the lower layer's."""
+    makedirs_like(upper, rel, lower)
+    target = os.path.join(upper, rel)
+    if seed.get("whiteout"):  # overlayfs: a 0/0 character device hides the lower path
+        os.mknod(target, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+        return
+    if seed.get("symlink"):
+        os.symlink(seed["symlink"], target)
+        return
+    if seed.get("dir"):
+        os.makedirs(target, exist_ok=True)
         os.chmod(target, seed["mode"])
+        return
+    if seed.get("opaque"):
+        os.makedirs(target, exist_ok=True)
+        os.setxattr(target, "trusted.overlay.opaque", b"y")
+        return
+    with open(target, "wb") as out:
+        out.write(base64.b64decode(seed["data"]))
+    os.chmod(target, seed["mode"])
 
 
 def mount_overlays(spec: Spec) -> None:
@@ -269,18 +275,42 @@ def mount_run(spec: Spec) -> None:
     bind(spec["repo"], repo_target, readonly=True)
 
 
+def build_image_root(spec: Spec) -> None:
+    """The node's root from a lab image: one overlay, the image (read-only, never a
+    live directory of this machine) under the node's own upper layer on a tmpfs."""
+    root, layers, image = spec["root"], spec["layers"], spec["image"]
+    mount("tmpfs", layers, "tmpfs", MS_NOSUID, "mode=700")
+    upper, work = os.path.join(layers, "upper"), os.path.join(layers, "work")
+    os.mkdir(upper)
+    os.mkdir(work)
+    st = os.stat(image)
+    os.chmod(upper, st.st_mode & 0o7777)
+    for seed in spec["seeds"]:
+        write_seed(upper, seed["path"].lstrip("/"), seed, image)
+    mount("overlay", root, "overlay", 0,
+          "lowerdir=%s,upperdir=%s,workdir=%s" % (image, upper, work))
+    if spec.get("source"):  # converge's package, for the image's python3
+        source, target = spec["source"]
+        target = root + target
+        os.makedirs(target, exist_ok=True)
+        bind(source, target, readonly=True, flags=MS_NOSUID | MS_NODEV)
+
+
 def build_root(spec: Spec, snapshot: Snapshot) -> None:
     """Assemble the node's root under spec['root'] in this (private) mount namespace."""
     root = spec["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount("/", root, None, MS_BIND | MS_REC)
-    for sub in ("proc", "sys", "dev", "run"):
-        path = os.path.join(root, sub)
-        if any(point == path for point, _ in mountpoints_under(path)):
-            umount_detach(path)
-    readonly_tree(root)
-    build_layers(spec)
-    mount_overlays(spec)
+    if spec.get("image"):
+        build_image_root(spec)
+    else:
+        mount("/", root, None, MS_BIND | MS_REC)
+        for sub in ("proc", "sys", "dev", "run"):
+            path = os.path.join(root, sub)
+            if any(point == path for point, _ in mountpoints_under(path)):
+                umount_detach(path)
+        readonly_tree(root)
+        build_layers(spec)
+        mount_overlays(spec)
     mount_dev(spec)
     mount_proc(spec, snapshot)
     mount("sysfs", os.path.join(root, "sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)

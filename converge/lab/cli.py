@@ -63,16 +63,82 @@ def _split(values: List[str]) -> List[str]:
     return [name for value in values for name in value.replace(",", " ").split()]
 
 
+ImageOpt = typer.Option(None, "--image", metavar="IMAGE", help="Start the nodes from a "
+                        "lab image (debian-11, debian-12, debian-13; built first if it is "
+                        "not) instead of this machine's own root.")
+image_app = typer.Typer(no_args_is_help=True, help="Debian root file systems lab nodes can "
+                        "start from (converge lab up --image, converge test --image).")
+app.add_typer(image_app, name="image")
+ImageNamesArg = typer.Argument(..., metavar="IMAGE...",
+                               help="Image names: debian-11, debian-12, debian-13.")
+
+
+def Images() -> Any:  # noqa: N802 - imported when a command runs
+    from converge.lab.images import Images as _Images
+
+    return _Images()
+
+
 @app.command()
 @_clear_errors
 def up(
     n: int = CountArg,
     mirror: List[str] = MirrorOpt,
     name: Optional[str] = NameOpt,
+    image: Optional[str] = ImageOpt,
 ) -> None:
     """Start N nodes and wait until every node's sshd answers."""
-    for node in Lab(name).up(n, mirror=_split(mirror)):
+    for node in Lab(name).up(n, mirror=_split(mirror), image=image,
+                             echo=functools.partial(typer.echo, err=True)):
         typer.echo(f"{node.name}\t{node.address}")
+
+
+@image_app.command("build")
+@_clear_errors
+def image_build(
+    names: List[str] = ImageNamesArg,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build again even if current."),
+) -> None:
+    """Build images with mmdebstrap from Debian's archive (once: a current image is
+    reused until its package list changes)."""
+    images = Images()
+    for image_name in _split(names):
+        images.check_name(image_name)
+    for image_name in _split(names):
+        found = None if rebuild else images.find(image_name)
+        if found is not None:
+            typer.echo(f"{image_name}: up to date ({found.path})")
+            continue
+        built = images.build(image_name, rebuild=rebuild, echo=typer.echo)
+        typer.echo(f"{image_name}: {built.path}")
+
+
+@image_app.command("ls")
+@_clear_errors
+def image_ls() -> None:
+    """List the images built on this machine, one a line.
+
+    Each line: the name, the release, its size, when it was built, and whether it
+    is current (else a newer package list will build it again)."""
+    images = Images()
+    found = images.list()
+    if not found:
+        typer.echo(f"no images in {images.directory}", err=True)
+        return
+    for image in found:
+        info = image.info
+        state = "current" if images.is_current(image) else "outdated"
+        typer.echo(f"{image.name}\t{info.get('release')}\t{info.get('bytes', 0) / 2**20:.0f} MiB"
+                   f"\t{info.get('built')}\t{state}\t{image.path}")
+
+
+@image_app.command("rm")
+@_clear_errors
+def image_rm(names: List[str] = ImageNamesArg) -> None:
+    """Delete images (running nodes started from one keep running)."""
+    for image_name in _split(names):
+        for path in Images().remove(image_name):
+            typer.echo(f"removed {path}")
 
 
 @app.command("ls")
@@ -80,13 +146,16 @@ def up(
 def ls(name: Optional[str] = NameOpt) -> None:
     """List the lab's nodes, one a line.
 
-    Each line: the node's name, its address, its PID on this machine, up or dead."""
+    Each line: the node's name, its address, its PID on this machine, up or dead,
+    and the image it started from, if it did."""
     nodes = Lab(name).nodes()
     if not nodes:
         typer.echo("no lab nodes", err=True)
         return
     for node in nodes:
-        typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}")
+        image = f"\t{node.image}" if node.image else ""
+        typer.echo(f"{node.name}\t{node.address}\t{node.pid}\t{'up' if node.alive else 'dead'}"
+                   f"{image}")
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -130,6 +199,10 @@ TestVaultFileOpt = typer.Option([], "--vault-password-file", metavar="FILE",
                                 help="The vault password (a file or a program), as apply.")
 TestVaultIdOpt = typer.Option([], "--vault-id", metavar="ID@FILE",
                               help="A vault password with its id, as apply.")
+TestImageOpt = typer.Option([], "--image", metavar="IMAGE[,IMAGE]", help="Test on nodes "
+                            "from these lab images (debian-11, debian-12, debian-13), each "
+                            "image's nodes apart, and show a table of the results; the "
+                            "recipe is pushed over SSH there (absolute paths).")
 
 
 @_clear_errors
@@ -141,6 +214,7 @@ def test(
     skip_tags: List[str] = TestSkipTagsOpt,
     vault_password_file: List[str] = TestVaultFileOpt,
     vault_id: List[str] = TestVaultIdOpt,
+    image: List[str] = TestImageOpt,
     recipe_options: Any = None,
 ) -> None:
     """Apply a recipe twice in fresh lab nodes: idempotent?
@@ -163,7 +237,8 @@ def test(
         args += ["--vault-id", (name + at if at else "") + source]
     raise typer.Exit(run_test(recipe, nodes=nodes, keep=keep,
                               echo=functools.partial(typer.echo, err=to_stderr),
-                              args=args, json_file=recipe_options.json_file))
+                              args=args, json_file=recipe_options.json_file,
+                              images=_split(image)))
 
 
 def register(main: typer.Typer,

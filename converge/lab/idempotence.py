@@ -1,17 +1,23 @@
 """Prove a recipe idempotent in lab nodes: apply, apply again, nothing may change.
 
 Each run is `python3 -m converge apply RECIPE --json FILE` inside the node (the
-host's interpreter and this converge, read-only there). The JSON report says,
-resource by resource, what the second run changed.
+host's interpreter and this converge, read-only there). A node started from a lab
+image runs its release's own python3, which need not run converge's command line:
+there the recipe is pushed over SSH (`converge apply -i`), as to any server, and its
+agent runs on the image's python3. The JSON report says, resource by resource, what
+the second run changed.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import signal
+import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -179,11 +185,41 @@ def apply_in_node(node: Node, recipe: str, report: str, args: Sequence[str] = ()
     return ApplyRun(done.returncode, done.stdout, done.stderr, data)
 
 
+def push_to_node(lab: Lab, node: Node, recipe: str | Path, report: Path,
+                 args: Sequence[str] = (), timeout: float | None = 600) -> ApplyRun:
+    """`converge apply -i` from this machine to the node over SSH (its agent on the
+    node's python3), with a run store and state directory beside ``report``, never
+    this machine's own."""
+    work = report.parent
+    inventory = work / f"{node.name}.yml"
+    lab.write_inventory(inventory, [node])
+    argv = [sys.executable, "-m", "converge", "apply", str(Path(recipe).absolute()),
+            "-i", str(inventory), "--json", str(report),
+            "--store", f"sqlite:///{work / 'runs.db'}", *args]
+    env = {**os.environ, "CONVERGE_STATE_DIR": str(work / "state"),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    report.unlink(missing_ok=True)
+    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env,
+                          timeout=timeout, cwd=str(work))
+    try:
+        data = json.loads(report.read_text())
+    except (FileNotFoundError, ValueError):
+        data = {}
+    return ApplyRun(done.returncode, done.stdout, done.stderr, data)
+
+
 def check_idempotence(node: Node, recipe: str | Path,
-                      args: Sequence[str] = ()) -> IdempotenceResult:
+                      args: Sequence[str] = (), lab: Lab | None = None) -> IdempotenceResult:
     """Apply the recipe twice in the node; the result says what the second run changed.
 
-    The node's apt reads the lab repository's index as it is (no `apt-get update`)."""
+    The node's apt reads the lab repository's index as it is (no `apt-get update`).
+    A node from an image is reached over SSH (``lab``: the lab it runs in)."""
+    if node.image:
+        with tempfile.TemporaryDirectory(prefix="converge-test-") as work:
+            runs = [push_to_node(lab or Lab(), node, recipe, Path(work) / f"{label}.json", args)
+                    for label in ("first", "second")]
+        return IdempotenceResult(node.name, str(recipe), runs[0], runs[1],
+                                 services_not_running(node, runs))
     inside = place_recipe(node, recipe)
     args = place_args(node, args)
     node.run(["mkdir", "-p", WORKDIR])
@@ -219,11 +255,13 @@ def assert_idempotent(node: Node, recipe: str | Path,
     return result
 
 
-def mirror_for(lab: Lab, packages: Iterable[str]) -> list[str]:
-    """Mirror the packages the lab repository does not hold yet; return their names."""
-    have = lab.repo.names()
+def mirror_for(lab: Lab, packages: Iterable[str], image: str | None = None) -> list[str]:
+    """Mirror the packages the lab repository (or the image's) does not hold yet;
+    return their names."""
+    repo = lab.images.repo(image) if image else lab.repo
+    have = repo.names()
     wanted = [name for name in packages if name not in have]
-    lab.repo.mirror(wanted)
+    repo.mirror(wanted)
     return wanted
 
 
@@ -243,27 +281,36 @@ def write_report(results: list[IdempotenceResult], json_file: str) -> None:
 
 def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | None = None,
              args: Sequence[str] = (), echo: Callable[[str], None] = print,
-             json_file: str | None = None) -> int:
+             json_file: str | None = None, images: Sequence[str] = ()) -> int:
     """`converge test`: fresh nodes in a private lab of its own (sharing ``lab``'s apt
     repository, never its nodes), the recipe's packages mirrored, apply twice; exit code.
 
+    With ``images`` (debian-11, debian-12...): ``nodes`` nodes from each image instead
+    (each image built first if it is not), and a table of the results, image by image.
     The private lab is removed afterwards (unless ``keep``), also when SIGINT or SIGTERM
     interrupts the test."""
     parent = lab or Lab()
+    for image in images:
+        parent.images.check_name(image)
     packages = recipe_packages(recipe, args)
-    if packages:
-        fetched = mirror_for(parent, packages)
+    for image in images:
+        parent.images.ensure(image, echo=echo)
+    chosen: list[str | None] = [*images] or [None]  # None: this machine's root
+    for each in chosen:
+        fetched = mirror_for(parent, packages, each) if packages else []
         if fetched:
-            echo(f"mirrored {' '.join(fetched)} (and what they need) into the lab repository")
+            where = f"image {each}'s" if each else "the lab"
+            echo(f"mirrored {' '.join(fetched)} (and what they need) into {where} repository")
     parent.reap_private()  # those of `converge test` runs killed outright
     private = parent.private()
     started: list[Node] = []
     with _terminate_as_interrupt():
         try:
             with _signals_deferred():
-                started = private.up(nodes)
+                for each in chosen:
+                    started += private.up(nodes, image=each, echo=echo)
             echo(f"nodes up: {', '.join(f'{n.name} ({n.address})' for n in started)}")
-            results = [check_idempotence(node, recipe, args) for node in started]
+            results = [check_idempotence(node, recipe, args, private) for node in started]
         finally:
             with _signals_deferred():
                 if keep and started:
@@ -273,9 +320,23 @@ def run_test(recipe: str | Path, nodes: int = 1, keep: bool = False, lab: Lab | 
                     private.destroy()
     for result in results:
         echo(result.describe())
+    if images:
+        echo(matrix(started, results))
     if json_file:
         write_report(results, json_file)
     return 0 if all(result.ok for result in results) else 1
+
+
+def matrix(nodes: Sequence[Node], results: Sequence[IdempotenceResult]) -> str:
+    """The results as a table, a node (and its image) a line."""
+    rows = [("IMAGE", "NODE", "RESULT")]
+    for node, result in zip(nodes, results, strict=True):
+        verdict = result.verdict().splitlines()[0].split(": ", 1)[-1]
+        rows.append((node.image or "(this machine)", node.name,
+                     ("ok: " if result.ok else "FAILED: ") + verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}"
+                     for row in rows)
 
 
 @contextmanager

@@ -25,7 +25,8 @@ from typing import Any
 import converge
 from converge.lab import net
 from converge.lab.errors import LabError
-from converge.lab.node import DROPPED_CAPS, NODE_ENV, Node, process_start
+from converge.lab.images import Images
+from converge.lab.node import DROPPED_CAPS, IMAGE_PYTHONPATH, NODE_ENV, Node, process_start
 from converge.lab.repo import LIST_FILE, LISTS_DIR, SOURCES_LINE, LocalRepo
 from converge.lab.repo import NODE_PATH as REPO_NODE_PATH
 
@@ -35,6 +36,10 @@ READY_TIMEOUT = 30.0
 DOWN_TIMEOUT = 15.0
 OOM_SCORE_ADJ = 500
 SPAWNER = Path(__file__).with_name("_spawn.py")
+# converge's package, which a node from an image sees read-only at SOURCE_TARGET (its
+# PYTHONPATH there: see node.IMAGE_PYTHONPATH), to run with the image's own python3.
+SOURCE = Path(converge.__file__).resolve().parent
+SOURCE_TARGET = IMAGE_PYTHONPATH + "/converge"
 TOOLS = {"ip": "iproute2", "ssh-keygen": "openssh-client", "nsenter": "util-linux",
          "setpriv": "util-linux"}
 
@@ -90,6 +95,7 @@ class Lab:
         sshd: str = SSHD,
         platform: str = sys.platform,
         filesystems: str = "/proc/filesystems",
+        images: Images | None = None,
     ) -> None:
         chosen = Path(directory or os.environ.get("CONVERGE_LAB_DIR") or DEFAULT_DIRECTORY)
         if name is not None:
@@ -105,13 +111,15 @@ class Lab:
         self.platform = platform
         self.filesystems = filesystems
         self.repo = repo or LocalRepo(self.directory / "repo")
+        self.images = images or Images()
 
     def private(self, prefix: str = "test") -> Lab:
         """A new lab of this process's own, in this lab's directory, sharing this lab's
         apt repository (what `converge test` runs in); remove it with :meth:`destroy`."""
         name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         return Lab(self.directory, name=name, network=str(self.pool), repo=self.repo,
-                   sshd=self.sshd, platform=self.platform, filesystems=self.filesystems)
+                   sshd=self.sshd, platform=self.platform, filesystems=self.filesystems,
+                   images=self.images)
 
     def reap_private(self, prefix: str = "test") -> list[str]:
         """Destroy the private labs (see :meth:`private`) whose process is gone (killed
@@ -186,25 +194,39 @@ class Lab:
         raise LabError(f"no lab node named {name!r} in {self.directory}")
 
     def up(self, n: int = 1, mirror: Iterable[str] = (),
-           layers: Iterable[str] = ()) -> list[Node]:
+           layers: Iterable[str] = (), image: str | None = None,
+           echo: Callable[[str], None] = print) -> list[Node]:
         """Start n nodes; return when every node's sshd answers.
 
         ``layers`` names layers made by :meth:`build_layer`; each node sees them
         between its own writable layer and the host's /etc, /var and /usr.
+        ``image`` (debian-12, say) starts the nodes from that lab image instead of
+        this machine's root (built first, its progress passed to ``echo``, if it is
+        not); their apt source is the image's own repository.
         """
         if n < 1:
             raise LabError(f"cannot bring up {n} nodes; ask for 1 or more")
         lowers = [str(self._layer(name)) for name in layers]
+        if image is not None and lowers:
+            raise LabError("layers are built from this machine's packages: start nodes "
+                           "from an image without them")
         self.check_host()
+        extra: dict[str, Any] = {"lowers": lowers}
+        repo = self.repo
+        if image is not None:
+            built = self.images.ensure(image, echo=echo)
+            repo = self.images.repo(image)
+            extra.update({"image": str(built.rootfs), "image_name": image,
+                          "repo": str(repo.directory), "binds": [], "hide": []})
         self._prepare()
-        self.repo.mirror(list(mirror))
-        self.repo.ensure()
+        repo.mirror(list(mirror))
+        repo.ensure()
         with self._lock():
             state = self._state()
             names = _free_names(state["nodes"], n)
             with net.machine_lock():
                 slots = self._allocate(state, n)
-                nodes = self._start(state, names, slots, {"lowers": lowers})
+                nodes = self._start(state, names, slots, extra)
         try:
             _wait_for_sshd(nodes, self._log_tail, READY_TIMEOUT)
         except LabError:
@@ -335,7 +357,8 @@ class Lab:
             for sub in ("root", "layers"):
                 (node_dir / sub).mkdir(parents=True)
         _keygen([self._node_dir(name) / "ssh_host_ed25519_key" for name in names], comment="")
-        specs = [{**self._spec(name, slot), **(extra or {})}
+        specs = [{**self._spec(name, slot, image=bool((extra or {}).get("image"))),
+                  **(extra or {})}
                  for name, slot in zip(names, slots, strict=True)]
         spawner = subprocess.Popen(
             [sys.executable, "-I", "-S", str(SPAWNER)], stdin=subprocess.PIPE,
@@ -354,6 +377,8 @@ class Lab:
         for name, slot in zip(names, slots, strict=True):
             info = {"address": str(slot.node), "host_address": str(slot.host), "link": slot.link,
                     "pid": pids[name], "start": process_start(pids[name]) or 0}
+            if extra and extra.get("image_name"):
+                info["image"] = extra["image_name"]
             state["nodes"][name] = info
             nodes.append(_node(name, info))
         self._save(state)
@@ -369,7 +394,7 @@ class Lab:
             raise LabError(f"could not start nodes: {err.strip()}")
         return nodes
 
-    def _spec(self, name: str, slot: net.Slot) -> dict[str, Any]:
+    def _spec(self, name: str, slot: net.Slot, image: bool = False) -> dict[str, Any]:
         node_dir = self._node_dir(name)
         return {
             "name": name, "root": str(node_dir / "root"), "layers": str(node_dir / "layers"),
@@ -377,17 +402,23 @@ class Lab:
             "repo_target": REPO_NODE_PATH, "address": str(slot.node),
             "netmask": "255.255.255.252", "sshd": self.sshd, "env": NODE_ENV,
             "drop_caps": sorted(DROPPED_CAPS.values()), "oom_score_adj": OOM_SCORE_ADJ,
-            "binds": _interpreter_binds(), "seeds": self._seeds(name, slot),
-            "hide": [home for home in user_homes() if not _overlaid(home)],
+            "binds": [] if image else _interpreter_binds(),
+            "seeds": self._seeds(name, slot, image),
+            "hide": [] if image else [home for home in user_homes() if not _overlaid(home)],
+            "source": [str(SOURCE), SOURCE_TARGET] if image else None,
         }
 
-    def _seeds(self, name: str, slot: net.Slot) -> list[dict[str, Any]]:
+    def _seeds(self, name: str, slot: net.Slot, image: bool = False) -> list[dict[str, Any]]:
         node_dir = self._node_dir(name)
         pub = self.key_path.with_suffix(".pub").read_bytes()
         hosts = (f"127.0.0.1\tlocalhost\n{slot.node}\t{name}\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        # OpenSSH before 8.7 (bullseye's) knows no KbdInteractiveAuthentication; without
+        # PAM keyboard-interactive has nothing to ask anyway.
+        config = SSHD_CONFIG.replace("KbdInteractiveAuthentication no\n", "") if image \
+            else SSHD_CONFIG
         files = [
-            ("/etc/ssh/sshd_config", SSHD_CONFIG.encode(), 0o644),
+            ("/etc/ssh/sshd_config", config.encode(), 0o644),
             ("/etc/ssh/ssh_host_ed25519_key",
              (node_dir / "ssh_host_ed25519_key").read_bytes(), 0o600),
             ("/etc/ssh/ssh_host_ed25519_key.pub",
@@ -399,11 +430,12 @@ class Lab:
             ("/usr/sbin/policy-rc.d", POLICY_RC_D.encode(), 0o755),
             ("/root/.ssh/authorized_keys", pub, 0o600),
         ]
-        for skel in (".bashrc", ".profile"):
+        for skel in () if image else (".bashrc", ".profile"):  # an image has its own
             path = Path("/etc/skel") / skel
             if path.exists():
                 files.append((f"/root/{skel}", path.read_bytes(), 0o644))
-        hidden = [*HOST_STATE, *(home for home in user_homes() if _overlaid(home))]
+        hidden = [] if image else [*HOST_STATE,
+                                   *(home for home in user_homes() if _overlaid(home))]
         seeds: list[dict[str, Any]] = [
             {"path": "/etc/apt/sources.list.d", "opaque": True},
             # apt's lists: the lab repository's index only (never the machine's lists),
@@ -513,6 +545,10 @@ class Lab:
         self._write_inventory(nodes)
 
     def _write_inventory(self, nodes: list[Node]) -> None:
+        self.write_inventory(self.directory / "inventory.yml", nodes)
+
+    def write_inventory(self, path: Path, nodes: list[Node]) -> None:
+        """A YAML inventory of these nodes (the lab's key and known hosts) at path."""
         q = json.dumps
         lines = [f"# converge lab inventory: the nodes running in {self.directory}",
                  "hosts:" if nodes else "hosts: {}"]
@@ -522,12 +558,13 @@ class Lab:
                       f"    key: {q(str(self.key_path))}",
                       f"    known_hosts: {q(str(self.known_hosts_path))}"]
         lines += ["vars:", f"  known_hosts: {q(str(self.known_hosts_path))}"]
-        _atomic_write(self.directory / "inventory.yml", "\n".join(lines) + "\n")
+        _atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _node(name: str, info: dict[str, Any]) -> Node:
     return Node(name=name, address=info["address"], pid=info["pid"], start=info["start"],
-                host_address=info["host_address"], link=info["link"])
+                host_address=info["host_address"], link=info["link"],
+                image=info.get("image", ""))
 
 
 def _pid_exists(pid: int) -> bool:

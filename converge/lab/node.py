@@ -28,6 +28,8 @@ LAB_LIMITS = {
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_ENV = {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root",
             "LOGNAME": "root", "SHELL": "/bin/bash"}
+# Where a node from an image sees converge's package (read-only): its python3 runs it.
+IMAGE_PYTHONPATH = "/usr/local/lib/converge-lab"
 
 
 def _python_path() -> dict[str, str]:
@@ -60,6 +62,7 @@ class Node:
     host_address: str
     link: str
     port: int = 22
+    image: str = ""  # the lab image it started from (debian-12), or "" (this machine's root)
 
     @property
     def alive(self) -> bool:
@@ -110,7 +113,8 @@ class Node:
             "--", "setpriv", f"--bounding-set={drop}", "--inh-caps=-all", "--",
             *argv,
         ]
-        environ = {**NODE_ENV, **_python_path(), **(env or {})}
+        python_path = {"PYTHONPATH": IMAGE_PYTHONPATH} if self.image else _python_path()
+        environ = {**NODE_ENV, **python_path, **(env or {})}
         if not text:
             data = input.encode() if isinstance(input, str) else input
             return subprocess.run(command, input=data, capture_output=True, timeout=timeout,

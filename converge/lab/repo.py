@@ -34,8 +34,11 @@ SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
 class LocalRepo:
     """A flat apt repository in `directory`, indexed with dpkg-scanpackages."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, apt_options: Iterable[str] = ()) -> None:
+        """``apt_options``: apt-get options that point this machine's apt at another
+        release's lists (a lab image's repository: see converge/lab/images.py)."""
         self.directory = Path(directory)
+        self.apt_options = list(apt_options)
         self._depth = 0
 
     @contextmanager
@@ -118,13 +121,13 @@ class LocalRepo:
                 raise LabError(f"package name {name!r} is not a Debian package name")
         if not wanted:
             return []
-        needed = missing_packages(wanted)
+        needed = missing_packages(wanted, self.apt_options)
         with self._locked():
             fetch = [f"{pkg}={ver}" for pkg, ver, filename in needed
                      if not (self.directory / filename).exists()]
             if fetch:
-                _checked(["apt-get", "download", "-qq", *fetch], "apt-get download",
-                         cwd=self.directory)
+                _checked(["apt-get", *self.apt_options, "download", "-qq", *fetch],
+                         "apt-get download", cwd=self.directory)
             self.index()
         return [self.directory / filename for _, _, filename in needed]
 
@@ -138,13 +141,15 @@ class LocalRepo:
             os.replace(tmp, self.directory / "Packages")
 
 
-def missing_packages(names: list[str]) -> list[tuple[str, str, str]]:
-    """(name, version, file name) of every package installing `names` on this host needs."""
+def missing_packages(names: list[str], apt_options: Iterable[str] = ()
+                     ) -> list[tuple[str, str, str]]:
+    """(name, version, file name) of every package installing `names` on this host needs
+    (on an image, with its ``apt_options``)."""
     # An empty archive cache: apt leaves out what this machine's cache holds already.
     with tempfile.TemporaryDirectory(prefix="converge-apt-cache-") as cache:
         os.mkdir(os.path.join(cache, "partial"))
         done = subprocess.run(
-            ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends",
+            ["apt-get", *apt_options, "install", "--print-uris", "-qq", "--no-install-recommends",
              "-o", f"Dir::Cache::Archives={cache}", *names],
             capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
         )

@@ -208,7 +208,9 @@ class Dnf(Backend):
             n if not v else "%s-%s" % (n, v) for n, v in specs]
 
     def explain(self, action: str, names: Sequence[str], result: Any) -> ResourceError:
-        missing = re.findall(r"No (?:match for argument|package):? (\S+)", result.output())
+        # dnf -q says only "Error: Unable to find a match: NAME [NAME...]"
+        missing = re.findall(r"(?:No (?:match for argument|package)|Unable to find a match):? "
+                             r"(\S+)", result.output())
         if missing:
             return ResourceError("package %s is not available from any configured repository"
                                  % missing[0], hint="check the name and the enabled repositories")
