@@ -16,6 +16,13 @@ from converge.agent.system import System
 from converge.recipe import compile_recipe
 from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
 
+# Lab images (converge/lab/images.py) outlive the session, so the second run of the
+# suite on a machine does not build them again; they are kept in the user's cache,
+# never under the machine's /var (the suite writes nothing there).
+os.environ.setdefault("CONVERGE_LAB_IMAGES", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "converge-lab",
+    "images"))
+
 # The fault-injection tests' figures, added up from every test's report (xdist or not).
 FAULT_FIGURES: Counter[str] = Counter()
 #: the hostile inputs tests/hostile tried, by outcome, from every test's report
