@@ -54,7 +54,7 @@ def copy_skel(system: Any, home: str, uid: int, gid: int) -> None:
     elsewhere (a user who owned ``~/.config`` early could replace a folder in it)."""
     parent = os.path.dirname(home)
     if not system.is_dir(parent):
-        from .file import makedirs
+        from ..agent.managed import makedirs
 
         makedirs(system, parent, 0o755)
     system.mkdir(home, home_mode(system))

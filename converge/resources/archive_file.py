@@ -33,11 +33,11 @@ import os
 import stat as stat_mod
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ..agent.managed import attribute_changes, makedirs, resolve_account
 from ..errors import ResourceError
 from . import _archive
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import attribute_changes, makedirs, resolve_account
 
 
 class ArchiveFile(Resource, type_name="archive_file"):

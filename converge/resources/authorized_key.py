@@ -23,8 +23,9 @@ from __future__ import annotations
 import base64
 import re
 import stat as stat_mod
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from ..agent import managed
 from ..errors import ResourceError
 from ._base import Change, Resource, prop
 
@@ -34,6 +35,24 @@ KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
 LINE = re.compile(r"(?:^|\s)(%s)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$"
                   % "|".join(re.escape(t) for t in KEY_TYPES))
+
+
+class Folder(NamedTuple):
+    """Change.data: make ~/.ssh (mode, the user's uid and gid)."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+
+
+class Attributes(NamedTuple):
+    """Change.data: set the mode and owner of ~/.ssh or of the file."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
 
 
 def parse(line: str) -> Optional[Tuple[str, str, str, str]]:
@@ -176,15 +195,18 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
             if folder_stat is None:
                 out.append(Change("create directory %s (0700, %s)" % (current["folder"],
                                                                        self.user),
-                                  data=("mkdir", None)))
+                                  data=Folder(current["folder"], 0o700, current["uid"],
+                                              current["gid"])))
             else:
                 out += self._attributes(current["folder"], folder_stat, 0o700, current)
             if current["stat"] is not None:
                 out += self._attributes(current["path"], current["stat"], 0o600, current)
         if said or (current["text"] is None and self.action == "create"):
             verb = "create %s: " % current["path"] if current["text"] is None else ""
+            write = managed.Write(current["path"], text.encode("utf-8", "surrogateescape"),
+                                  0o600, current["uid"], current["gid"])
             for sentence in said:
-                out.append(Change(verb + sentence, data=("write", text)))
+                out.append(Change(verb + sentence, data=write))
                 verb = ""
         return out
 
@@ -192,30 +214,28 @@ class AuthorizedKey(Resource, type_name="authorized_key"):
                     ) -> List[Change]:
         out = []
         have = stat_mod.S_IMODE(st.st_mode)
+        fix = Attributes(path, mode, current["uid"], current["gid"])
         if have & ~mode:  # more open than wanted (a stricter mode is left alone)
             out.append(Change("change mode of %s from '%04o' to '%04o'" % (path, have, mode),
-                              data=("attributes", path, mode)))
+                              data=fix))
         if (st.st_uid, st.st_gid) != (current["uid"], current["gid"]):
             out.append(Change("change owner of %s from %d:%d to %s (%d:%d)" % (
                 path, st.st_uid, st.st_gid, self.user, current["uid"], current["gid"]),
-                data=("attributes", path, mode)))
+                data=fix))
         return out
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """For the journal: the file is kept (and a ~/.ssh the run makes is recorded),
         so a rollback restores it."""
-        return {"files": [current["path"]]}
+        return managed.journal_files(system, current["path"])
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        current = self.current(system)
-        uid, gid = current["uid"], current["gid"]
         for change in changes:
-            kind = change.data[0]
-            if kind == "mkdir":
-                system.mkdir(current["folder"], 0o700, uid, gid)
-            elif kind == "attributes":
-                system.set_attributes(change.data[1], change.data[2], uid, gid)
-        writes = [c for c in changes if c.data[0] == "write"]
+            data = change.data
+            if isinstance(data, Folder):
+                system.mkdir(data.path, data.mode, data.uid, data.gid)
+            elif isinstance(data, Attributes):
+                system.set_attributes(data.path, data.mode, data.uid, data.gid)
+        writes = [c.data for c in changes if isinstance(c.data, managed.Write)]
         if writes:
-            data = writes[-1].data[1].encode("utf-8", "surrogateescape")
-            system.write_atomic(current["path"], data, mode=0o600, uid=uid, gid=gid)
+            managed.write(system, writes[-1])

@@ -39,19 +39,28 @@ newline. Idempotent: an entry that is already as declared is not rewritten.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _cron_fields as cf
 from . import _crontab as ct
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import makedirs, unified_diff
 
 CRON_D = "/etc/cron.d"
 #: Where a user's crontab lives on a System rooted elsewhere than / (tests,
 #: ``--root``): crontab(1) always edits the live machine's spool, so it is not used.
 SPOOL = "/var/spool/cron/crontabs"
+
+
+class Crontab(NamedTuple):
+    """Change.data for a user's crontab on the live machine: the text to install
+    with crontab(1) (empty: remove the crontab). A file converge writes itself
+    (cron.d, or the spool under a root) is a managed.Write instead."""
+
+    user: str
+    text: str
 
 
 class Cron(Resource, type_name="cron"):
@@ -123,15 +132,16 @@ class Cron(Resource, type_name="cron"):
             raise ResourceError("user '%s' does not exist on this machine" % self.user)
         if self.cron_file:
             st = system.stat(self.where)
-            return {"text": system.read_text(self.where),
+            return {"text": system.read_text(self.where), "path": self.where,
                     "mode": None if st is None else "%04o" % (st.st_mode & 0o7777)}
         if system.root != "/":
-            return {"text": system.read_text("%s/%s" % (SPOOL, self.user))}
+            spool = "%s/%s" % (SPOOL, self.user)
+            return {"text": system.read_text(spool), "path": spool}
         done = system.run(["crontab", "-u", self.user, "-l"])
         if done.ok:
-            return {"text": done.stdout}
+            return {"text": done.stdout, "path": None}
         if "no crontab" in done.stderr:
-            return {"text": None}
+            return {"text": None, "path": None}
         raise ResourceError("cannot read the crontab of %s: %s" % (self.user, done.output()))
 
     def changes(self, current: Dict[str, Any]) -> List[Change]:
@@ -145,37 +155,45 @@ class Cron(Resource, type_name="cron"):
             new = ct.edit(text, self.name, None, self.job())
             if self.cron_file and not ct.has_jobs(new):
                 return [Change("delete %s (its last entry, %s, is gone)" % (self.where, self.name),
-                               data=None)]
-            return [self._change("delete cron entry %s from %s", text, new)]
+                               data=self._target(current, None))]
+            return [self._change("delete cron entry %s from %s", current, new)]
         new = ct.edit(text, self.name, self.block(), self.job())
         if new != text:
             if start == -1:
-                out.append(self._change("add cron entry %s to %s", text, new))
+                out.append(self._change("add cron entry %s to %s", current, new))
             elif not marked:
                 out.append(self._change("adopt the existing cron entry %s in %s (add its marker)",
-                                        text, new))
+                                        current, new))
             else:
-                out.append(self._change("update cron entry %s in %s", text, new))
+                out.append(self._change("update cron entry %s in %s", current, new))
         if self.cron_file and current.get("mode") not in (None, "0644") and not out:
             out.append(Change("change mode of %s from '%s' to '0644'" % (self.where,
                                                                            current["mode"]),
-                              data=new))
+                              data=self._target(current, new)))
         return out
 
-    def _change(self, sentence: str, old: Optional[str], new: str) -> Change:
-        diff = None if self.hides_content else unified_diff(
-            (old or "").encode(), new.encode(), self.where if self.cron_file else
-            "crontab(%s)" % self.user)
-        return Change(sentence % (self.name, self.where), diff=diff, data=new)
+    def _change(self, sentence: str, current: Dict[str, Any], new: str) -> Change:
+        diff = managed.diff(self, (current["text"] or "").encode(), new.encode(),
+                            self.where if self.cron_file else "crontab(%s)" % self.user)
+        return Change(sentence % (self.name, self.where), diff=diff,
+                      data=self._target(current, new))
+
+    def _target(self, current: Dict[str, Any], new: Optional[str]) -> Any:
+        """Change.data: the cron.d file (0644; None removes it) or, under a root,
+        the spool file (0600; removed when empty) as it should be; on the live
+        machine, the user's crontab for crontab(1)."""
+        path = current.get("path")
+        if path is None:
+            return Crontab(self.user, new or "")
+        data = None if new is None or (not self.cron_file and not new) else new.encode("utf-8")
+        return managed.Write(path, data, 0o644 if self.cron_file else 0o600, parents=0o755)
 
     def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
                ) -> Dict[str, Any]:
         """Journal hook: the cron.d file (or, under a root, the spool file) is kept
         whole by the journal; for a live user crontab, the entry's lines before."""
-        if self.cron_file:
-            return {"files": [self.where]}
-        if system.root != "/":
-            return {"files": ["%s/%s" % (SPOOL, self.user)]}
+        if current.get("path") is not None:
+            return managed.journal_files(system, current["path"])
         lines = ct.lines(current["text"])
         start, end, _ = ct.find(lines, self.name, self.job())
         return {"name": self.name, "user": self.user,
@@ -193,21 +211,11 @@ class Cron(Resource, type_name="cron"):
         return [("cron", "create", props)]
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        new = changes[-1].data
-        if self.cron_file:
-            if new is None:
-                system.remove(self.where)
-            else:
-                makedirs(system, CRON_D, 0o755)
-                system.write_atomic(self.where, new.encode("utf-8"), 0o644)
+        target = changes[-1].data
+        if isinstance(target, managed.Write):
+            managed.write(system, target)
             return
-        if system.root != "/" and new:
-            makedirs(system, SPOOL, 0o755)
-            system.write_atomic("%s/%s" % (SPOOL, self.user), new.encode("utf-8"), 0o600)
-            return
-        if system.root != "/" and not new:
-            system.remove("%s/%s" % (SPOOL, self.user))
-            return
+        new = target.text
         argv = ["crontab", "-u", self.user] + (["-"] if new else ["-r"])
         done = system.run(argv, input=new)
         if not done.ok:

@@ -12,10 +12,16 @@ import os
 import stat as stat_mod
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..agent.managed import (
+    absolute,
+    attribute_changes,
+    makedirs,
+    resolve_account,
+    set_attributes,
+)
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import absolute, attribute_changes, makedirs, resolve_account, set_attributes
 
 
 class Directory(Resource, type_name="directory"):

@@ -28,10 +28,10 @@ import re
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop, short_hash
-from .file import absolute, unified_diff
 
 
 class Line(Resource, type_name="line"):
@@ -130,30 +130,19 @@ class Line(Resource, type_name="line"):
                 out.append(Change("append line %s to %s" % (self._show(self.line), self.path)))
         if not out:
             return []
-        new = "\n".join(lines) + "\n" if lines else ""
-        if self.hides_content:
-            diff = None
-        else:
-            diff = unified_diff((text or "").encode("utf-8", "surrogateescape"),
-                                new.encode("utf-8", "surrogateescape"), self.path)
-        out[-1].diff = diff
+        new = ("\n".join(lines) + "\n" if lines else "").encode("utf-8", "surrogateescape")
+        old = None if text is None else text.encode("utf-8", "surrogateescape")
+        # a new file is 0644; an existing one keeps its mode and owner
+        write = managed.Write(self.path, new, 0o644) if text is None else \
+            managed.Write(self.path, new, None, current["uid"], current["gid"])
+        out[-1].diff = managed.diff(self, old, new, self.path)
         for change in out:
-            change.data = new
+            change.data = write
         return out
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """Journal hook: the whole file is kept; a rollback restores it."""
-        return {"files": [absolute(system, self.path)]}
+        return managed.journal_files(system, self.path)
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        current = self.current(system)
-        new = changes[-1].data.encode("utf-8", "surrogateescape")
-        if current["text"] is None:
-            parent = os.path.dirname(os.path.normpath(os.path.join(system.cwd, self.path)))
-            if not system.is_dir(parent):
-                raise ResourceError("parent directory %s does not exist" % parent,
-                                    hint="declare it first: directory(%r, recursive=True)"
-                                    % parent)
-            system.write_atomic(self.path, new, 0o644)
-            return
-        system.write_atomic(self.path, new, None, current["uid"], current["gid"])
+        managed.write(system, changes[-1].data)

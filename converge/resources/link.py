@@ -27,10 +27,10 @@ import os
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
 
+from ..agent.managed import absolute, resolve_account
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import absolute, resolve_account
 
 
 class Link(Resource, type_name="link"):

@@ -37,17 +37,27 @@ from __future__ import annotations
 
 import errno
 import re
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _init_systems as init_sys
 from . import _oom
 from . import _validate as v
 from ._base import Change, Pending, Resource, prop
-from .file import makedirs
 
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SSH_SERVICES = ("ssh", "sshd", "ssh.service", "sshd.service", "openssh", "openssh-server")
+
+
+class Score(NamedTuple):
+    """Change.data of one process's adjustment (the persisting file's change
+    carries a managed.Write)."""
+
+    pid: int
+    file: str  # /proc/PID/oom_score_adj, or the legacy oom_adj
+    want: int  # on that file's scale
+    shown: str  # the command line, cut for messages
 
 
 class OomProtect(Resource, type_name="oom_protect"):
@@ -210,7 +220,7 @@ class OomProtect(Resource, type_name="oom_protect"):
                 out.append(Change("set %s of pid %d (%s; user %s) from %d to %d" % (
                     info["file"].rsplit("/", 1)[1], pid, shown, info.get("user", "?"),
                     info["value"], want),
-                    data=("pid", pid, info["file"], want, shown)))
+                    data=Score(pid, info["file"], want, shown)))
         keep = current["persist"]
         if keep is not None and keep["want"] != keep["have"]:
             if keep["want"] is None:
@@ -220,7 +230,10 @@ class OomProtect(Resource, type_name="oom_protect"):
                     "create" if keep["have"] is None else "update", keep["what"], keep["path"],
                     self.score_adj, "" if keep["reload"] else
                     " every minute to processes of %s" % keep["owners"])
-            out.append(Change(text, data=("persist", keep)))
+            want = keep["want"]
+            out.append(Change(text, data=managed.Write(
+                keep["path"], None if want is None else want.encode("utf-8"), 0o644,
+                parents=0o755)))
         return out
 
     def before(self, system: Any, current: Dict[str, Any], changes: List[Change]
@@ -229,12 +242,12 @@ class OomProtect(Resource, type_name="oom_protect"):
         the persisting cron file or drop-in is kept whole by the journal."""
         out: Dict[str, Any] = {"name": self.name, "pids": {}}
         for change in changes:
-            if change.data[0] == "pid":
-                info = current["processes"][change.data[1]]
-                out["pids"][str(change.data[1])] = {"score": info["score"],
-                                                    "cmdline": info["cmdline"]}
+            if isinstance(change.data, Score):
+                info = current["processes"][change.data.pid]
+                out["pids"][str(change.data.pid)] = {"score": info["score"],
+                                                     "cmdline": info["cmdline"]}
             else:
-                out["files"] = [change.data[1]["path"]]
+                out.update(managed.journal_files(system, change.data.path))
         return out
 
     @classmethod
@@ -252,14 +265,14 @@ class OomProtect(Resource, type_name="oom_protect"):
     def apply(self, system: Any, changes: List[Change]) -> None:
         refused = []
         for change in changes:
-            if change.data[0] != "pid":
+            if not isinstance(change.data, Score):
                 continue
-            _, pid, path, want, shown = change.data
+            adjust = change.data
             try:
-                system.write_in_place(path, str(want).encode())
+                system.write_in_place(adjust.file, str(adjust.want).encode())
             except OSError as exc:
                 if exc.errno in (errno.EACCES, errno.EPERM):
-                    refused.append("pid %d (%s)" % (pid, shown))
+                    refused.append("pid %d (%s)" % (adjust.pid, adjust.shown))
                 elif exc.errno not in (errno.ESRCH, errno.ENOENT):
                     raise  # ESRCH, ENOENT: the process ended meanwhile
         if refused:
@@ -271,20 +284,14 @@ class OomProtect(Resource, type_name="oom_protect"):
                 hint="run converge where root has CAP_SYS_RESOURCE (a container needs "
                 "--cap-add SYS_RESOURCE), or use a score_adj of 0 or more")
         for change in changes:
-            if change.data[0] == "persist":
-                self._persist(system, change.data[1])
-
-    def _persist(self, system: Any, keep: Dict[str, Any]) -> None:
-        if keep["want"] is None:
-            system.remove(keep["path"])
-        else:
-            makedirs(system, keep["path"].rsplit("/", 1)[0], 0o755)
-            system.write_atomic(keep["path"], keep["want"].encode("utf-8"), 0o644)
+            if isinstance(change.data, managed.Write):
+                managed.write(system, change.data)
 
     def leaves(self, system: Any, current: Dict[str, Any], changes: List[Change]
                ) -> List[Pending]:
         """A changed drop-in: systemctl daemon-reload, once per run (see systemd_unit)."""
-        if any(c.data[0] == "persist" and c.data[1]["reload"] for c in changes) and \
+        if self.service is not None and any(isinstance(c.data, managed.Write)
+                                            for c in changes) and \
                 init_sys.systemd_running(system):
             return [init_sys.daemon_reload()]
         return []

@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import stat as stat_mod
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _http
 from . import _validate as v
-from ._base import Change, Resource, prop, short_hash
-from .file import absolute, attribute_changes, resolve_account, unified_diff
+from ._base import Change, Resource, prop
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -106,8 +105,8 @@ class RemoteFile(Resource, type_name="remote_file"):
             state.update(mode="%04o" % stat_mod.S_IMODE(st.st_mode), uid=st.st_uid,
                          gid=st.st_gid, owner=system.user_name(st.st_uid),
                          group=system.group_name(st.st_gid))
-        state["want_uid"] = resolve_account(system.uid, self.owner, "owner")
-        state["want_gid"] = resolve_account(system.gid, self.group, "group")
+        state["want_uid"] = managed.resolve_account(system.uid, self.owner, "owner")
+        state["want_gid"] = managed.resolve_account(system.gid, self.group, "group")
         if st is not None and self.action == "create_if_missing":
             return state
         have = system.read_bytes(self.path) if st is not None else None
@@ -135,20 +134,19 @@ class RemoteFile(Resource, type_name="remote_file"):
     def changes(self, current: Dict[str, Any]) -> List[Change]:
         out: List[Change] = []
         new = current["new"]
+        write = None if new is None else managed.Write(
+            self.path, new["data"], int(self.mode, 8) if self.mode else None,
+            current["want_uid"], current["want_gid"])
         if not current["exists"]:
-            out.append(Change("create new file %s" % self.path, data="create"))
-        if new is not None and new["sha256"] != current.get("sha256"):
+            out.append(Change("create new file %s" % self.path, data=write))
+        if write is not None and new["sha256"] != current.get("sha256"):
             have = current.get("have")
-            if self.meta.sensitive:
-                out.append(Change("update content in file %s (sensitive)" % self.path,
-                                  data="content"))
-            else:
-                out.append(Change("update content in file %s from %s to %s (from %s)" % (
-                    self.path, "none" if have is None else short_hash(have),
-                    new["sha256"][:8], _http.shown(self.source)),
-                    diff=unified_diff(have or b"", new["data"], self.path), data="content"))
+            text = managed.content_text(self, "file %s" % self.path, have, new["data"])
+            if not self.hides_content:
+                text += " (from %s)" % _http.shown(self.source)
+            out.append(managed.change(self, text, write, have))
         if current["exists"]:
-            out.extend(attribute_changes(self, current))
+            out.extend(managed.attribute_changes(self, current))
         return out
 
     def _record(self, system: Any) -> Dict[str, Any]:
@@ -160,21 +158,15 @@ class RemoteFile(Resource, type_name="remote_file"):
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """Journal hook: the file as it was (kept whole by the journal)."""
-        return {"files": [absolute(system, self.path)]}
+        return managed.journal_files(system, self.path)
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        kinds = {c.data for c in changes}
+        writes = [c.data for c in changes if isinstance(c.data, managed.Write)]
         current = self._seen(system)
         mode = int(self.mode, 8) if self.mode else None
         new = current["new"]
-        if new is not None and kinds & {"create", "content"}:
-            parent = os.path.dirname(absolute(system, self.path))
-            if not system.is_dir(parent):
-                raise ResourceError("parent directory %s does not exist" % parent,
-                                    hint="declare it first: directory(%r, recursive=True)"
-                                    % parent)
-            system.write_atomic(self.path, new["data"], mode, current["want_uid"],
-                                current["want_gid"])
+        if writes:
+            managed.write(system, writes[0])
             from ..agent.journal import ensure_dir, state_dir, write_file
 
             ensure_dir(system, state_dir(system) + "/remote_file", 0o700)
@@ -182,6 +174,7 @@ class RemoteFile(Resource, type_name="remote_file"):
                 "source": self.source, "sha256": new["sha256"], "etag": new["etag"],
                 "last_modified": new["last_modified"]}).encode("utf-8") + b"\n")
             return
+        kinds = {c.data for c in changes}
         if "mode" in kinds and mode is not None:
             system.chmod(self.path, mode)
         if "owner" in kinds or "group" in kinds:
@@ -196,5 +189,5 @@ class RemoteFile(Resource, type_name="remote_file"):
 def _record_path(system: Any, path: str) -> str:
     from ..agent.journal import state_dir
 
-    key = hashlib.sha256(absolute(system, path).encode("utf-8")).hexdigest()[:24]
+    key = hashlib.sha256(managed.absolute(system, path).encode("utf-8")).hexdigest()[:24]
     return "%s/remote_file/%s.json" % (state_dir(system), key)

@@ -36,12 +36,12 @@ import os
 import stat as stat_mod
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..agent import managed
 from ..agent.system import describe_oserror
 from ..errors import ResourceError
 from . import _sysctl_files as sf
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import makedirs
 
 CONF_DIR = "/etc/sysctl.d"
 
@@ -160,7 +160,7 @@ class Sysctl(Resource, type_name="sysctl"):
                 new = new if any(sf.parse_line(line) for line in new.splitlines()) else None
             left = "" if current["runtime"] is None else " %s" % self._show(current["runtime"])
             return [Change("remove %s from %s (the runtime value%s is left as is)"
-                           % (self.key, self.path, left), data=("file", new))]
+                           % (self.key, self.path, left), data=self._write(new))]
         out = []
         if not sf.same_value(current["runtime"], self.value):
             if not current["writable"]:
@@ -173,8 +173,13 @@ class Sysctl(Resource, type_name="sysctl"):
             new = self._rendered(text)
             if new != text:
                 out.append(Change("persist %s = %s in %s" % (self.key, self._show(self.value),
-                                                              self.path), data=("file", new)))
+                                                              self.path), data=self._write(new)))
         return out
+
+    def _write(self, text: Optional[str]) -> managed.Write:
+        """The persisted file with this text (None: removed)."""
+        return managed.Write(self.path, None if text is None else text.encode("utf-8"), 0o644,
+                             parents=0o755)
 
     def _rendered(self, text: Optional[str]) -> str:
         if self.owned:
@@ -189,8 +194,8 @@ class Sysctl(Resource, type_name="sysctl"):
         out: Dict[str, Any] = {"key": self.key}
         if any(c.data == "runtime" for c in changes):
             out["runtime"] = current["runtime"]
-        if any(c.data != "runtime" for c in changes):
-            out["files"] = [self.path]
+        if any(isinstance(c.data, managed.Write) for c in changes):
+            out.update(managed.journal_files(system, self.path))
         return out
 
     @classmethod
@@ -205,11 +210,8 @@ class Sysctl(Resource, type_name="sysctl"):
         for change in changes:
             if change.data == "runtime":
                 self._set_runtime(system)
-            elif change.data[1] is None:
-                system.remove(self.path)
             else:
-                makedirs(system, os.path.dirname(self.path), 0o755)
-                system.write_atomic(self.path, change.data[1].encode("utf-8"), 0o644)
+                managed.write(system, change.data)
 
     def _set_runtime(self, system: Any) -> None:
         proc = sf.proc_path(self.key)

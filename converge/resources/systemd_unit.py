@@ -30,10 +30,10 @@ reload cannot be undone.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _init_systems as init_sys
 from . import _validate as v
@@ -140,13 +140,12 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
         if action == "create":
             if old == self.content:
                 return []
-            diff = "".join(difflib.unified_diff(
-                (old or "").splitlines(True), self.text.splitlines(True),
-                me if old is not None else "/dev/null", me))
             text = ("create %s" % me) if old is None else ("update content in %s" % me)
-            return [Change(text, diff=diff, data="write")]
+            return [managed.change(self, text, managed.Write(me, self.text.encode("utf-8"), 0o644),
+                                   None if old is None else old.encode("utf-8"))]
         if action == "delete":
-            return [Change("delete %s" % me, data="delete")] if old is not None else []
+            return [Change("delete %s" % me, data=managed.Write(me, None))] \
+                if old is not None else []
         enabled, running = current.get("enabled"), current.get("running")
         unit = self.identity
         if action == "enable" and enabled not in init_sys.ENABLED:
@@ -168,7 +167,7 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
         """Journal hook: the unit file is kept whole; enable, disable, start and
         stop are undone by their opposite."""
         if self.action in ("create", "delete"):
-            return {"files": [self.path]}
+            return managed.journal_files(system, self.path)
         if self.action not in UNDO:
             return {"irreversible": "a %s cannot be undone" % self.action}
         return {"unit_name": self.unit_name, "undo": UNDO[self.action]}
@@ -181,25 +180,22 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         for change in changes:
-            if change.data == "write":
-                self._write(system, system.read_bytes(self.path))
-            elif change.data == "delete":
-                system.remove(self.path)
+            if isinstance(change.data, managed.Write) and change.data.content is None:
+                managed.write(system, change.data)
+            elif isinstance(change.data, managed.Write):
+                self._write(system, change.data, system.read_bytes(self.path))
             else:
                 init_sys.systemd_act(system, self.unit_name, change.data,
                                      init_sys.systemd_running(system))
 
-    def _write(self, system: Any, old: Optional[bytes]) -> None:
-        system.write_atomic(self.path, self.text.encode("utf-8"), 0o644)
+    def _write(self, system: Any, want: managed.Write, old: Optional[bytes]) -> None:
+        managed.write(system, want)
         if system.which("systemd-analyze"):
             done = system.run(["systemd-analyze", "verify", "--man=no", "--",
                                system.real(self.path)],
                               timeout=120)
             if not done.ok:
-                if old is None:
-                    system.remove(self.path)
-                else:
-                    system.write_atomic(self.path, old)
+                managed.write(system, want._replace(content=old, mode=None))
                 raise ResourceError("systemd-analyze verify refused %s (it was put back as it "
                                     "was): %s" % (self.unit_name, done.output() or
                                                   "exit %d" % done.returncode))
@@ -208,6 +204,6 @@ class SystemdUnit(Resource, type_name="systemd_unit"):
                ) -> List[Pending]:
         """A written or removed unit file: systemctl daemon-reload, once per run."""
         if self.triggers_reload and current.get("online") and \
-                any(c.data in ("write", "delete") for c in changes):
+                any(isinstance(c.data, managed.Write) for c in changes):
             return [init_sys.daemon_reload()]
         return []
