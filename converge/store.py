@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .agent.system import host_state_dir
 from .errors import ConvergeError
 
 SCHEMA_VERSION = 1
@@ -87,15 +88,11 @@ class StoreError(ConvergeError):
 
 
 def default_url() -> str:
-    """CONVERGE_STORE, else a SQLite file in the controller's state directory."""
+    """CONVERGE_STORE, else a SQLite file in the controller's state directory (the
+    one the agent's runs on this machine use: agent.system.host_state_dir)."""
     if os.environ.get("CONVERGE_STORE"):
         return os.environ["CONVERGE_STORE"]
-    state = os.environ.get("CONVERGE_STATE_DIR")
-    if not state:
-        state = ("/var/lib/converge" if os.geteuid() == 0 else
-                 os.path.join(os.environ.get("XDG_STATE_HOME")
-                              or os.path.expanduser("~/.local/state"), "converge"))
-    return "sqlite:///" + os.path.join(state, "store.db").lstrip("/")
+    return "sqlite:///" + os.path.join(host_state_dir(), "store.db").lstrip("/")
 
 
 def now() -> str:

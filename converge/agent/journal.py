@@ -1,9 +1,9 @@
 """The run journal: what each run did on this machine, and what was there before.
 
 Every apply and every rollback writes ``runs/<id>.json`` in the state directory
-(/var/lib/converge; ROOT/var/lib/converge with ``--root``; for a run on / by a
-user other than root, ~/.local/state/converge; ``CONVERGE_STATE_DIR`` moves it
-for runs on /). The journal is 0600 in a 0700 directory. It holds when the run
+(/var/lib/converge; ROOT/var/lib/converge with ``--root``; for a run on /, see
+System.state_dir: ``CONVERGE_STATE_DIR`` moves it, a user other than root gets
+$XDG_STATE_HOME/converge). The journal is 0600 in a 0700 directory. It holds when the run
 started and finished, the recipe and the plan's hash, and one record per resource:
 its status, its change lines and, for a resource that changed, the state it had
 before (the resource's ``before`` hook, see :meth:`Journal.begin`).

@@ -119,9 +119,14 @@ def journal_files(system: Any, *paths: str) -> Dict[str, Any]:
 
 def write(system: Any, want: Write) -> None:
     """Make the file as ``want`` says: back up the file replaced or removed, make
-    or check the parent directory, then replace the file whole (or remove it)."""
+    or check the parent directory, then replace the file whole (or remove it).
+    Every step reaches the path through the System's walker: a link someone other
+    than root could have placed on the way is refused (UnsafePath), and a link at
+    the path itself is replaced or removed as a link, never backed up as the file
+    it leads to, unless ``follow`` (a trusted link then leads to the file)."""
+    backup = want.backup and (want.follow or system.readlink(want.path) is None)
     if want.content is None:
-        if want.backup and system.readlink(want.path) is None:
+        if backup:
             keep_backup(system, want.path, want.backup)
         system.remove(want.path)
         return
@@ -131,7 +136,7 @@ def write(system: Any, want: Write) -> None:
     elif not system.is_dir(parent):
         raise ResourceError("parent directory %s does not exist" % parent,
                             hint="declare it first: directory(%r, recursive=True)" % parent)
-    if want.backup:
+    if backup:
         keep_backup(system, want.path, want.backup)
     system.write_atomic(want.path, want.content, want.mode, want.uid, want.gid,
                         follow=want.follow)
@@ -140,10 +145,11 @@ def write(system: Any, want: Write) -> None:
 _BACKUP_STAMP = re.compile(r"[0-9]{14}(-[0-9]{6,})?")
 
 
-def keep_backup(system: Any, path: str, count: int) -> None:
+def keep_backup(system: Any, path: str, count: int, now: Optional[float] = None) -> None:
     """Copy the file about to be replaced into the backup directory
     (``backup/PATH.YYYYMMDDHHMMSS-UUUUUU`` in the state directory: never one
-    name for two backups); keep the ``count`` newest."""
+    name for two backups, even within one microsecond); keep the ``count``
+    newest. ``now`` is the time to name it by (time.time())."""
     if count <= 0:
         return
     data = system.read_bytes(path)
@@ -153,7 +159,7 @@ def keep_backup(system: Any, path: str, count: int) -> None:
     directory = backup_root(system) + os.path.dirname(target)
     makedirs(system, directory, 0o700)
     base = os.path.basename(target)
-    now = time.time()
+    now = time.time() if now is None else now
     second, micro = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)), int(now * 1e6) % 1000000
     name = "%s.%s-%06d" % (base, second, micro)
     while system.exists(directory + "/" + name):

@@ -36,6 +36,21 @@ TEMP_NAME_KEEP = 180
 STATE_DIR = "/var/lib/converge"
 
 
+def host_state_dir() -> str:
+    """The state directory of this machine, the one choice for the agent's runs on
+    / (journals, backups, run lock) and the controller's run store:
+    ``CONVERGE_STATE_DIR`` when set; /var/lib/converge for root; else
+    $XDG_STATE_HOME/converge, ~/.local/state/converge when that is unset."""
+    override = os.environ.get("CONVERGE_STATE_DIR")
+    if override:
+        return os.path.abspath(override)
+    if os.geteuid() == 0:
+        return STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    return os.path.join(xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/state"),
+                        "converge")
+
+
 def temp_writer(name: str) -> Optional[int]:
     """The pid of the process that wrote a write_atomic temp file of this name, or
     None when the name is not one."""
@@ -136,16 +151,9 @@ class System:
 
     def state_dir(self) -> str:
         """Where journals, backups and the run lock live, as a target path:
-        /var/lib/converge (under the root, for a rooted System); on /,
-        ``CONVERGE_STATE_DIR`` when set, else ~/.local/state/converge for a user
-        other than root."""
-        if self.root == "/":
-            override = os.environ.get("CONVERGE_STATE_DIR")
-            if override:
-                return os.path.abspath(override)
-            if os.geteuid() != 0:
-                return os.path.expanduser("~/.local/state/converge")
-        return STATE_DIR
+        /var/lib/converge under the root, for a rooted System; on /,
+        :func:`host_state_dir`."""
+        return host_state_dir() if self.root == "/" else STATE_DIR
 
     def stat(self, path: str, follow: bool = False) -> Optional[os.stat_result]:
         """lstat of the path (stat through a trusted link with ``follow``), or
