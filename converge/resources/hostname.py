@@ -21,6 +21,7 @@ import errno
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..agent import managed
 from ..errors import PropertyError, ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
@@ -60,6 +61,11 @@ def _address(value: Any, what: str) -> str:
     except ValueError:
         raise PropertyError("%s %s is not an IPv4 or IPv6 address"
                             % (what, v.quoted(value))) from None
+
+
+def _write(path: str, text: str) -> managed.Write:
+    """Change.data of /etc/hostname or /etc/hosts: the file as it should be."""
+    return managed.Write(path, text.encode("utf-8"), 0o644)
 
 
 class Hostname(Resource, type_name="hostname"):
@@ -108,12 +114,12 @@ class Hostname(Resource, type_name="hostname"):
         if current["file"] != name + "\n":
             old = (current["file"] or "").strip() or "(none)"
             out.append(Change("update /etc/hostname from %s to %s" % (v.quoted(old), name),
-                              data=("/etc/hostname", name + "\n")))
+                              data=_write("/etc/hostname", name + "\n")))
         hosts = hosts_edit(current["hosts"], self.ipaddress or DEBIAN_ADDRESS, self.hosts_line)
         if hosts != current["hosts"]:
             out.append(Change("set the /etc/hosts line for %s to '%s'" % (
                 self.ipaddress or DEBIAN_ADDRESS, self.hosts_line.replace("\t", " ")),
-                data=("/etc/hosts", hosts)))
+                data=_write("/etc/hosts", hosts)))
         return out
 
     # -- journal and rollback -------------------------------------------------------------
@@ -145,10 +151,9 @@ class Hostname(Resource, type_name="hostname"):
                     raise ResourceError("hostname exited %d: %s" % (
                         done.returncode, done.output() or "(no output)"))
                 continue
-            path, text = change.data
             try:
-                system.write_atomic(path, text.encode("utf-8"), 0o644)
+                managed.write(system, change.data)
             except OSError as exc:
                 if exc.errno != errno.EBUSY:  # a bind mount cannot be renamed over
                     raise
-                system.write_in_place(path, text.encode("utf-8"))
+                system.write_in_place(change.data.path, change.data.content)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Tuple
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _mounts as m
 from . import _validate as v
@@ -140,7 +141,7 @@ class Mount(Resource, type_name="mount"):
             sentence = ("remove %s from %s" % (point, m.FSTAB) if new is None else
                         "add %s to %s" % (point, m.FSTAB) if not old else
                         "update %s in %s from '%s' to '%s'" % (point, m.FSTAB, old[0], new))
-            return [Change(sentence, data=("fstab", text))]
+            return [Change(sentence, data=managed.Write(m.FSTAB, text.encode("utf-8")))]
         return []
 
     # -- journal and rollback -------------------------------------------------------------
@@ -171,8 +172,8 @@ class Mount(Resource, type_name="mount"):
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         for change in changes:
-            if isinstance(change.data, tuple):
-                system.write_atomic(m.FSTAB, change.data[1].encode("utf-8"))
+            if isinstance(change.data, managed.Write):
+                managed.write(system, change.data)
                 continue
             self._refuse_root(system)
             if change.data == "mount":
@@ -188,7 +189,7 @@ class Mount(Resource, type_name="mount"):
                 raise ResourceError("%s exited %d: %s" % (argv[0], done.returncode,
                                                           done.output() or "(no output)"))
         left = [c.text for c in self.changes(self.current(system))
-                if not isinstance(c.data, tuple)] if self.action != "remount" else []
+                if not isinstance(c.data, managed.Write)] if self.action != "remount" else []
         if left:
             raise ResourceError("%s exited 0, yet %s" % ("mount", "; ".join(left)))
 

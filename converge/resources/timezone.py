@@ -23,6 +23,7 @@ import re
 import stat as stat_mod
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _validate as v
 from ._base import Change, Resource, prop
@@ -83,7 +84,8 @@ class Timezone(Resource, type_name="timezone"):
                               data="link"))
         if current["file"] != zone + "\n":
             out.append(Change("update /etc/timezone from %s to %s" % (
-                v.quoted((current["file"] or "").strip() or "(none)"), zone), data="file"))
+                v.quoted((current["file"] or "").strip() or "(none)"), zone),
+                data=managed.Write("/etc/timezone", (zone + "\n").encode("utf-8"), 0o644)))
         return out
 
     # -- journal and rollback -------------------------------------------------------------
@@ -116,5 +118,4 @@ class Timezone(Resource, type_name="timezone"):
                 system.symlink("%s/%s" % (ZONEINFO, self.timezone), temp)
                 system.rename(temp, LOCALTIME)
             else:
-                system.write_atomic("/etc/timezone", (self.timezone + "\n").encode("utf-8"),
-                                    0o644)
+                managed.write(system, change.data)
