@@ -24,12 +24,21 @@ transaction.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..errors import ResourceError
 from . import _pkg_backends as backends
 from ._base import Change, Resource, prop
 from ._validate import quoted
+
+
+class PackageChange(NamedTuple):
+    """Change.data of one package: what to do to it (install, upgrade, remove,
+    purge) and, for an install, the version pinned (None: the candidate)."""
+
+    action: str
+    name: str
+    version: Optional[str] = None
 
 
 class Package(Resource, type_name="package"):
@@ -155,10 +164,10 @@ class Package(Resource, type_name="package"):
             present = have or state.get("broken")
             if present:
                 return Change("%s package %s (%s)" % (action, name, present),
-                              data=(action, name, None))
+                              data=PackageChange(action, name))
             if action == "purge" and state["config_files"]:
                 return Change("purge configuration files of package %s" % name,
-                              data=(action, name, None))
+                              data=PackageChange(action, name))
             return None
         self._check_available(name, state)
         want = self.version or state["candidate"]
@@ -166,13 +175,13 @@ class Package(Resource, type_name="package"):
             text = "install package %s" % name + (" (%s)" % want if want else "")
             if state.get("broken"):
                 text += ", which is only partly installed"
-            return Change(text, data=("install", name, self.version))
+            return Change(text, data=PackageChange("install", name, self.version))
         if self.version and not _same_version(have, self.version, state):
             return Change("change package %s from %s to %s" % (name, have, self.version),
-                          data=("install", name, self.version))
+                          data=PackageChange("install", name, self.version))
         if action == "upgrade" and state["candidate"] and state["candidate"] != have:
             return Change("upgrade package %s from %s to %s" % (name, have, state["candidate"]),
-                          data=("upgrade", name, None))
+                          data=PackageChange("upgrade", name))
         return None
 
     def _check_available(self, name: str, state: Dict[str, Any]) -> None:
@@ -195,7 +204,7 @@ class Package(Resource, type_name="package"):
         """Journal hook: the installed version (None: not installed) of each package
         this run installs, changes or removes."""
         return {"provider": self.provider, "packages": {
-            c.data[1]: current[c.data[1]]["installed"] for c in changes}}
+            c.data.name: current[c.data.name]["installed"] for c in changes}}
 
     @classmethod
     def undo(cls, before: Dict[str, Any], system: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
@@ -248,7 +257,7 @@ def _act(system: Any, backend: Any, changes: List[Change]) -> Optional[Tuple[str
     order; the first failure as (action, names, result), or None."""
     kinds: Dict[str, List[Tuple[str, Optional[str]]]] = {}
     for change in changes:
-        kinds.setdefault(change.data[0], []).append((change.data[1], change.data[2]))
+        kinds.setdefault(change.data.action, []).append((change.data.name, change.data.version))
     for action, specs in kinds.items():
         result = backend.act(system, action, specs)
         if not result.ok:
