@@ -32,7 +32,7 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from ..errors import ResourceError
-from ..resources._base import Change
+from ..resources._base import Change, short_hash
 
 #: Contents larger than this (or binary) get no diff.
 DIFF_LIMIT = 512 * 1024
@@ -101,8 +101,6 @@ def content_text(resource: Any, what: str, before: Optional[bytes], after: bytes
     or '... (sensitive)' when the resource hides content."""
     if resource.hides_content:
         return "update content in %s (sensitive)" % what
-    from ..resources._base import short_hash
-
     return "update content in %s from %s to %s" % (
         what, "none" if before is None else short_hash(before), short_hash(after))
 
