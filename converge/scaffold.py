@@ -82,11 +82,14 @@ Example::
     {name}("/etc/motd", text="Welcome")
 
 Runs on the controller (construction, validation) and on targets (current,
-changes, apply, before): standard library and converge.resources only.
+changes, apply, before): standard library, converge.resources and converge.agent
+only. The file is written by converge's managed-file layer (converge.agent.managed):
+diff (hidden when the resource is sensitive), journal, atomic write.
 """
 
 from typing import Any, Dict, List, Optional
 
+from converge.agent import managed
 from converge.resources import _validate as v
 from converge.resources._base import Change, Resource, prop
 
@@ -110,22 +113,21 @@ class {cls}(Resource, type_name="{name}"):
     def changes(self, current: Optional[bytes]) -> List[Change]:
         wanted = (self.text + "\\n").encode("utf-8")
         if self.action == "delete":
-            return [Change("delete %s" % self.path)] if current is not None else []
+            gone = managed.Write(self.path, None)
+            return [Change("delete %s" % self.path, data=gone)] if current is not None else []
         if current == wanted:
             return []
         verb = "create" if current is None else "update"
-        return [Change("%s %s with %r" % (verb, self.path, self.text), data=wanted)]
+        return [managed.change(self, "%s %s with %r" % (verb, self.path, self.text),
+                               managed.Write(self.path, wanted, 0o644), current)]
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """For the journal: keep the file, so a rollback restores it."""
-        return {{"files": [self.path]}}
+        return managed.journal_files(system, self.path)
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         for change in changes:
-            if change.data is None:
-                system.remove(self.path)
-            else:
-                system.write_atomic(self.path, change.data, mode=0o644)
+            managed.write(system, change.data)
 '''
 
 USE = '''
