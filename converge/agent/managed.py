@@ -36,6 +36,8 @@ from ..resources._base import Change, short_hash
 
 #: Contents larger than this (or binary) get no diff.
 DIFF_LIMIT = 512 * 1024
+#: What is shown instead of a hidden value.
+SENSITIVE = "(sensitive)"
 
 
 class Write(NamedTuple):
@@ -96,11 +98,20 @@ def change(resource: Any, text: str, write: Write, before: Optional[bytes],
     return Change(text, diff=shown, data=write)
 
 
+def shown(resource: Any, text: str, read: bool = False) -> str:
+    """``text`` as a change line may quote it, or ``(sensitive)``: a value the
+    recipe gave is hidden when the resource is sensitive; one ``read`` from a
+    managed file also when that file holds a sensitive resource's content."""
+    if resource.meta.sensitive or (read and resource.hides_content):
+        return SENSITIVE
+    return text
+
+
 def content_text(resource: Any, what: str, before: Optional[bytes], after: bytes) -> str:
     """'update content in WHAT from 3e9b4d0a to 8a1c02ff' (``none`` for a new file),
     or '... (sensitive)' when the resource hides content."""
     if resource.hides_content:
-        return "update content in %s (sensitive)" % what
+        return "update content in %s %s" % (what, SENSITIVE)
     return "update content in %s from %s to %s" % (
         what, "none" if before is None else short_hash(before), short_hash(after))
 

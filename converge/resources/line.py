@@ -69,11 +69,11 @@ class Line(Resource, type_name="line"):
         return self.path if what is None else "%s: %s" % (self.path, what)
 
     def _show(self, text: str) -> str:
-        return "(sensitive)" if self.meta.sensitive else "'%s'" % text
+        return managed.shown(self, "'%s'" % text)
 
     def _show_found(self, text: str) -> str:
         """A line read from the file: hidden too when the file holds a secret."""
-        return "(sensitive)" if self.hides_content else "'%s'" % text
+        return managed.shown(self, "'%s'" % text, read=True)
 
     def writes(self) -> List[str]:
         return [os.path.normpath(self.path)]

@@ -93,9 +93,7 @@ class Sysctl(Resource, type_name="sysctl"):
             CONF_DIR, self.key.replace("/", "."))
 
     def _show(self, value: Optional[str]) -> str:
-        if self.meta.sensitive:
-            return "(sensitive)"
-        return "(unset)" if value is None else (value or "''")
+        return managed.shown(self, "(unset)" if value is None else (value or "''"))
 
     # -- target ----------------------------------------------------------------------
 
