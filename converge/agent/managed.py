@@ -2,12 +2,14 @@
 
 file and template, sysctl's persisted setting, cron's /etc/cron.d file (and a
 user's spool file under ``--root``), oom_protect's cron entry or drop-in,
-systemd_unit, authorized_key, line and remote_file render the content they
-want; this module does the rest, the same way for each of them::
+systemd_unit, authorized_key, line, remote_file, hostname's /etc/hostname and
+/etc/hosts, mount's /etc/fstab and timezone's /etc/timezone render the content
+they want; this module does the rest, the same way for each of them::
 
     render (the resource)
       → compare with what is there (read through the System's walker, paths.py)
-      → diff (:func:`diff`: None for a resource that hides content; here only)
+      → diff (:func:`diff`: None for a resource that hides content; values a
+        change line quotes go through :func:`shown`; sensitive hidden here only)
       → journal (the ``before`` hook returns :func:`journal_files`; the engine
         records and keeps the file whole before apply)
       → back up (:func:`keep_backup`: ``backup`` copies in the state directory,
