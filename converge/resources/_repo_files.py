@@ -1,17 +1,15 @@
 """The files apt_repository and yum_repository own whole (a .sources file, a
-keyring, a .repo file): read with their mode, and written in one place. That
-one place is what moves onto the shared managed-file layer when it lands.
-Standard library only, Python 3.8.
+keyring, a .repo file): read with their mode, and written through the
+managed-file layer (agent/managed.py). Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
 
-import os
 import stat as stat_mod
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
+from ..agent import managed
 from ..errors import ResourceError
-from .file import makedirs
 
 MODE = 0o644  # apt reads sources and keys as user _apt; dnf's users read .repo files
 
@@ -28,10 +26,10 @@ def state(system: Any, path: str) -> Dict[str, Any]:
             "other": st is not None and not regular}
 
 
-def write(system: Any, path: str, data: bytes) -> None:
-    """Write a repository file whole (temp file, fsync, rename), mode 0644, its
-    directory made 0755 when missing. Never through a link: a link at the path is
-    replaced by the file, and one on the way that a user other than root could
-    have placed is refused (agent/paths.py)."""
-    makedirs(system, os.path.dirname(path), 0o755)
-    system.write_atomic(path, data, MODE)
+def target(path: str, data: Optional[bytes]) -> managed.Write:
+    """A repository file as it should be (None: removed), for managed.write: whole
+    (temp file, fsync, rename), mode 0644, its directory made 0755 when missing.
+    Never through a link: a link at the path is replaced by the file, and one on
+    the way that a user other than root could have placed is refused
+    (agent/paths.py)."""
+    return managed.Write(path, data, MODE, parents=0o755)

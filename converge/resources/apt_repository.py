@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
+from ..agent import managed
 from ..errors import ResourceError
 from . import _apt_sources as src
 from . import _http
@@ -39,7 +40,6 @@ from . import _openpgp as pgp
 from . import _repo_files as files
 from . import _validate as v
 from ._base import Change, Resource, prop, unplain
-from .file import unified_diff
 
 SCHEMES = ("http", "https", "file", "cdrom")
 
@@ -171,7 +171,6 @@ class AptRepository(Resource, type_name="apt_repository"):
                     "%s also lists %s %s: apt then warns that it is configured multiple times, "
                     "or refuses to run when the two name different keys (Signed-By); remove "
                     "one of them" % (other, self.uri, suite))
-        self.__dict__["_state"] = state
         return state
 
     def _wanted_key(self, system: Any) -> Optional[bytes]:
@@ -190,46 +189,43 @@ class AptRepository(Resource, type_name="apt_repository"):
         if self.action == "remove":
             for what, path in (("sources", sources), ("key", keyring)):
                 if current[what] is not None or current[what + "_other"]:
-                    out.append(Change("delete %s" % path, data=("delete", path)))
+                    out.append(Change("delete %s" % path, data=files.target(path, None)))
             return out
         want, have = current["want_key"], current["key"]
         if want is not None and want != have:
             ids = ", ".join(pgp.check(want))
             text = ("install key %s (%s)" % (keyring, ids) if have is None else
                     "update key %s to %s" % (keyring, ids))
-            out.append(Change(text, data=("key", keyring)))
+            out.append(Change(text, data=files.target(keyring, want)))
         elif want is not None and current["key_mode"] != "0644":
             out.append(Change("change mode of %s from '%s' to '0644'"
-                              % (keyring, current["key_mode"]), data=("key", keyring)))
+                              % (keyring, current["key_mode"]), data=files.target(keyring, want)))
         elif want is None and (have is not None or current["key_other"]):
             out.append(Change("delete key %s (no key given)" % keyring,
-                              data=("delete", keyring)))
+                              data=files.target(keyring, None)))
         old = current["sources"]
         if old != current["want"]:
             verb = "create" if old is None else "update content in"
-            out.append(Change("%s %s" % (verb, sources), data=("sources", sources),
-                              diff=unified_diff(old or b"", current["want"], sources)))
+            out.append(managed.change(self, "%s %s" % (verb, sources),
+                                      files.target(sources, current["want"]), old))
         elif current["sources_mode"] != "0644":
             out.append(Change("change mode of %s from '%s' to '0644'"
-                              % (sources, current["sources_mode"]), data=("sources", sources)))
+                              % (sources, current["sources_mode"]),
+                              data=files.target(sources, current["want"])))
         return out
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """Journal hook: both files as they were (a rollback puts them back)."""
-        return {"files": [self.sources_path, self.keyring_path]}
+        return managed.journal_files(system, self.sources_path, self.keyring_path)
 
     def apply(self, system: Any, changes: List[Change]) -> None:
-        seen = self.__dict__.get("_state") or self.current(system)
         old = {path: system.read_bytes(path) for path in self.writes()}
         new_content = False  # a mode put right needs no update
         for change in changes:
-            kind, path = change.data
-            if kind == "delete":
-                system.remove(path)
-                continue
-            data = seen["want_key"] if kind == "key" else seen["want"]
-            new_content = new_content or data != old[path]
-            files.write(system, path, data)
+            want = change.data
+            new_content = new_content or (want.content is not None
+                                          and want.content != old[want.path])
+            managed.write(system, want)
         if new_content:
             self._update(system, old)
 
@@ -247,7 +243,7 @@ class AptRepository(Resource, type_name="apt_repository"):
                 if system.stat(path) is not None:
                     system.remove(path)
             else:
-                files.write(system, path, data)
+                managed.write(system, files.target(path, data))
         raise ResourceError("apt-get update of %s failed, so %s was put back as it was:\n%s"
                             % (self.repo_name, self.sources_path, failed),
                             hint="check the uri, the distribution and the key (apt's NO_PUBKEY "

@@ -29,10 +29,10 @@ import re
 from typing import Any, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
+from ..agent import managed
 from . import _repo_files as files
 from . import _validate as v
 from ._base import Change, Resource, prop
-from .file import unified_diff
 
 DIR = "/etc/yum.repos.d"
 REPO_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]*")
@@ -149,27 +149,23 @@ class YumRepository(Resource, type_name="yum_repository"):
         old, me = current["data"], self.path
         if self.action == "delete":
             present = old is not None or current["other"]
-            return [Change("delete %s" % me, data="delete")] if present else []
+            return [Change("delete %s" % me, data=files.target(me, None))] if present else []
         want = self.text().encode("utf-8")
         if old != want:
             verb = "create" if old is None else "update content in"
-            return [Change("%s %s" % (verb, me), diff=unified_diff(old or b"", want, me),
-                           data="write")]
+            return [managed.change(self, "%s %s" % (verb, me), files.target(me, want), old)]
         if current["mode"] != "0644":
             return [Change("change mode of %s from '%s' to '0644'" % (me, current["mode"]),
-                           data="write")]
+                           data=files.target(me, want))]
         return []
 
     def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
         """Journal hook: the .repo file as it was (a rollback puts it back)."""
-        return {"files": [self.path]}
+        return managed.journal_files(system, self.path)
 
     def apply(self, system: Any, changes: List[Change]) -> None:
         for change in changes:
-            if change.data == "delete":
-                system.remove(self.path)
-            else:
-                files.write(system, self.path, self.text().encode("utf-8"))
+            managed.write(system, change.data)
 
 
 def _joined(value: Union[str, List[str]]) -> str:

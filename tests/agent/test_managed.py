@@ -46,6 +46,9 @@ def _changes(converger: Converger, recipe: str) -> List[Any]:
     pytest.param(("/etc/app.conf", "old\n"),
                  'remote_file("/etc/app.conf", "file:///srv/src", sensitive=True)',
                  id="remote_file"),
+    pytest.param(("/etc/yum.repos.d/tools.repo", "[tools]\n"),
+                 'yum_repository("tools", "https://u:%s@x.example/", sensitive=True)' % SECRET,
+                 id="yum_repository"),
 ])
 def test_a_sensitive_resource_gives_no_diff_and_no_content(converger: Converger, start,
                                                            recipe: str) -> None:
