@@ -3,8 +3,9 @@
 file and template, sysctl's persisted setting, cron's /etc/cron.d file (and a
 user's spool file under ``--root``), oom_protect's cron entry or drop-in,
 systemd_unit, authorized_key, line, remote_file, hostname's /etc/hostname and
-/etc/hosts, mount's /etc/fstab and timezone's /etc/timezone render the content
-they want; this module does the rest, the same way for each of them::
+/etc/hosts, mount's /etc/fstab, timezone's /etc/timezone, apt_repository's
+source and keyring and yum_repository's .repo file render the content they
+want; this module does the rest, the same way for each of them::
 
     render (the resource)
       → compare with what is there (read through the System's walker, paths.py)
