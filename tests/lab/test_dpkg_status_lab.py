@@ -6,6 +6,7 @@ and one whose removal left its configuration files."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_every_package_of_a_node_reads_as_dpkg_query_reports_it(lab_node: Node) 
     assert held.returncode == 0, held.stderr
     removed = node.run(["dpkg", "--remove", "--force-depends", "cron"])
     assert removed.returncode == 0, removed.stderr
-    done = node.run(["python3", "-c", COMPARE], env={"LC_ALL": "C"}, timeout=600)
+    done = node.run([sys.executable, "-c", COMPARE], env={"LC_ALL": "C"}, timeout=600)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["names"] > 100 and found["qualified"] >= found["names"]
