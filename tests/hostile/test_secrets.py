@@ -160,7 +160,8 @@ def test_the_journal_keeps_hashes_of_sensitive_content_only(project: Path) -> No
 
 @pytest.mark.parametrize("call, message", [
     pytest.param('execute(["mysql", "-p" + attrs["secret"]], returns=["x"], sensitive=True)',
-                 "execute[(sensitive)]: returns 'x' is not an integer", id="execute-returns"),
+                 "execute[(sensitive)]: returns must be an integer or a list of integers, "
+                 "not ['x']", id="execute-returns"),
     pytest.param('execute(["mysql", "-p" + attrs["secret"], 7], shell=True, sensitive=True)',
                  "execute[(sensitive)]: shell=True takes the command as one string, not a list",
                  id="execute-shell"),
