@@ -702,8 +702,16 @@ def resources(
 
     converge's, installed packages', and those of the cookbook in this folder or
     given with -C (a cookbook, or a folder of cookbooks as apply's -C)."""
-    from .agent import extensions
     from .docs import describe_types
+
+    _load_types(cookbook_path)
+    typer.echo(describe_types(name), nl=False)
+
+
+def _load_types(cookbook_path: List[Path]) -> None:
+    """Register installed packages' types, and those of the cookbook in this folder
+    and of each -C folder (a cookbook, or a folder of cookbooks)."""
+    from .agent import extensions
 
     extensions.load_entry_points()
     for folder in [Path.cwd(), *cookbook_path]:
@@ -712,7 +720,27 @@ def resources(
             for book in sorted(p for p in folder.iterdir() if (p / "resources").is_dir()):
                 extensions.load_folder(str(book / "resources"))
 
-    typer.echo(describe_types(name), nl=False)
+
+@app.command()
+def stubs(
+    cookbook_path: List[Path] = CookbookOpt,
+    output: Path = typer.Option(Path("typings"), "--output", "-o", metavar="DIR",
+                                help="Where the stub goes: DIR/converge/__init__.pyi."),
+) -> None:
+    """Write type stubs that know your own resource types.
+
+    converge's types, installed packages', and those of the cookbook in this
+    folder or given with -C, in DIR/converge/__init__.pyi: point mypy_path (or
+    MYPYPATH, or pyright's stubPath) at DIR and a misspelt property of your own
+    types is flagged too."""
+    from .stubs import recipe_stub
+
+    _load_types(cookbook_path)
+    target = output / "converge" / "__init__.pyi"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(recipe_stub(own=True))
+    typer.echo("wrote %s: set mypy_path = %s (or MYPYPATH, or pyright's stubPath)"
+               % (target, output))
 
 
 def _mount_optional() -> None:

@@ -4,6 +4,12 @@ mypy, pyright and editors complete property names and flag a misspelt one or a
 wrong type before anything runs. tests/test_typed_recipes.py keeps the file fresh.
 
     python3 -m converge.stubs > converge/__init__.pyi
+
+``converge stubs -C COOKBOOK`` writes a stub of its own for a cookbook (or a
+folder of cookbooks): converge's types and the cookbooks' and installed packages'
+own, in ``typings/converge/__init__.pyi``, which mypy and pyright read before the
+installed converge (``mypy_path``/``MYPYPATH``, pyright's ``stubPath``). It stands
+alone: the few converge classes a recipe touches are declared in it.
 """
 
 from __future__ import annotations
@@ -85,12 +91,34 @@ def signature(cls: Type[Resource]) -> str:
     return "def %s(%s) -> Resource: ..." % (cls.type_name, ", ".join(params))
 
 
-def recipe_stub() -> str:
-    lines = [HEADER]
+STANDALONE = '''\
+"""The recipe language's signatures with the resource types of these cookbooks and
+installed packages (written by `converge stubs`: do not edit; run it again after a
+type changes). Read by mypy (mypy_path, MYPYPATH) and pyright (stubPath) before the
+installed converge."""
+
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+class Resource:
+    """A declared resource: its actions are what notifies= takes (svc.restart)."""
+    def __getattr__(self, name: str) -> Any: ...
+
+__version__: str
+node: Any
+attrs: Any
+
+def include_recipe(name: str, tags: Union[str, Sequence[str], None] = ...) -> None: ...
+'''
+
+
+def recipe_stub(own: bool = False) -> str:
+    """converge's stub; with ``own``, the stand-alone one that also has the types
+    loaded from cookbooks and installed packages."""
+    lines = [STANDALONE if own else HEADER]
     from .agent.extensions import LOADED
 
     for name, cls in sorted(load_all().items()):
-        if name in LOADED:  # a cookbook's or a package's: not part of converge
+        if name in LOADED and not own:  # a cookbook's or a package's: not converge's
             continue
         lines.append(signature(cls))
     return "\n".join(lines) + "\n"

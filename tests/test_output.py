@@ -171,7 +171,7 @@ COMMANDS = [["apply"], ["plan"], ["check"], ["history"], ["rollback"], ["resourc
             ["vault"], ["vault", "encrypt"], ["vault", "decrypt"], ["vault", "view"],
             ["vault", "edit"], ["vault", "create"], ["vault", "rekey"],
             ["vault", "encrypt-string"], ["facts"], ["new"], ["new", "cookbook"],
-            ["new", "resource"], ["pull"]]
+            ["new", "resource"], ["pull"], ["stubs"]]
 
 
 def help_of(*command: str) -> str:
@@ -195,6 +195,7 @@ def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
     listed = help_of().split("Commands:\n")[1].splitlines()
     assert sorted(listed) == sorted([
         "  pull       Converge this machine from a signed git repository (pull mode).",
+        "  stubs      Write type stubs that know your own resource types.",
         "  report     Write one self-contained HTML report of runs.",
         "  apply      Converge this machine (or the targets) to the recipe.",
         "  plan       Show what apply would change, with diffs; change nothing.",

@@ -54,3 +54,35 @@ def test_mypy_catches_a_misspelt_property(tmp_path: Path) -> None:
     assert 'bad.py:2: error: Unexpected keyword argument "contnet" for "file"' in bad.stdout
     assert 'bad.py:3: error: Argument "version" to "package" has incompatible type "int"' \
         in bad.stdout
+
+
+GREETER = PACKAGE.parent / "docs" / "snippets" / "cookbooks" / "greeter"
+
+
+def test_converge_stubs_knows_a_cookbooks_own_types(tmp_path: Path) -> None:
+    """`converge stubs -C COOKBOOK` writes a stand-alone stub with the cookbook's
+    types: with MYPYPATH on it, mypy flags a misspelt property of greeting (the
+    docs' cookbook type) and still knows converge's own."""
+    done = subprocess.run([sys.executable, "-m", "converge", "stubs", "-C", str(GREETER),
+                           "-o", str(tmp_path / "typings")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "typings" / "converge" / "__init__.pyi").is_file()
+    (tmp_path / "good.py").write_text(
+        "from converge import attrs, file, greeting\n"
+        "g = greeting('/srv/g.txt', text='hi %s' % attrs.team)\n"
+        "file('/etc/motd', content='x', notifies=g.create)\n")
+    (tmp_path / "bad.py").write_text(
+        "from converge import file, greeting\n"
+        "greeting('/srv/g.txt', txet='hi')\n"
+        "file('/etc/motd', contnet='x')\n")
+    env = dict(os.environ, MYPYPATH=str(tmp_path / "typings"))
+    good = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           "--cache-dir", os.devnull, "good.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                          "--cache-dir", os.devnull, "bad.py"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert 'bad.py:2: error: Unexpected keyword argument "txet" for "greeting"' in bad.stdout
+    assert 'bad.py:3: error: Unexpected keyword argument "contnet" for "file"' in bad.stdout

@@ -66,8 +66,9 @@ def _split(values: List[str]) -> List[str]:
 ImageOpt = typer.Option(None, "--image", metavar="IMAGE", help="Start the nodes from a "
                         "lab image (debian-11, debian-12, debian-13; built first if it is "
                         "not) instead of this machine's own root.")
-image_app = typer.Typer(no_args_is_help=True, help="Debian root file systems lab nodes can "
-                        "start from (converge lab up --image, converge test --image).")
+image_app = typer.Typer(no_args_is_help=True, help="Debian images lab nodes can start from.\n\n"
+                        "Minimal root file systems of Debian 11, 12 and 13 (converge lab up "
+                        "--image, converge test --image).")
 app.add_typer(image_app, name="image")
 ImageNamesArg = typer.Argument(..., metavar="IMAGE...",
                                help="Image names: debian-11, debian-12, debian-13.")
