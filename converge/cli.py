@@ -721,12 +721,12 @@ def _load_types(cookbook_path: List[Path]) -> None:
                 extensions.load_folder(str(book / "resources"))
 
 
+StubsOutputOpt = typer.Option(Path("typings"), "--output", "-o", metavar="DIR",
+                              help="Where the stub goes: DIR/converge/__init__.pyi.")
+
+
 @app.command()
-def stubs(
-    cookbook_path: List[Path] = CookbookOpt,
-    output: Path = typer.Option(Path("typings"), "--output", "-o", metavar="DIR",
-                                help="Where the stub goes: DIR/converge/__init__.pyi."),
-) -> None:
+def stubs(cookbook_path: List[Path] = CookbookOpt, output: Path = StubsOutputOpt) -> None:
     """Write type stubs that know your own resource types.
 
     converge's types, installed packages', and those of the cookbook in this
