@@ -78,9 +78,11 @@ def test_rollback_restores_every_rooted_type_exactly(converger: Converger) -> No
     assert converger.path("/proc/sys/vm/swappiness").read_text() == "10\n"
     assert snapshot(converger.root) != before
 
+    run_id = jn.run_ids(converger.system)[0]
     events = runs.rollback(converger.system)
     assert [e for e in events if e["status"] == "failed"] == []
     assert snapshot(converger.root) == before
+    assert {e["source"] for e in events} == {"rollback of %s" % run_id}
     ids = [e["id"] for e in events]
     # newest first; under a root a crontab is its spool file
     assert ids.index("file[/etc/motd]") > ids.index("file[/var/spool/cron/crontabs/www-data]")
@@ -311,3 +313,20 @@ def test_a_link_the_run_made_is_not_called_changed_when_only_its_file_is(
     assert caught.value.message == (
         "rollback of run %s refused: 1 file was changed since that run:\n"
         "  /etc/motd: mode is now 0600, the run left 0644" % run_id)
+
+
+def test_a_sensitive_files_restore_is_secret_in_the_rollback_and_in_its_rollback(
+        converger: Converger) -> None:
+    from converge.agent import rollback as rb
+
+    converger.path("/etc/secret").write_text("old\n")
+    apply(converger, 'from converge import file\n'
+                     'file("/etc/secret", content="new\\n", sensitive=True)\n'
+                     'file("/etc/plain", content="plain\\n")\n')
+    applied = jn.last_changed(converger.system)
+    assert rb.build(converger.system, applied).secret_files == ["/etc/secret"]
+    runs.rollback(converger.system)
+    [rolled] = [r for r in jn.history(converger.system) if r["kind"] == "rollback"]
+    again = rb.build(converger.system, jn.load(converger.system, rolled["id"]))
+    assert again.secret_files == ["/etc/secret"]
+    assert [s.id for s in again.steps if s.secret_file] == ["file[/etc/secret]"]
