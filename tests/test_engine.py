@@ -231,3 +231,15 @@ def test_local_facts_have_every_documented_key() -> None:
                 "init", "cpu_count", "memory_mb", "python_version"):
         assert key in facts
     assert facts["cpu_count"] >= 1 and facts["memory_mb"] > 0
+
+
+def test_the_recap_counts_each_status_and_ignored_failures_apart() -> None:
+    from converge.agent.engine import summarize
+
+    events = [{"status": s, **extra} for s, extra in (
+        ("updated", {}), ("updated", {}), ("up_to_date", {}), ("skipped", {}),
+        ("failed", {}), ("failed", {"ignored": True}), ("failed", {"ignored": False}))]
+    assert summarize(events) == {"total": 7, "updated": 2, "up_to_date": 1, "skipped": 1,
+                                 "failed": 2, "ignored": 1}
+    assert summarize([]) == {"total": 0, "updated": 0, "up_to_date": 0, "skipped": 0,
+                             "failed": 0, "ignored": 0}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import converge
-from converge.lab import net
+from converge.lab import _coverage, net
 from converge.lab.errors import LabError
 from converge.lab.images import Images
 from converge.lab.node import DROPPED_CAPS, IMAGE_PYTHONPATH, NODE_ENV, Node, process_start
@@ -447,6 +447,8 @@ class Lab:
             {"path": "/var/cache/apt/archives/partial", "dir": True, "mode": 0o700},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
             *({"path": path, "whiteout": True} for path in hidden),
+            # under coverage only (not from an image: its python3 has no coverage)
+            *([] if image else _coverage.seeds()),
         ]
         seeds += [{"path": path, "data": base64.b64encode(data).decode(), "mode": mode}
                   for path, data, mode in files]
@@ -460,6 +462,7 @@ class Lab:
         for node in nodes:
             fd = _pidfd(node)
             if fd is not None:
+                _coverage.collect(node.pid)
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
                 pidfds.append(fd)
         deadline = time.monotonic() + DOWN_TIMEOUT

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
+from converge.lab import _coverage
 from converge.lab.errors import LabError
 
 # Capabilities that act beyond any namespace; no process in a node has them.
@@ -114,7 +115,8 @@ class Node:
             *argv,
         ]
         python_path = {"PYTHONPATH": IMAGE_PYTHONPATH} if self.image else _python_path()
-        environ = {**NODE_ENV, **python_path, **(env or {})}
+        measured = {} if self.image else _coverage.node_env()  # an image's python3: none
+        environ = {**NODE_ENV, **python_path, **measured, **(env or {})}
         if not text:
             data = input.encode() if isinstance(input, str) else input
             return subprocess.run(command, input=data, capture_output=True, timeout=timeout,

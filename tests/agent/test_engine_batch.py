@@ -109,3 +109,44 @@ def test_every_member_is_journaled_before_the_transaction(batched: type, tmp_pat
         ("begin", "batched[a]"), ("begin", "batched[c]"),
         ("applied", "batched[a]"), ("applied", "batched[c]"),
         ("event", "batched[a]"), ("event", "batched[same]"), ("event", "batched[c]")]
+
+
+class Recorded(Batched):
+    """Batched, with a ``before`` hook and a transaction that writes through the System."""
+
+    @classmethod
+    def apply_batch(cls, system: Any, batch: Sequence[Tuple["Batched", List[Change]]]
+                    ) -> List[Optional[ResourceError]]:
+        for resource, changes in batch:
+            system.write_atomic("/done-%s" % resource.label,
+                                "".join(c.text + "\n" for c in changes).encode(), 0o644)
+        return [None] * len(batch)
+
+    def before(self, system: Any, current: Any, changes: List[Change]) -> Any:
+        return {"current": current, "changes": [c.text for c in changes]}
+
+
+def test_the_journal_keeps_what_each_member_was_and_the_transaction_acts_on_its_changes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from converge.agent import journal as jn
+
+    Recorded.type_name = "batched"
+    monkeypatch.setitem(REGISTRY, "batched", Recorded)
+    system = System(str(tmp_path), cwd="/")
+    journal = jn.Journal(system)
+    Engine(system, mode="apply", journal=journal).run(Plan([step("a"), step("c")]))
+    assert [r["before"] for r in journal.data["resources"]] == [
+        {"current": "prefetched", "changes": ["go a (prefetched)"]},
+        {"current": "prefetched", "changes": ["go c (prefetched)"]}]
+    assert (tmp_path / "done-a").read_text() == "go a (prefetched)\n"
+    assert (tmp_path / "done-c").read_text() == "go c (prefetched)\n"
+
+
+def test_a_step_with_action_nothing_is_neither_prefetched_nor_batched(
+        batched: type, tmp_path: Any) -> None:
+    idle = Step(id="batched[n]", type="batched", action="nothing", props={"label": "n"})
+    events = Engine(System(str(tmp_path), cwd="/"), mode="apply").run(
+        Plan([step("a"), idle, step("c")]))
+    assert batched.seen == [("prefetch", ["a"]), ("transaction", ["a"]),
+                            ("prefetch", ["c"]), ("transaction", ["c"])]
+    assert [e.get("skip_reason") for e in events] == [None, "action nothing", None]

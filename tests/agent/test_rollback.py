@@ -78,9 +78,11 @@ def test_rollback_restores_every_rooted_type_exactly(converger: Converger) -> No
     assert converger.path("/proc/sys/vm/swappiness").read_text() == "10\n"
     assert snapshot(converger.root) != before
 
+    run_id = jn.run_ids(converger.system)[0]
     events = runs.rollback(converger.system)
     assert [e for e in events if e["status"] == "failed"] == []
     assert snapshot(converger.root) == before
+    assert {e["source"] for e in events} == {"rollback of %s" % run_id}
     ids = [e["id"] for e in events]
     # newest first; under a root a crontab is its spool file
     assert ids.index("file[/etc/motd]") > ids.index("file[/var/spool/cron/crontabs/www-data]")
@@ -208,3 +210,123 @@ def test_a_crontab_entry_is_recreated_from_its_lines(props: Dict[str, Any]) -> N
     entry = Cron(name="job", user="alice", **props)
     again = Cron(name="job", user="alice", **parse_entry(entry.block()))
     assert again.block() == entry.block()
+
+
+def test_what_a_rollback_cannot_undo_is_a_skipped_event_saying_why(converger: Converger
+                                                                     ) -> None:
+    converger.path("/etc/motd").write_text("old\n")
+    apply(converger, 'from converge import execute, file\nexecute(["true"])\n'
+                     'file("/etc/motd", content="new\\n")\n')
+    run_id = jn.run_ids(converger.system)[0]
+    events = runs.rollback(converger.system)
+    assert [(e["id"], e["status"], e["source"]) for e in events] == [
+        ("execute[true]", "skipped", "rollback of %s" % run_id),
+        ("file[/etc/motd]", "updated", "rollback of %s" % run_id)]
+    assert events[0] == {
+        "id": "execute[true]", "type": "execute", "action": "run", "status": "skipped",
+        "changes": [], "diffs": [], "error": None, "warnings": [],
+        "source": "rollback of %s" % run_id,
+        "skip_reason": "no rollback: what a command changed is not known"}
+
+
+def test_a_sensitive_value_is_put_back_without_showing_it(converger: Converger) -> None:
+    import json
+
+    (converger.root / "proc/sys/vm").mkdir(parents=True)
+    converger.path("/proc/sys/vm/swappiness").write_text("60\n")
+    apply(converger, 'from converge import sysctl\n'
+                     'sysctl("vm.swappiness", 17, sensitive=True)\n')
+    events = runs.rollback(converger.system)
+    assert converger.path("/proc/sys/vm/swappiness").read_text() == "60\n"
+    assert "60" not in json.dumps([[e["changes"], e["diffs"]] for e in events])
+    assert "17" not in json.dumps([[e["changes"], e["diffs"]] for e in events])
+
+
+def test_a_file_replaced_by_a_link_or_chowned_is_named_with_each_difference(
+        converger: Converger) -> None:
+    converger.path("/etc/motd").write_text("old\n")
+    apply(converger, 'from converge import file\nfile("/etc/motd", content="new\\n", '
+                     'mode="0644")\n')
+    run_id = jn.run_ids(converger.system)[0]
+    real = converger.path("/etc/real")
+    real.write_text("new\n")
+    os.chmod(real, 0o600)
+    os.chown(real, 33, 34)
+    converger.path("/etc/motd").unlink()
+    os.symlink("/etc/real", converger.path("/etc/motd"))
+    with pytest.raises(RunError) as caught:
+        runs.rollback(converger.system)
+    assert caught.value.message == (
+        "rollback of run %s refused: 1 file was changed since that run:\n"
+        "  /etc/motd: it is now a symbolic link to /etc/real, the run left a file; "
+        "mode is now 0600, the run left 0644; owner is now 33, the run left 0; "
+        "group is now 34, the run left 0" % run_id)
+    assert caught.value.hint == ("look at what changed; run again with --force to restore "
+                                 "them anyway")
+
+
+def test_two_conflicts_are_listed_one_a_line(converger: Converger) -> None:
+    apply(converger, 'from converge import file\nfile("/etc/a", content="a\\n")\n'
+                     'file("/etc/b", content="b\\n")\n')
+    converger.path("/etc/a").write_text("A\n")
+    converger.path("/etc/b").write_text("B\n")
+    with pytest.raises(RunError) as caught:
+        runs.rollback(converger.system)
+    assert caught.value.message.split(":\n", 1)[1] == (
+        "  /etc/b: content is now %s, the run left %s\n"
+        "  /etc/a: content is now %s, the run left %s"
+        % (sha8(b"B\n"), sha8(b"b\n"), sha8(b"A\n"), sha8(b"a\n")))
+    assert " 2 files were changed since that run" in caught.value.message
+
+
+def test_only_packages_the_run_installed_are_removals_to_confirm(converger: Converger
+                                                                  ) -> None:
+    from converge.agent import rollback as rb
+
+    record = {"id": "package[htop, vim]", "type": "package", "action": "install",
+              "status": "updated", "changes": [],
+              "before": {"provider": "apt", "packages": {"htop": None, "vim": "2:9.0"}}}
+    restore = rb.build(converger.system, {"id": "20260101T000000-000001",
+                                          "resources": [record]})
+    assert restore.removes == ["htop"]
+    assert restore.preview() == {"run": "20260101T000000-000001", "remove_packages": ["htop"],
+                                 "conflicts": [], "steps": 2}
+    assert [(s.type, s.action) for s in restore.steps] == [("package", "install"),
+                                                            ("package", "remove")]
+    with pytest.raises(RunError) as caught:
+        rb.refuse_removals(restore)
+    assert caught.value.message == ("rollback of run 20260101T000000-000001 would remove "
+                                    "packages: htop; nothing was changed")
+    assert caught.value.hint == "confirm with --yes"
+
+
+def test_a_link_the_run_made_is_not_called_changed_when_only_its_file_is(
+        converger: Converger) -> None:
+    real = converger.path("/etc/real")
+    real.write_text("real\n")
+    os.chmod(real, 0o644)
+    apply(converger, 'from converge import link\nlink("/etc/motd", to="/etc/real")\n')
+    run_id = jn.run_ids(converger.system)[0]
+    os.chmod(real, 0o600)
+    with pytest.raises(RunError) as caught:
+        runs.rollback(converger.system)
+    assert caught.value.message == (
+        "rollback of run %s refused: 1 file was changed since that run:\n"
+        "  /etc/motd: mode is now 0600, the run left 0644" % run_id)
+
+
+def test_a_sensitive_files_restore_is_secret_in_the_rollback_and_in_its_rollback(
+        converger: Converger) -> None:
+    from converge.agent import rollback as rb
+
+    converger.path("/etc/secret").write_text("old\n")
+    apply(converger, 'from converge import file\n'
+                     'file("/etc/secret", content="new\\n", sensitive=True)\n'
+                     'file("/etc/plain", content="plain\\n")\n')
+    applied = jn.last_changed(converger.system)
+    assert rb.build(converger.system, applied).secret_files == ["/etc/secret"]
+    runs.rollback(converger.system)
+    [rolled] = [r for r in jn.history(converger.system) if r["kind"] == "rollback"]
+    again = rb.build(converger.system, jn.load(converger.system, rolled["id"]))
+    assert again.secret_files == ["/etc/secret"]
+    assert [s.id for s in again.steps if s.secret_file] == ["file[/etc/secret]"]
