@@ -6,8 +6,11 @@ run store, XDG_STATE_HOME honoured by both."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import tarfile
+from pathlib import Path
 from typing import Any, Dict
 
 import pytest
@@ -16,6 +19,7 @@ from tests.conftest import Alice
 
 pytestmark = pytest.mark.lab
 
+REPO = Path(__file__).resolve().parent.parent.parent
 VICTIM = "/root/victim"
 PYTHON = "/usr/bin/python3"  # alice's: the test's own interpreter may sit in root's home
 
@@ -83,14 +87,29 @@ def test_links_alice_plants_never_lead_a_managed_write_to_roots_files(alice: Ali
     assert sh(node, "grep -rl 'root only' /var/lib/converge/backup 2>/dev/null || true") == ""
 
 
+def converge_for_alice(alice: Alice) -> str:
+    """A copy of this checkout's converge package alice can read (the checkout, or
+    the interpreter's site-packages, may sit where she cannot): its folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(REPO / "converge", arcname="converge",
+                filter=lambda info: None if "__pycache__" in info.name else info)
+    done = alice.node.run(["sh", "-c", "mkdir -p /opt/alice-py && tar -x -C /opt/alice-py "
+                           "-f - && chmod -R a+rX,go-w /opt/alice-py"],
+                          input=buffer.getvalue(), text=False)
+    assert done.returncode == 0, done.stderr
+    return "/opt/alice-py"
+
+
 def test_a_user_other_than_root_has_one_state_directory_xdg_included(alice: Alice) -> None:
     probe = ("from converge.agent.system import System; from converge.store import default_url;"
              "print(System().state_dir()); print(default_url())")
-    done = alice.run(["env", "XDG_STATE_HOME=/home/alice/xdg", PYTHON, "-c", probe])
+    path = "PYTHONPATH=" + converge_for_alice(alice)
+    done = alice.run(["env", path, "XDG_STATE_HOME=/home/alice/xdg", PYTHON, "-c", probe])
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["/home/alice/xdg/converge",
                                         "sqlite:///home/alice/xdg/converge/store.db"]
-    done = alice.run(["env", "-u", "XDG_STATE_HOME", "HOME=/home/alice", PYTHON, "-c",
+    done = alice.run(["env", "-u", "XDG_STATE_HOME", path, "HOME=/home/alice", PYTHON, "-c",
                       probe])
     assert done.stdout.splitlines() == ["/home/alice/.local/state/converge",
                                         "sqlite:///home/alice/.local/state/converge/store.db"]
