@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List
 
+from converge.lab._files import atomic_write, read_json
 from converge.lab.errors import LabError
 from converge.lab.repo import LocalRepo
 
@@ -116,14 +117,14 @@ class Images:
     def find(self, name: str) -> Image | None:
         """The built, current image of that name, or None."""
         path = self.path(name)
-        info = _read_json(path / "image.json")
+        info = read_json(path / "image.json")
         return Image(name, path, info) if info is not None else None
 
     def list(self) -> List[Image]:
         """Every image built here, current or left from an older package list."""
         found = []
         for meta in sorted(self.directory.glob("debian-*/image.json")):
-            info = _read_json(meta)
+            info = read_json(meta)
             if info is not None:
                 found.append(Image(str(info.get("name")), meta.parent, info))
         return found
@@ -181,7 +182,7 @@ class Images:
                         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "seconds": round(time.monotonic() - started, 1),
                         "bytes": _size(build / "rootfs")}
-                _atomic_write(build / "image.json", json.dumps(info, indent=2) + "\n")
+                atomic_write(build / "image.json", json.dumps(info, indent=2) + "\n")
                 if final.exists():
                     _check_unused(Image(name, final, {}))
                     old = final.with_name(f".{final.name}.old-{os.getpid()}")
@@ -319,17 +320,3 @@ def _size(path: Path) -> int:
             except OSError:
                 continue
     return total
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

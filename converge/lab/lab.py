@@ -24,6 +24,7 @@ from typing import Any
 
 import converge
 from converge.lab import _coverage, net
+from converge.lab._files import atomic_write, read_json
 from converge.lab.errors import LabError
 from converge.lab.images import Images
 from converge.lab.node import DROPPED_CAPS, IMAGE_PYTHONPATH, NODE_ENV, Node, process_start
@@ -266,7 +267,7 @@ class Lab:
             raise LabError(f"layer {name!r}: name at least one package to install")
         path = self._layer_dir(name)
         stamp = {"packages": wanted, "host_packages": _host_packages_digest()}
-        if not rebuild and _read_json(path / "layer.json") == stamp:
+        if not rebuild and read_json(path / "layer.json") == stamp:
             return path
         self.check_host()
         self._prepare()
@@ -307,7 +308,7 @@ class Lab:
             elif target.exists() or target.is_symlink():
                 target.unlink()
         shutil.rmtree(build)
-        _atomic_write(path / "layer.json", json.dumps(stamp, indent=2) + "\n")
+        atomic_write(path / "layer.json", json.dumps(stamp, indent=2) + "\n")
         return path
 
     def layers(self) -> list[str]:
@@ -535,7 +536,7 @@ class Lab:
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
-        _atomic_write(self.directory / "state.json", json.dumps(state, indent=2) + "\n")
+        atomic_write(self.directory / "state.json", json.dumps(state, indent=2) + "\n")
         nodes = [_node(name, info) for name, info in state["nodes"].items()]
         lines = []
         for node in nodes:
@@ -544,7 +545,7 @@ class Lab:
                 keytype, key = pub.read_text().split()[:2]
                 lines.append(f"{node.address} {keytype} {key}\n")
         self.known_hosts_path.parent.mkdir(mode=0o700, exist_ok=True)
-        _atomic_write(self.known_hosts_path, "".join(lines))
+        atomic_write(self.known_hosts_path, "".join(lines))
         self._write_inventory(nodes)
 
     def _write_inventory(self, nodes: list[Node]) -> None:
@@ -561,7 +562,7 @@ class Lab:
                       f"    key: {q(str(self.key_path))}",
                       f"    known_hosts: {q(str(self.known_hosts_path))}"]
         lines += ["vars:", f"  known_hosts: {q(str(self.known_hosts_path))}"]
-        _atomic_write(path, "\n".join(lines) + "\n")
+        atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _node(name: str, info: dict[str, Any]) -> Node:
@@ -702,18 +703,6 @@ def _host_packages_digest() -> str:
         return ""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _wait_for_sshd(nodes: list[Node], log_tail: Callable[[str], str], timeout: float) -> None:
