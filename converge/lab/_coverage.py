@@ -10,14 +10,14 @@ cache. So, only while this process is measured:
 
 - node.run passes the config on with the data file moved to NODE_DATA, a
   directory in the node's /tmp overlay that every user of the node can write;
-- each node gets a ``python3`` in /usr/local/bin (first on sshd's and sudo's PATH)
-  that starts coverage for ``python3 -I -S -c CODE`` and then runs CODE as the
-  real /usr/bin/python3 would (coverage's own folder leaves sys.path again, so the
-  agent still finds the standard library only); anything else it hands on as is;
 - the lab copies the data files out of a node before it stops it.
 
-The agent runs from its cache (``.../agent-<sha256>/converge/``):
-pyproject.toml's [tool.coverage.paths] maps those files onto converge/.
+The agent started over SSH is not measured: a ``python3`` placed first on the
+node's PATH to start coverage for it changed every other python3's argv (argv[0],
+a process title, is lost when the kernel runs a script), which the tests that find
+agents and processes by their command lines see. pyproject.toml's
+[tool.coverage.paths] maps an agent cache (``.../agent-<sha256>/converge/``) onto
+converge/ for when it is.
 Standard library only (the lab runs on the controller's Python, any version
 coverage supports).
 """
@@ -32,39 +32,7 @@ from typing import Any
 
 ENV = "COVERAGE_PROCESS_CONFIG"
 NODE_DATA = "/tmp/converge-coverage"
-WRAPPER = "/usr/local/bin/python3"
-REAL_PYTHON = "/usr/bin/python3"
 
-WRAPPER_TEXT = '''#!%(real)s -IS
-# converge lab, under coverage only: measure the agent started as `python3 -I -S -c`.
-import sys
-args = sys.argv[1:]
-if len(args) != 4 or args[:3] != ["-I", "-S", "-c"]:
-    import os
-    os.execv(%(real)r, [%(real)r] + args)
-sys.path.insert(0, %(library)r)
-try:
-    import coverage
-    cov = coverage.Coverage(data_file=%(data)r, data_suffix=True, config_file=False,
-                            include=%(include)r, omit=["*/agent-*/converge/__init__.py"])
-    cov.start()
-except Exception:
-    cov = None
-del sys.path[0]
-if cov is not None:
-    import atexit
-
-    def save():
-        try:
-            cov.stop()
-            cov.save()
-        except Exception:
-            pass
-
-    atexit.register(save)
-sys.argv = ["-c"]
-exec(compile(args[3], "<string>", "exec"), {"__name__": "__main__"})
-'''
 
 
 def _config() -> dict[str, Any] | None:
@@ -93,23 +61,11 @@ def node_env() -> dict[str, str]:
 
 
 def seeds() -> list[dict[str, Any]]:
-    """Seeds for a node's layers: NODE_DATA (mode 1777) and the python3 wrapper."""
-    config = _config()
-    if config is None:
+    """Seeds for a node's layers: NODE_DATA (mode 1777), where measured processes
+    of every user of the node write their data."""
+    if _config() is None:
         return []
-    try:
-        import coverage
-    except ImportError:
-        return []
-    library = os.path.dirname(os.path.dirname(os.path.abspath(coverage.__file__)))
-    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    text = WRAPPER_TEXT % {
-        "real": REAL_PYTHON, "library": library,
-        "data": f"{NODE_DATA}/{os.path.basename(config['data_file'])}",
-        "include": [source + "/*", "*/agent-*/converge/*"]}
-    return [{"path": NODE_DATA, "dir": True, "mode": 0o1777},
-            {"path": WRAPPER, "data": base64.b64encode(text.encode()).decode(),
-             "mode": 0o755}]
+    return [{"path": NODE_DATA, "dir": True, "mode": 0o1777}]
 
 
 def collect(pid: int) -> None:
