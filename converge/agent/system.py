@@ -488,20 +488,8 @@ class System:
         and renamed over what was there (a file or an older link), so the path is
         never missing. A directory at ``path`` is an error (EISDIR)."""
         with self.at(path) as place:
-            while True:
-                tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
-                                          os.urandom(6).hex())
-                try:
-                    os.symlink(target, tmp, dir_fd=place.dirfd)
-                    break
-                except FileExistsError:
-                    continue
-            try:
-                os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
-            except OSError as exc:
-                os.unlink(tmp, dir_fd=place.dirfd)
-                exc.filename, exc.filename2 = path, None
-                raise
+            tmp = _make_beside(place, lambda tmp: os.symlink(target, tmp, dir_fd=place.dirfd))
+            _rename_over(place, tmp, path)
         self._unsynced.add(place.directory)
 
     def hard_link_atomic(self, target: str, path: str) -> None:
@@ -510,24 +498,14 @@ class System:
         ``target`` itself is linked, not what it points to): made beside ``path``
         and renamed over what was there, so the path is never missing."""
         with self.at(target) as source, self.at(path) as place:
-            while True:
-                tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
-                                          os.urandom(6).hex())
-                try:
-                    os.link(source.name, tmp, src_dir_fd=source.dirfd, dst_dir_fd=place.dirfd,
-                            follow_symlinks=False)
-                    break
-                except FileExistsError:
-                    continue
-                except OSError as exc:
-                    exc.filename, exc.filename2 = target, None
-                    raise
             try:
-                os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
+                tmp = _make_beside(place, lambda tmp: os.link(
+                    source.name, tmp, src_dir_fd=source.dirfd, dst_dir_fd=place.dirfd,
+                    follow_symlinks=False))
             except OSError as exc:
-                os.unlink(tmp, dir_fd=place.dirfd)
-                exc.filename, exc.filename2 = path, None
+                exc.filename, exc.filename2 = target, None
                 raise
+            _rename_over(place, tmp, path)
             try:  # renaming onto a link to the same inode leaves both names
                 os.unlink(tmp, dir_fd=place.dirfd)
             except FileNotFoundError:
@@ -901,3 +879,27 @@ def describe_oserror(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0, "")
     text = exc.strerror or str(exc)
     return "%s (%s)" % (text, name) if name else text
+
+
+def _make_beside(place: Any, make: Callable[[str], None]) -> str:
+    """Make a new entry (``make(name)``) under a free temporary name beside
+    ``place``, in its directory; that name."""
+    while True:
+        tmp = ".%s%s%d-%s.tmp" % (place.name[:TEMP_NAME_KEEP], TEMP_MARK, os.getpid(),
+                                  os.urandom(6).hex())
+        try:
+            make(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _rename_over(place: Any, tmp: str, path: str) -> None:
+    """Rename the temporary entry over ``place`` (removed again when that fails,
+    the error naming ``path``)."""
+    try:
+        os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
+    except OSError as exc:
+        os.unlink(tmp, dir_fd=place.dirfd)
+        exc.filename, exc.filename2 = path, None
+        raise
