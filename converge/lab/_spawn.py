@@ -180,9 +180,14 @@ def write_seed(upper: str, rel: str, seed: dict[str, Any], lower: str) -> None:
         os.makedirs(target, exist_ok=True)
         os.chmod(target, seed["mode"])
         return
-    if seed.get("opaque"):
+    if seed.get("opaque"):  # empty whatever lies below; mode and owner as the lower's
         os.makedirs(target, exist_ok=True)
         os.setxattr(target, "trusted.overlay.opaque", b"y")
+        below = os.path.join(lower, rel)
+        if os.path.isdir(below):
+            st = os.stat(below)
+            os.chown(target, st.st_uid, st.st_gid)
+            os.chmod(target, st.st_mode & 0o7777)
         return
     with open(target, "wb") as out:
         out.write(base64.b64decode(seed["data"]))

@@ -71,6 +71,9 @@ LAYER_DROPS = ("var/lib/apt/lists", "var/cache/apt")
 # converge's own state on this machine (runs, backups, run lock, agent cache): a node
 # starts without it, as a fresh machine would.
 HOST_STATE = ("/var/lib/converge",)
+# Users' crontabs (cron's spool): a node starts with none, whatever root's crontab on
+# this machine says; the directory stays, made like the machine's, for crontab(1).
+EMPTY_SPOOLS = ("/var/spool/cron/crontabs",)
 # Overlaid directories (see _spawn.OVERLAY_DIRS) and those whose lower layer is empty.
 OVERLAID = ("etc", "var", "usr", "root", "home", "opt", "srv", "tmp")
 EMPTY_HOMES = ("/root", "/home")
@@ -447,6 +450,7 @@ class Lab:
             {"path": "/var/cache/apt", "opaque": True},
             {"path": "/var/cache/apt/archives/partial", "dir": True, "mode": 0o700},
             {"path": "/root/.ssh", "dir": True, "mode": 0o700},
+            *({"path": path, "opaque": True} for path in (() if image else EMPTY_SPOOLS)),
             *({"path": path, "whiteout": True} for path in hidden),
             # under coverage only (not from an image: its python3 has no coverage)
             *([] if image else _coverage.seeds()),

@@ -190,6 +190,29 @@ def test_converge_state_in_a_lower_layer_is_hidden_too(lab: Lab) -> None:
         lab.remove_layer("planted-state")
 
 
+def test_crontabs_under_the_nodes_var_are_none(lab: Lab) -> None:
+    """A node starts with no user crontab, whatever lies under its /var (the
+    machine's root may have one, or a layer): crontab(1) in the node still works,
+    in a spool directory made like the machine's (1730 root:crontab)."""
+    layer = lab.directory / "layers" / "planted-crontab"
+    spool = layer / "var/spool/cron/crontabs"
+    spool.mkdir(parents=True)
+    (spool / "root").write_text("0 1 * * * /bin/planted\n")
+    (layer / "layer.json").write_text("{}\n")
+    node, = lab.up(1, layers=["planted-crontab"])
+    try:
+        listed = node.run(["crontab", "-u", "root", "-l"])
+        assert listed.returncode == 1 and "no crontab for root" in listed.stderr, listed
+        assert ok(node, "stat", "-c", "%a %U %G", "/var/spool/cron/crontabs") == \
+            "1730 root crontab\n"
+        done = node.run(["crontab", "-u", "root", "-"], input="5 4 * * * /bin/true\n")
+        assert done.returncode == 0, done.stderr
+        assert ok(node, "crontab", "-u", "root", "-l") == "5 4 * * * /bin/true\n"
+    finally:
+        lab.down([node.name])
+        lab.remove_layer("planted-crontab")
+
+
 def test_user_homes_are_the_peoples_outside_root_and_home(tmp_path: Path) -> None:
     people = tmp_path / "srv-alice"
     people.mkdir()
