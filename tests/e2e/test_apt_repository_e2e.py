@@ -24,7 +24,7 @@ import pytest
 
 from converge.lab import Lab, Node
 from converge.lab.idempotence import WORKDIR, ApplyRun, place_recipe
-from tests.e2e.node_helpers import apply, converge, sh
+from tests.e2e.node_helpers import CERT, apply, converge, serve_web, sh
 
 pytestmark = pytest.mark.lab
 
@@ -171,22 +171,6 @@ def test_same_repository_twice_is_named(lab_node: Node, lab_deb: None, tmp_path:
     assert lab_node.run(["test", "-e", "/etc/apt/sources.list.d/local.list"]).returncode == 0
 
 
-# Binds, then forks the server and exits: listening once the command returns.
-HTTPS = """\
-import functools, http.server, os, ssl, sys
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="/srv/web")
-httpd = http.server.HTTPServer(("127.0.0.1", 8443), handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain("/srv/cert.pem", "/srv/key.pem")
-httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-if os.fork():
-    os._exit(0)
-os.setsid()
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-httpd.serve_forever()
-"""
 
 
 def apply_trusting(node: Node, tmp_path: Path, text: str, name: str) -> ApplyRun:
@@ -195,7 +179,7 @@ def apply_trusting(node: Node, tmp_path: Path, text: str, name: str) -> ApplyRun
     inside = place_recipe(node, tmp_path / name)
     report = f"{WORKDIR}/{name}.json"
     done = node.run([sys.executable, "-m", "converge", "apply", inside, "--json", report],
-                    env={"PYTHONDONTWRITEBYTECODE": "1", "SSL_CERT_FILE": "/srv/cert.pem"},
+                    env={"PYTHONDONTWRITEBYTECODE": "1", "SSL_CERT_FILE": CERT},
                     timeout=300)
     return ApplyRun(done.returncode, done.stdout, done.stderr,
                     json.loads(node.read_file(report)))
@@ -203,12 +187,9 @@ def apply_trusting(node: Node, tmp_path: Path, text: str, name: str) -> ApplyRun
 
 def test_key_from_an_https_url(lab_node: Node, lab_deb: None, tmp_path: Path) -> None:
     built(lab_node)
-    lab_node.write_file("/srv/serve.py", HTTPS.encode())
     sh(lab_node, "mkdir -p /srv/web && cp /srv/good.asc /srv/web/key.asc && "
-                 "echo 'not a key' > /srv/web/bad.asc && cd /srv && openssl req -x509 "
-                 "-newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
-                 "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null")
-    sh(lab_node, f"{sys.executable} /srv/serve.py")
+                 "echo 'not a key' > /srv/web/bad.asc")
+    serve_web(lab_node, 8443, "/srv/web", tls=True)
     lab_node.run(["mkdir", "-p", WORKDIR])
     text = recipe("https://127.0.0.1:8443/key.asc", then="package('tinypkg')")
     text = text.replace("key='''https://127.0.0.1:8443/key.asc'''",

@@ -8,45 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from converge.lab import Node
 from converge.lab.idempotence import place_recipe
-from tests.e2e.node_helpers import apply, converge, sh
+from tests.e2e.node_helpers import apply, converge, serve_web, sh
 
 pytestmark = pytest.mark.lab
 
-# Binds, then forks the server and exits: listening once the command returns.
-SERVER = """\
-import functools, http.server, os, ssl, sys
-port, folder = int(sys.argv[1]), sys.argv[2]
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
-httpd = http.server.HTTPServer(("127.0.0.1", port), handler)
-if len(sys.argv) > 3:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(sys.argv[3], sys.argv[4])
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-if os.fork():
-    os._exit(0)
-os.setsid()
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-httpd.serve_forever()
-"""
 
 V1, V2 = b"#!/bin/sh\necho v1\n", b"#!/bin/sh\necho v2\n"
 
 
 def serve(node: Node) -> None:
-    node.write_file("/srv/serve.py", SERVER.encode())
-    sh(node, "mkdir -p /srv/web /opt/tools && cd /srv && openssl req -x509 -newkey rsa:2048 "
-             "-nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=127.0.0.1 2>/dev/null")
-    sh(node, f"{sys.executable} /srv/serve.py 8080 /srv/web && "
-             f"{sys.executable} /srv/serve.py 8443 /srv/web /srv/cert.pem /srv/key.pem")
+    sh(node, "mkdir -p /opt/tools")
+    serve_web(node, 8080, "/srv/web")
+    serve_web(node, 8443, "/srv/web", tls=True)
 
 
 def test_remote_file_in_a_node(lab_node: Node, tmp_path: Path) -> None:

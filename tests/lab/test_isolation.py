@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Dict, Iterator
 
 import pytest
 
@@ -174,33 +176,36 @@ def test_node_sees_none_of_the_machines_homes(lab_node: Node) -> None:
         assert ok(lab_node, "sh", "-c", 'ls -A "$1" 2>/dev/null || true', "sh", home) == ""
 
 
+@contextmanager
+def node_on_layer(lab: Lab, name: str, files: Dict[str, str]) -> Iterator[Node]:
+    """A node over a layer holding FILES (relative paths), both gone afterwards."""
+    layer = lab.directory / "layers" / name
+    for rel, text in files.items():
+        (layer / rel).parent.mkdir(parents=True, exist_ok=True)
+        (layer / rel).write_text(text)
+    (layer / "layer.json").write_text("{}\n")
+    node, = lab.up(1, layers=[name])
+    try:
+        yield node
+    finally:
+        lab.down([node.name])
+        lab.remove_layer(name)
+
+
 def test_converge_state_in_a_lower_layer_is_hidden_too(lab: Lab) -> None:
     """Whatever lies under the node's /var (the machine's, or a layer's), the state
     directory a node starts with is none."""
-    layer = lab.directory / "layers" / "planted-state"
-    runs = layer / "var/lib/converge/runs"
-    runs.mkdir(parents=True)
-    (runs / "20260101T000000-1.json").write_text('{"id": "20260101T000000-1"}\n')
-    (layer / "layer.json").write_text("{}\n")
-    node, = lab.up(1, layers=["planted-state"])
-    try:
+    planted = {"var/lib/converge/runs/20260101T000000-1.json": '{"id": "20260101T000000-1"}\n'}
+    with node_on_layer(lab, "planted-state", planted) as node:
         assert node.run(["test", "-e", "/var/lib/converge"]).returncode == 1
-    finally:
-        lab.down([node.name])
-        lab.remove_layer("planted-state")
 
 
 def test_crontabs_under_the_nodes_var_are_none(lab: Lab) -> None:
     """A node starts with no user crontab, whatever lies under its /var (the
     machine's root may have one, or a layer): crontab(1) in the node still works,
     in a spool directory made like the machine's (1730 root:crontab)."""
-    layer = lab.directory / "layers" / "planted-crontab"
-    spool = layer / "var/spool/cron/crontabs"
-    spool.mkdir(parents=True)
-    (spool / "root").write_text("0 1 * * * /bin/planted\n")
-    (layer / "layer.json").write_text("{}\n")
-    node, = lab.up(1, layers=["planted-crontab"])
-    try:
+    planted = {"var/spool/cron/crontabs/root": "0 1 * * * /bin/planted\n"}
+    with node_on_layer(lab, "planted-crontab", planted) as node:
         listed = node.run(["crontab", "-u", "root", "-l"])
         assert listed.returncode == 1 and "no crontab for root" in listed.stderr, listed
         assert ok(node, "stat", "-c", "%a %U %G", "/var/spool/cron/crontabs") == \
@@ -208,9 +213,6 @@ def test_crontabs_under_the_nodes_var_are_none(lab: Lab) -> None:
         done = node.run(["crontab", "-u", "root", "-"], input="5 4 * * * /bin/true\n")
         assert done.returncode == 0, done.stderr
         assert ok(node, "crontab", "-u", "root", "-l") == "5 4 * * * /bin/true\n"
-    finally:
-        lab.down([node.name])
-        lab.remove_layer("planted-crontab")
 
 
 def test_user_homes_are_the_peoples_outside_root_and_home(tmp_path: Path) -> None:
