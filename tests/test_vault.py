@@ -336,3 +336,55 @@ def test_create_rekey_decrypt(work: Path) -> None:
     assert (work / "new.yml").read_text() == "added: line\n"
     again = converge("vault", "decrypt", "new.yml", "--vault-id", "prod@prod-pw", cwd=work)
     assert again.returncode == 1 and "new.yml is not encrypted" in again.stderr
+
+
+def _on_a_terminal(argv: List[str], cwd: Path, answer: str) -> str:
+    """Run converge with a pseudo-terminal as its terminal, answer its prompt once,
+    and return all it wrote there."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its stdin, stdout and stderr are the terminal
+        try:
+            os.chdir(cwd)
+            os.execv(sys.executable, [sys.executable, "-m", "converge", *argv])
+        finally:
+            os._exit(127)
+    seen, answered = b"", False
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        assert ready, "converge wrote nothing for 60 s: %r" % seen
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child is gone and the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Vault password" in seen:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    assert answered, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    return seen.decode()
+
+
+def test_ask_vault_pass_prompts_on_the_terminal_and_echoes_nothing(work: Path) -> None:
+    (work / "secret.yml").write_text(vault.encrypt(SECRET.encode(), b"correct horse"))
+    shown = _on_a_terminal(["vault", "view", "secret.yml", "--ask-vault-pass"], work,
+                           "correct horse")
+    assert "Vault password (default): " in shown
+    assert SECRET in shown
+    assert "correct horse" not in shown  # the terminal's echo was off while typing
+
+
+def test_ask_vault_pass_without_a_terminal_is_one_clear_error(work: Path) -> None:
+    (work / "secret.yml").write_text(vault.encrypt(SECRET.encode(), b"correct horse"))
+    done = converge("vault", "view", "secret.yml", "--ask-vault-pass", cwd=work,
+                    stdin="correct horse\n")
+    assert done.returncode != 0
+    assert "--ask-vault-pass needs a terminal" in done.stderr, done.stderr
+    assert "--vault-password-file" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
