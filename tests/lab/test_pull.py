@@ -223,3 +223,38 @@ def test_pull_trusts_openpgp_keys_given_with_gpg_key(lab_node: Node) -> None:
     assert code == 1, out
     assert "commit %s of /srv/ops is refused: its signature cannot be checked" % sha[:12] in out
     assert pulled(node) == "v1 from web1's vars\n"
+
+
+def test_install_where_systemd_runs_writes_units_that_systemd_analyze_verifies(
+        lab_node: Node) -> None:
+    """systemd is not PID 1 in a lab node: /run/systemd/system says it runs and a
+    systemctl on PATH records what it is asked; the unit files --install wrote are
+    checked by the node's own systemd-analyze."""
+    node = lab_node
+    if node.run(["sh", "-c", "command -v systemd-analyze"]).returncode != 0:
+        pytest.skip("systemd-analyze is not installed in this node")
+    make_repo(node)
+    sh(node, "mkdir -p /run/systemd/system /srv/bin && printf '#!/bin/sh\\necho \"$@\" >> "
+       "/srv/systemctl.log\\n' > /srv/bin/systemctl && chmod 755 /srv/bin/systemctl")
+    done = node.run(["env", "PATH=/srv/bin:/usr/sbin:/usr/bin:/sbin:/bin", sys.executable,
+                     "-m", "converge", "pull", "/srv/ops", "--allowed-signers",
+                     "/srv/keys/allowed", "--install", "--every", "30m", "--splay", "5m"],
+                    env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installed: converge-pull.timer every 1800s (splay 300s)" in done.stdout
+    assert sh(node, "cat /srv/systemctl.log").splitlines() == [
+        "daemon-reload", "enable --now converge-pull.timer"]
+    units = ["/etc/systemd/system/converge-pull.service",
+             "/etc/systemd/system/converge-pull.timer"]
+    verify = node.run(["systemd-analyze", "verify", "--man=no", *units])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "RandomizedDelaySec=300s" in sh(node, "cat %s" % units[1])
+    assert node.run(["test", "-e", "/etc/cron.d/converge-pull"]).returncode == 1
+    sh(node, "rm /srv/systemctl.log")
+    done = node.run(["env", "PATH=/srv/bin:/usr/sbin:/usr/bin:/sbin:/bin", sys.executable,
+                     "-m", "converge", "pull", "--uninstall"], env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sh(node, "cat /srv/systemctl.log").splitlines() == [
+        "disable --now converge-pull.timer", "daemon-reload"]
+    for path in units:
+        assert node.run(["test", "-e", path]).returncode == 1, path
