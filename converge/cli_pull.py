@@ -212,6 +212,8 @@ def _sync(settings: Settings, local: Any, recorder: Any, state: Dict[str, Any],
     waiting = list(state.get("unsynced") or [])
     if recorder.state == "done" and recorder.id not in waiting:
         waiting.append(recorder.id)
+    if not waiting:  # nothing to send yet: no connection (a pull that applies sends once)
+        return
     try:
         remote = connect(settings.store)
         try:

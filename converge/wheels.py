@@ -369,14 +369,14 @@ def install(folder: Path, site: Optional[Path] = None,
             scripts: Optional[Path] = None) -> Dict[str, bool]:
     """Install every wheel in folder for this python3: {wheel name: changed}."""
     wheels = sorted(folder.glob("*.whl"))
-    if not any(parse_name(w)[0] == normalize(DIST) for w in wheels):
-        raise WheelError("%s holds no wheel of %s: python3 -m converge.wheels build "
-                         "makes them on the controller" % (folder, DIST))
     projects = [parse_name(w)[0] for w in wheels]
     twice = sorted({p for p in projects if projects.count(p) > 1})
     if twice:
         raise WheelError("%s holds more than one wheel of %s: keep one version of each"
                          % (folder, ", ".join(twice)))
+    if normalize(DIST) not in projects:
+        raise WheelError("%s holds no wheel of %s: python3 -m converge.wheels build "
+                         "makes them on the controller" % (folder, DIST))
     for wheel in wheels:
         check_fits(wheel)  # all of them before any is installed
     default_site, default_scripts = site_paths()
