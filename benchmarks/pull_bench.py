@@ -102,7 +102,7 @@ class Postgres:
         names = ("sessions", "commits", "rollbacks", "rows_inserted", "rows_updated",
                  "rows_fetched", "blocks_read", "blocks_hit", "session_ms", "active_ms",
                  "database_bytes", "wal_bytes")
-        return {name: float(value) for name, value in zip(names, row)}
+        return {name: float(value) for name, value in zip(names, row, strict=True)}
 
     def pull_runs(self) -> List[Dict[str, Any]]:
         from converge.store import connect

@@ -14,7 +14,8 @@ when it does not.
 
 On a node, with nothing installed but Debian's python3::
 
-    PYTHONPATH=WHEELS/converge_ops-VERSION-py3-none-any.whl python3 -m converge.wheels install WHEELS
+    PYTHONPATH=WHEELS/converge_ops-VERSION-py3-none-any.whl \
+        python3 -m converge.wheels install WHEELS
 
 installs every wheel of the folder for that python3, where pip would put a local
 install (sysconfig's purelib: /usr/local/lib/python3.X/dist-packages on Debian),
@@ -90,7 +91,7 @@ def _own_requirements() -> List[str]:
         pass
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     try:
-        import tomllib  # type: ignore[import-not-found,unused-ignore]
+        import tomllib  # type: ignore[import-not-found,unused-ignore]  # novermin
     except ImportError:  # Python 3.10
         raise WheelError("%s is not installed and this Python has no tomllib to read "
                          "pyproject.toml" % DIST) from None
@@ -330,8 +331,8 @@ def install_one(wheel: Path, site: Path, scripts: Optional[Path] = None,
         parser.read_string(entry_points.read_text())
         if parser.has_section("console_scripts"):
             scripts.mkdir(parents=True, exist_ok=True)
-            for command, target in parser.items("console_scripts"):
-                module, _, function = target.partition(":")
+            for command, entry in parser.items("console_scripts"):
+                module, _, function = entry.partition(":")
                 path = scripts / command
                 path.write_text(_script(module.strip(), function.strip(), python))
                 path.chmod(0o755)
