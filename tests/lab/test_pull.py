@@ -129,6 +129,26 @@ def test_a_compile_error_is_recorded_and_the_node_keeps_its_state(lab_node: Node
     assert state["last_applied"] != broken
 
 
+def test_an_unreachable_repository_is_recorded_and_the_next_tick_applies(
+        lab_node: Node) -> None:
+    node = lab_node
+    make_repo(node)
+    commit(node, "v1")
+    assert pull(node)[0] == 0
+    sh(node, "mv /srv/ops /srv/ops.away")  # the git server is gone
+    code, out = pull(node)
+    assert code == 1 and "error: git fetch:" in out, out
+    assert pulled(node) == "v1 from web1's vars\n"
+    state = json.loads(sh(node, "cat /var/lib/converge/pull/*/state.json"))
+    assert "git fetch" in state["last_error"]["error"], state
+    assert store_runs(node)[0]["result"] == "failed"
+    sh(node, "mv /srv/ops.away /srv/ops")  # back: the next tick applies what is new
+    commit(node, "v2")
+    code, out = pull(node)
+    assert code == 0 and pulled(node) == "v2 from web1's vars\n", out
+    assert "last_error" not in json.loads(sh(node, "cat /var/lib/converge/pull/*/state.json"))
+
+
 def test_runs_missed_by_an_unreachable_store_are_carried_by_the_next_pull(
         lab_node: Node) -> None:
     node = lab_node
