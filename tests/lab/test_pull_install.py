@@ -70,6 +70,13 @@ def test_bootstrap_installs_converge_from_wheels_and_the_cron_job_pulls(
     assert where.startswith("/usr/local/lib/python3.11/dist-packages/converge/"), where
     assert sh(node, "env -u PYTHONPATH /usr/local/bin/converge --version").strip()
 
+    # converge runs now: --install --wheels installs from the folder (nothing new here)
+    out = sh(node, "cd / && env -u PYTHONPATH converge pull /srv/ops --allowed-signers "
+             "/etc/converge/allowed-signers --install --wheels /var/lib/converge/wheels "
+             "--every 15m --splay 5m")
+    assert "wheels: 0 installed, %d up to date, for /usr/bin/python3" % len(
+        list(wheels.glob("*.whl"))) in out, out
+
     [line] = [x for x in sh(node, "cat /etc/cron.d/converge-pull").splitlines()
               if x and not x.startswith("#")]
     command = line.split(None, 6)[6]
