@@ -69,6 +69,9 @@ def pull(
                               help="With --install: how often the timer runs."),
     splay: str = typer.Option("5m", "--splay", metavar="DURATION", help="With --install: "
                               "a random delay of up to this much, so nodes spread out."),
+    wheels: Optional[str] = typer.Option(
+        None, "--wheels", metavar="DIR", help="With --install: first install converge for "
+        "this python3 from the wheels in DIR (python3 -m converge.wheels build)."),
     uninstall: bool = typer.Option(False, "--uninstall", help="Remove the timer and the "
                                    "stored settings."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
@@ -94,8 +97,10 @@ def pull(
                             store=store, only_if_changed=only_if_changed,
                             check_every=check_every, allow_older=allow_older, attrs=list(attr))
     settings.check()
+    if wheels and not install:
+        raise typer.BadParameter("--wheels goes with --install")
     if install:
-        _install(settings, duration(every, "--every"), duration(splay, "--splay"))
+        _install(settings, duration(every, "--every"), duration(splay, "--splay"), wheels)
         raise typer.Exit(0)
     raise typer.Exit(run_pull(settings, debug))
 
@@ -207,6 +212,8 @@ def _sync(settings: Settings, local: Any, recorder: Any, state: Dict[str, Any],
     waiting = list(state.get("unsynced") or [])
     if recorder.state == "done" and recorder.id not in waiting:
         waiting.append(recorder.id)
+    if not waiting:  # nothing to send yet: no connection (a pull that applies sends once)
+        return
     try:
         remote = connect(settings.store)
         try:
@@ -250,10 +257,44 @@ def _write(path: str, text: str, mode: int) -> None:
     System().write_atomic(path, text.encode(), mode=mode)
 
 
-def _install(settings: Settings, every: int, splay: int) -> None:
-    """Keep the settings (and copies of the trusted keys) under /etc/converge and
-    run ``converge pull --config`` on a timer."""
+def _install_wheels(folder: str) -> None:
+    from pathlib import Path
+
+    from .wheels import WheelError, install
+
+    try:
+        done = install(Path(folder))
+    except (WheelError, OSError) as exc:
+        raise PullError("--wheels %s: %s" % (folder, exc)) from None
+    changed = [name for name, was_changed in done.items() if was_changed]
+    typer.echo("wheels: %d installed, %d up to date, for %s" % (
+        len(changed), len(done) - len(changed), sys.executable))
+
+
+def _check_importable(python: str) -> None:
+    """The timer runs ``python -m converge`` with cron's or systemd's environment (no
+    PYTHONPATH, another working directory): converge must be installed for it."""
+    import subprocess  # noqa: S404
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([python, "-c", "import converge.cli"], env=env, cwd="/",  # noqa: S603
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PullError("%s cannot import converge without PYTHONPATH, so the timer could "
+                        "not run it: %s" % (python, (done.stderr.strip().splitlines() or
+                                                     ["exit %d" % done.returncode])[-1]),
+                        hint="install converge for it: --wheels DIR, with wheels made by "
+                        "python3 -m converge.wheels build DIR on the controller")
+
+
+def _install(settings: Settings, every: int, splay: int, wheels: Optional[str] = None) -> None:
+    """Install converge from ``wheels`` when given, keep the settings (and copies of the
+    trusted keys) under /etc/converge and run ``converge pull --config`` on a timer."""
     import shutil
+
+    if wheels:
+        _install_wheels(wheels)
+    _check_importable(sys.executable)
 
     os.makedirs(TRUST_DIR, mode=0o755, exist_ok=True)
     kept = settings_dict(settings)

@@ -20,8 +20,10 @@ the runs not yet written there are copied after each run: a store that cannot be
 reached loses nothing, the next pull that reaches it carries the missed runs.
 
 ``--install`` keeps these settings in /etc/converge/pull.json and runs them on a
-systemd timer (a cron entry where systemd does not run) with a random splay;
-``--uninstall`` removes both. See docs/pull.md.
+systemd timer (a cron entry where systemd does not run) with a random splay, after
+installing converge for this python3 from ``--wheels DIR`` when given
+(converge/wheels.py); ``--uninstall`` removes the timer and the settings. See
+docs/pull.md.
 """
 
 from __future__ import annotations

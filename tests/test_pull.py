@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from converge.cli_pull import _cron_schedule, timer_units
+from converge.cli_pull import _check_importable, _cron_schedule, timer_units
 from converge.pull import PullError, Settings, duration
 
 
@@ -81,3 +81,17 @@ def test_the_timer_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_cron_schedules(every: int, pattern: str) -> None:
     for _ in range(20):
         assert re.match(pattern, _cron_schedule(every, 300))
+
+
+def test_install_refuses_a_python3_that_cannot_import_converge(tmp_path: Path) -> None:
+    """The timer runs python3 with no PYTHONPATH: --install checks that it imports
+    converge so, before writing any timer."""
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'converge'\" "
+                      ">&2\nexit 1\n")
+    python.chmod(0o755)
+    with pytest.raises(PullError, match="cannot import converge without PYTHONPATH, so the "
+                       "timer could not run it: ModuleNotFoundError") as caught:
+        _check_importable(str(python))
+    assert "--wheels DIR" in (caught.value.hint or "")
+    _check_importable(sys.executable)  # this one imports converge without help

@@ -129,6 +129,26 @@ def test_a_compile_error_is_recorded_and_the_node_keeps_its_state(lab_node: Node
     assert state["last_applied"] != broken
 
 
+def test_an_unreachable_repository_is_recorded_and_the_next_tick_applies(
+        lab_node: Node) -> None:
+    node = lab_node
+    make_repo(node)
+    commit(node, "v1")
+    assert pull(node)[0] == 0
+    sh(node, "mv /srv/ops /srv/ops.away")  # the git server is gone
+    code, out = pull(node)
+    assert code == 1 and "error: git fetch:" in out, out
+    assert pulled(node) == "v1 from web1's vars\n"
+    state = json.loads(sh(node, "cat /var/lib/converge/pull/*/state.json"))
+    assert "git fetch" in state["last_error"]["error"], state
+    assert store_runs(node)[0]["result"] == "failed"
+    sh(node, "mv /srv/ops.away /srv/ops")  # back: the next tick applies what is new
+    commit(node, "v2")
+    code, out = pull(node)
+    assert code == 0 and pulled(node) == "v2 from web1's vars\n", out
+    assert "last_error" not in json.loads(sh(node, "cat /var/lib/converge/pull/*/state.json"))
+
+
 def test_runs_missed_by_an_unreachable_store_are_carried_by_the_next_pull(
         lab_node: Node) -> None:
     node = lab_node
@@ -223,3 +243,38 @@ def test_pull_trusts_openpgp_keys_given_with_gpg_key(lab_node: Node) -> None:
     assert code == 1, out
     assert "commit %s of /srv/ops is refused: its signature cannot be checked" % sha[:12] in out
     assert pulled(node) == "v1 from web1's vars\n"
+
+
+def test_install_where_systemd_runs_writes_units_that_systemd_analyze_verifies(
+        lab_node: Node) -> None:
+    """systemd is not PID 1 in a lab node: /run/systemd/system says it runs and a
+    systemctl on PATH records what it is asked; the unit files --install wrote are
+    checked by the node's own systemd-analyze."""
+    node = lab_node
+    if node.run(["sh", "-c", "command -v systemd-analyze"]).returncode != 0:
+        pytest.skip("systemd-analyze is not installed in this node")
+    make_repo(node)
+    sh(node, "mkdir -p /run/systemd/system /srv/bin && printf '#!/bin/sh\\necho \"$@\" >> "
+       "/srv/systemctl.log\\n' > /srv/bin/systemctl && chmod 755 /srv/bin/systemctl")
+    done = node.run(["env", "PATH=/srv/bin:/usr/sbin:/usr/bin:/sbin:/bin", sys.executable,
+                     "-m", "converge", "pull", "/srv/ops", "--allowed-signers",
+                     "/srv/keys/allowed", "--install", "--every", "30m", "--splay", "5m"],
+                    env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installed: converge-pull.timer every 1800s (splay 300s)" in done.stdout
+    assert sh(node, "cat /srv/systemctl.log").splitlines() == [
+        "daemon-reload", "enable --now converge-pull.timer"]
+    units = ["/etc/systemd/system/converge-pull.service",
+             "/etc/systemd/system/converge-pull.timer"]
+    verify = node.run(["systemd-analyze", "verify", "--man=no", *units])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "RandomizedDelaySec=300s" in sh(node, "cat %s" % units[1])
+    assert node.run(["test", "-e", "/etc/cron.d/converge-pull"]).returncode == 1
+    sh(node, "rm /srv/systemctl.log")
+    done = node.run(["env", "PATH=/srv/bin:/usr/sbin:/usr/bin:/sbin:/bin", sys.executable,
+                     "-m", "converge", "pull", "--uninstall"], env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sh(node, "cat /srv/systemctl.log").splitlines() == [
+        "disable --now converge-pull.timer", "daemon-reload"]
+    for path in units:
+        assert node.run(["test", "-e", path]).returncode == 1, path
