@@ -139,7 +139,8 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
     slowest); ``report``, from that event to the host's report entry (the agent
     finishing its journal, the recap's entry and the run store's record); ``setup``,
     the part of ``run`` before the first resource began (the agent importing what it
-    needs, decoding the plan, taking the run lock, opening its journal); ``total``,
+    needs, decoding the plan, taking the run lock, opening its journal; from the
+    events' arrival, so at most ``run`` less ``resources``); ``total``,
     from the start of the run to that entry. Connecting overlaps the compile.
     ``agent_cpu``: the CPU seconds the agent (and what it ran) used on the target."""
     measured = dict(getattr(transport, "profile", None) or {})
@@ -151,6 +152,9 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
     setup = None
     if begun is not None and first_event is not None and events:
         setup = first_event - begun - float(events[0].get("time") or 0.0)
+        # Arrival times are the controller's: one busy moment can make the first
+        # event arrive with later ones, so setup is at most what the resources left.
+        setup = min(setup, last - begun - sum(float(e["time"]) for e in timed))
 
     def seconds(value: Optional[float]) -> Optional[float]:
         return None if value is None else round(max(0.0, value), 4)

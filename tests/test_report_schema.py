@@ -162,3 +162,19 @@ def test_documented_field_holds_what_the_page_says(report: Dict[str, Any], level
     assert field in documented or named_in_text(field), \
         "docs/operations.md does not document the %s's %s" % (level, field)
     assert check(report), json.dumps(report, indent=1)
+
+
+def test_setup_is_never_more_than_the_run_leaves_when_events_arrive_together() -> None:
+    """A busy controller can read the first event only with the last: setup, read from
+    arrival times, must not then claim time the resources used."""
+    from types import SimpleNamespace
+
+    from converge.runner import profile_of
+
+    events = [{"id": "file[/a]", "time": 0.2}, {"id": "file[/b]", "time": 0.3}]
+    local = SimpleNamespace(profile={"run_started": 0.0})
+    profile = profile_of(local, events, started=0.0, compiled=0.01, first_event=1.5,
+                         last_event=1.5, ended=1.6)
+    assert profile["run"] == 1.5 and profile["resources"] == 0.5
+    assert profile["setup"] == 1.0
+    assert profile["setup"] + profile["resources"] <= profile["run"]

@@ -189,7 +189,7 @@ def test_compile_errors_of_sensitive_resources_hide_the_values(project: Path, ca
         done = subprocess.run([sys.executable, "-m", "converge", "apply", "--root",
                                str(project / "root"), "broken.py", *extra],
                               cwd=project / "work", capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=60)
+                              stdin=subprocess.DEVNULL, timeout=300)
         assert done.returncode == 1
         assert_hidden(shown(done), [value])
         assert "error: broken.py:2: " + message in done.stderr

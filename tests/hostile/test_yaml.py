@@ -64,7 +64,7 @@ def test_a_python_tag_in_an_inventory_is_refused_and_runs_nothing(tmp_path: Path
     recipe.write_text('from converge import file\nfile("/srv/x", content="x")\n')
     proc = subprocess.run([sys.executable, "-m", "converge", "apply", "recipe.py", "-i",
                            "inventory.yml"], cwd=tmp_path, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+                          stdin=subprocess.DEVNULL, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr == (
         "error: inventory.yml:4: invalid YAML: could not determine a constructor for the tag "
@@ -80,7 +80,7 @@ def test_a_python_tag_in_attributes_yaml_is_refused(tmp_path: Path) -> None:
     (tmp_path / "recipe.py").write_text("from converge import attrs\n")
     proc = subprocess.run([sys.executable, "-m", "converge", "plan", "--root", str(tmp_path),
                            "recipe.py"], cwd=tmp_path, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+                          stdin=subprocess.DEVNULL, timeout=300)
     assert proc.returncode == 1
     assert "attributes.yaml:1: invalid YAML: could not determine a constructor" in proc.stderr
     assert not marker.exists()
@@ -95,7 +95,7 @@ def test_a_python_tag_in_an_attribute_on_the_command_line_is_refused(tmp_path: P
     proc = subprocess.run([sys.executable, "-m", "converge", "plan", "--root", str(tmp_path),
                            "recipe.py", "-a", "x=!!python/object/apply:os.system "
                            "['touch %s']" % marker], cwd=tmp_path, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+                          text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert proc.returncode == 1, proc.stdout
     lines = proc.stderr.splitlines()
     assert lines[0] == (
