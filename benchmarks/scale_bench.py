@@ -168,7 +168,9 @@ def measure(lab: Lab, count: int, tool: str, forks: Optional[str], results: Resu
     nodes = fresh_nodes(lab, count, [])
     try:
         if tool == "converge":
-            results.setdefault((count, "floor", "noop"), []).append(floor_run(lab, nodes))
+            floor = floor_run(lab, nodes)
+            results.setdefault((count, "floor", "noop"), []).append(floor)
+            show(count, "floor", floor)
         first = RUNNERS[tool](lab, nodes, forks)
         noop = RUNNERS[tool](lab, nodes, forks)
         if not first.changed:
@@ -181,11 +183,15 @@ def measure(lab: Lab, count: int, tool: str, forks: Optional[str], results: Resu
         lab.down([n.name for n in nodes])
     for phase, sample in zip(PHASES, (first, noop), strict=True):
         results.setdefault((count, tool, phase), []).append(sample)
-        print("  %3d nodes %-8s %-5s wall %6.2fs  controller %6.2f CPU-s (%4.0f ms/host), "
-              "peak RSS %4.0f MB; nodes %6.2f CPU-s (%4.0f ms/host)"
-              % (count, tool, phase, sample.wall, sample.cpu, 1000 * sample.cpu / count,
-                 sample.rss_kb / 1024, sample.nodes_cpu, 1000 * sample.nodes_cpu / count),
-              flush=True)
+        show(count, "%-8s %-5s" % (tool, phase), sample)
+
+
+def show(count: int, label: str, sample: Sample) -> None:
+    print("  %3d nodes %-14s wall %6.2fs  controller %6.2f CPU-s (%4.0f ms/host), "
+          "peak RSS %4.0f MB; nodes %6.2f CPU-s (%4.0f ms/host)"
+          % (count, label, sample.wall, sample.cpu, 1000 * sample.cpu / count,
+             sample.rss_kb / 1024, sample.nodes_cpu, 1000 * sample.nodes_cpu / count),
+          flush=True)
 
 
 def mid(samples: List[Sample], attr: str) -> float:
