@@ -30,6 +30,7 @@ from .cli_runs import with_store  # noqa: E402
 from .cli_vault import app as vault_app  # noqa: E402
 from .cli_vault import with_vault  # noqa: E402
 from .errors import ConvergeError, printable, printable_lines  # noqa: E402
+from .forks import FILES_PER_HOST, FORKS_PER_CPU, MAX_FORKS, default_forks  # noqa: E402
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -157,8 +158,10 @@ InventoryOpt = typer.Option([], "--inventory", "-i", metavar="FILE",
                             "or an inventory.py (repeatable; merged in order).")
 LimitOpt = typer.Option([], "--limit", "-l", metavar="PATTERN", help="Only hosts matching "
                         "a host name, group or glob ('!pattern' excludes; repeatable).")
-ForksOpt = typer.Option(20, "--forks", "-f", min=1, metavar="N",
-                        help="How many hosts are worked on at once.")
+ForksOpt = typer.Option(None, "--forks", "-f", min=1, metavar="N", show_default=False,
+                        help="How many hosts are worked on at once (default: %d per CPU, "
+                        "at most %d, %d open files a host within the open-file limit, "
+                        "at most the hosts)." % (FORKS_PER_CPU, MAX_FORKS, FILES_PER_HOST))
 BecomeOpt = typer.Option(False, "--become", "-b", help="Run the agent as root with sudo.")
 BecomePassOpt = typer.Option(False, "--ask-become-pass", "-K",
                              help="Prompt for the sudo password (sent over the connection).")
@@ -248,7 +251,7 @@ TARGET_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
     ("hosts", List[str], HostOpt),
     ("inventory", List[Path], InventoryOpt),
     ("limit", List[str], LimitOpt),
-    ("forks", int, ForksOpt),
+    ("forks", Optional[int], ForksOpt),
     ("become", bool, BecomeOpt),
     ("ask_become_pass", bool, BecomePassOpt),
     ("accept_new", bool, AcceptNewOpt),
@@ -269,7 +272,7 @@ class Targets:
     """The command line's SSH options (all empty: converge this machine)."""
 
     def __init__(self, hosts: Sequence[str] = (), inventory: Sequence[Path] = (),
-                 limit: Sequence[str] = (), forks: int = 20, become: bool = False,
+                 limit: Sequence[str] = (), forks: Optional[int] = None, become: bool = False,
                  ask_become_pass: bool = False, accept_new: bool = False,
                  user: Optional[str] = None, key: Optional[str] = None) -> None:
         self.hosts, self.limit = list(hosts), list(limit)
@@ -684,7 +687,7 @@ def facts(
         finally:
             transport.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(targets.forks, len(transports)))) as pool:
+    with ThreadPoolExecutor(max_workers=targets.forks or default_forks(len(transports))) as pool:
         found = dict(zip([t.host for t in transports], pool.map(gather, transports),
                          strict=True))
     typer.echo(json.dumps(found, indent=2, sort_keys=True, default=str))

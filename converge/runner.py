@@ -22,12 +22,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .agent.engine import Event
 from .errors import AuthError, ConnectError, ConvergeError, HostKeyError, TransportError
+from .forks import default_forks
 from .plan import Plan
 from .recipe import Attrs, compile_recipe
 from .report import host_report, json_report
 from .transport import Transport
-
-DEFAULT_FORKS = 20
 
 #: what is done on each host: work(transport, emit) -> its events
 Work = Callable[[Transport, Callable[[Event], None]], List[Event]]
@@ -70,7 +69,7 @@ def run(
     fail_fast: bool = False,
     on_event: Optional[Callable[[str, Event], None]] = None,
     remote: bool = False,
-    forks: int = DEFAULT_FORKS,
+    forks: Optional[int] = None,
     on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     recorder: Optional[Any] = None,
     tags: Sequence[str] = (),
@@ -87,14 +86,14 @@ def run(
     more hosts than that have failed or were unreachable: later batches never start.
     A ``run_once`` step runs on the first host of each batch only. ``profile``
     adds to each host's report entry where its time went (see :func:`profile_of`).
+    No ``forks``: :func:`default_forks` chooses from the machine and the hosts.
 
     A compile error for any host is raised before anything runs anywhere (the
     recipe is compiled for every host first), so bad input changes nothing.
     ``on_event(host, event)`` and ``on_host(host, report_entry)`` are called from
     one thread at a time.
     """
-    if forks < 1:
-        raise ValueError("forks must be 1 or more")
+    forks = _forks(forks, len(transports))
     started = time.monotonic()
     # The first ``forks`` hosts connect and start their agent while the recipe
     # compiles (daemon threads: a compile error does not wait for a slow host).
@@ -237,15 +236,14 @@ def rollback(
     *,
     force: bool = False,
     yes: bool = False,
-    forks: int = DEFAULT_FORKS,
+    forks: Optional[int] = None,
     on_event: Optional[Callable[[str, Event], None]] = None,
     on_host: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     recorder: Optional[Any] = None,
 ) -> Outcome:
     """Roll back ``run_id`` (default: each host's last apply that changed anything)
     on every transport's host, ``forks`` at a time; the report is a run's."""
-    if forks < 1:
-        raise ValueError("forks must be 1 or more")
+    forks = _forks(forks, len(transports))
 
     def work(transport: Transport, emit: Callable[[Event], None]) -> List[Event]:
         return list(transport.rollback(run_id, force=force, yes=yes, emit=emit))
@@ -253,6 +251,14 @@ def rollback(
     return _each_host(transports, work, mode="rollback", started=time.monotonic(),
                       forks=forks, failures=[], on_event=on_event, on_host=on_host,
                       recorder=recorder)
+
+
+def _forks(forks: Optional[int], hosts: int) -> int:
+    if forks is None:
+        return default_forks(hosts)
+    if forks < 1:
+        raise ValueError("forks must be 1 or more")
+    return forks
 
 
 def _each_host(

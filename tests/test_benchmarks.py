@@ -3,6 +3,7 @@ harness plans the runs it says it does. Nothing here is timed or runs a peer."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -80,3 +81,34 @@ def test_recaps_are_read_as_each_tool_writes_them(harness: ModuleType) -> None:
         ("node1", "8", "0", "0", "0"), ("node2", "8", "1", "0", "0")]
     total = harness.PYINFRA_TOTAL.search("    Grand total   27   -   -   27   \n")
     assert total and total.groups() == ("27", "-", "-", "27")
+
+
+@pytest.fixture(scope="module")
+def scale() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_scale", BENCHMARKS / "scale_bench.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_report_says_whether_growth_is_linear(scale: ModuleType) -> None:
+    def sample(wall: float, cpu: float, rss_kb: int, nodes_cpu: float) -> object:
+        return scale.Sample(wall, cpu, rss_kb, nodes_cpu, False)
+
+    results = {
+        (30, "floor", "noop"): [sample(1.0, 0.6, 50_000, 1.2)],
+        (30, "converge", "first"): [sample(10.0, 1.2, 60_000, 16.0)],
+        (30, "converge", "noop"): [sample(3.0, 0.6, 55_000, 3.0)],
+        (200, "floor", "noop"): [sample(7.0, 4.0, 70_000, 8.0)],
+        (200, "converge", "first"): [sample(80.0, 6.0, 100_000, 110.0)],
+        (200, "converge", "noop"): [sample(15.0, 3.6, 90_000, 19.0)],
+        (200, "pyinfra", "noop"): [sample(60.0, 50.0, 80_000, 90.0)],
+    }
+    text = scale.report(results, [30, 200], ["converge"], argparse.Namespace(forks=None, reps=1))
+    assert "- converge first run: wall x8.00 (WORSE than linear)" in text
+    assert "- converge no-op: wall x5.00 (linear or better), controller CPU per host x0.90" \
+        in text
+    # wall, controller and nodes' CPU per host, peak RSS, against the floor and pyinfra
+    assert "| 200 | converge | no-op | 15.00 | 18 | 95 | 88 | 2.14x | 4.0x |" in text

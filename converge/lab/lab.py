@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import select
 import selectors
 import shutil
@@ -35,6 +36,11 @@ DEFAULT_DIRECTORY = "/run/converge-lab"
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT = 30.0
 DOWN_TIMEOUT = 15.0
+# Open files that starting nodes takes, in this process and the spawner each: per
+# node, an ssh-keygen's pipe then a probe of its sshd here, its go pipe there; and
+# what the process holds besides.
+FILES_PER_NODE = 2
+RESERVED_FILES = 64
 OOM_SCORE_ADJ = 500
 SPAWNER = Path(__file__).with_name("_spawn.py")
 # converge's package, which a node from an image sees read-only at SOURCE_TARGET (its
@@ -210,6 +216,7 @@ class Lab:
         """
         if n < 1:
             raise LabError(f"cannot bring up {n} nodes; ask for 1 or more")
+        _open_files_for(n)
         lowers = [str(self._layer(name)) for name in layers]
         if image is not None and lowers:
             raise LabError("layers are built from this machine's packages: start nodes "
@@ -648,6 +655,23 @@ def _interpreter_binds() -> list[str]:
         if not any(Path(b) in path.parents for b in binds):
             binds.append(str(path))
     return binds
+
+
+def _open_files_for(nodes: int) -> None:
+    """Raise this process's soft open-file limit (the spawner inherits it) to what
+    starting ``nodes`` at once takes, up to the hard limit. Else a soft limit of
+    1024 (a common one) stops a lab at about 480 nodes, and 128 at about 60, with
+    "Too many open files" part way through. A hard limit below that is an error
+    saying so."""
+    need = RESERVED_FILES + FILES_PER_NODE * nodes
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise LabError(f"starting {nodes} nodes takes about {need} open files, and this "
+                       f"process may open {hard} (ulimit -Hn): raise that limit, or start "
+                       "fewer nodes at a time")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
 def _keygen(paths: list[Path], comment: str) -> None:

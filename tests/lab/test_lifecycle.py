@@ -127,3 +127,42 @@ def test_nodes_get_distinct_names_and_slots(lab: Lab) -> None:
             assert node.run(["hostname"]).stdout.strip() == node.name
     finally:
         lab.down([n.name for n in nodes])
+
+
+def test_many_nodes_under_a_low_open_file_limit(lab: Lab) -> None:
+    """Each node starting takes open files (ssh-keygen's pipe, a probe of its sshd, a
+    go pipe in the spawner): the lab raises its soft limit to what N nodes need."""
+    import resource
+
+    soft = 24  # below the 20 nodes' needs; the hard limit is left as it is
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    before = {n.name for n in lab.nodes()}
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory)}
+    try:
+        done = subprocess.run([sys.executable, "-m", "converge", "lab", "up", "20"],
+                              capture_output=True, text=True, env=env, preexec_fn=low_limit,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        started = [line.split("\t")[0] for line in done.stdout.splitlines()]
+        assert len(started) == 20
+    finally:
+        lab.down([n.name for n in lab.nodes() if n.name not in before])
+
+
+def test_a_hard_open_file_limit_too_low_is_said(lab: Lab) -> None:
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+
+    env = {**os.environ, "CONVERGE_LAB_DIR": str(lab.directory)}
+    done = subprocess.run([sys.executable, "-m", "converge", "lab", "up", "20"],
+                          capture_output=True, text=True, env=env, preexec_fn=low_limit,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "starting 20 nodes takes about 104 open files, and this process may open 24 " \
+           "(ulimit -Hn)" in done.stderr, done.stderr
