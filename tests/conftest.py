@@ -23,6 +23,12 @@ os.environ.setdefault("CONVERGE_LAB_IMAGES", os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "converge-lab",
     "images"))
 
+# Warm SSH connections (converge/transport/persist.py) are on by default for users; the
+# suite's runs connect afresh and leave no broker behind. Tests of warm connections
+# turn them on for their own runs, each with a broker folder of its own
+# (tests/lab/test_warm_ssh.py), and stop that broker when they end.
+os.environ["CONVERGE_SSH_PERSIST"] = "no"
+
 # The fault-injection tests' figures, added up from every test's report (xdist or not).
 FAULT_FIGURES: Counter[str] = Counter()
 #: the hostile inputs tests/hostile tried, by outcome, from every test's report
