@@ -68,7 +68,7 @@ class Conn:
         """Is the server's key still what known_hosts records for it?"""
         from . import _paramiko
 
-        paramiko = _paramiko.paramiko
+        paramiko: Any = getattr(_paramiko, "paramiko")  # noqa: B009 - not re-exported
         s = self.settings
         name = s.hostname if s.port == 22 else "[%s]:%d" % (s.hostname, s.port)
         try:

@@ -154,14 +154,14 @@ def _ssh_config(path: str) -> Optional[paramiko.SSHConfig]:
         return None
     with open(path, encoding="utf-8", errors="replace") as fh:
         text = fh.read()
-    paramiko = _lib().paramiko
-    config_module = vars(paramiko.config)  # types-paramiko does not declare invoke
+    library = _lib().paramiko
+    config_module = vars(library.config)  # types-paramiko does not declare invoke
     if MATCH_EXEC.search(text) and config_module.get("invoke") is None:
-        try:  # see the top of this module
+        try:  # see the top of _paramiko.py
             config_module["invoke"] = importlib.import_module("invoke")
         except ImportError:
             pass  # paramiko says "Match exec" needs invoke when the line is used
-    config: paramiko.SSHConfig = paramiko.SSHConfig.from_text(text)
+    config: paramiko.SSHConfig = library.SSHConfig.from_text(text)
     return config
 
 
@@ -456,7 +456,7 @@ class SSHTransport:
                 if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                     int(self.timeout * DEAD_AFTER * 1000))
-        client: paramiko.SSHClient = _lib().TimedClient()
+        client: Any = _lib().TimedClient()  # a paramiko.SSHClient
         known = s.known_hosts
         with _translated(self.host, "cannot read known hosts %s" % known, kind=HostKeyError,
                          cleanup=sock.close):
@@ -482,7 +482,8 @@ class SSHTransport:
             transport.set_keepalive(self._keepalive())
         self.profile["auth"] += client.auth_seconds
         self.profile["connect"] += time.monotonic() - started - client.auth_seconds
-        return client
+        made: paramiko.SSHClient = client
+        return made
 
     def _keepalive(self) -> int:
         """Seconds between keepalives: ``timeout``, at most 15. With TCP_USER_TIMEOUT
