@@ -272,6 +272,7 @@ class SSHTransport:
         self.persist = persist
         self.persist_dir = persist_dir
         self.reused = False  # the last channel came on a connection kept from before
+        self._connected_for = 0.0  # seconds connecting since _connecting() last asked
         self._options = {"user": user, "key": key, "ssh_config": ssh_config}
         if persist > 0:
             self.settings = Settings(hostname=host.hostname, port=int(host.port or 22),
@@ -369,6 +370,7 @@ class SSHTransport:
             if self.become_password is None:  # sudo -S: its prompt comes first
                 started = time.monotonic()
                 chan, _ = self._channel(bundle.build()[1])
+                started += self._connecting(started)
                 self._warm_chan = chan
                 out = chan.makefile("rb", -1)
                 self._warm_hello = (out, self._hello(chan, out, b""),
@@ -482,6 +484,7 @@ class SSHTransport:
             transport.set_keepalive(self._keepalive())
         self.profile["auth"] += client.auth_seconds
         self.profile["connect"] += time.monotonic() - started - client.auth_seconds
+        self._connected_for += time.monotonic() - started
         made: paramiko.SSHClient = client
         return made
 
@@ -516,6 +519,13 @@ class SSHTransport:
         chan.exec_command(command)
         return chan, prompt
 
+    def _connecting(self, since: float) -> float:
+        """Of the time since ``since``, what the last channel spent connecting and
+        authenticating (counted as such in the profile, not as starting the agent)."""
+        spent = self._connected_for
+        self._connected_for = 0.0
+        return min(spent, time.monotonic() - since)
+
     def _relayed(self, digest: str) -> Tuple[Any, Optional[str]]:
         """A channel from the broker (see converge/transport/persist.py): it resolves the
         host, reuses or makes the connection, and runs the command built here from the
@@ -540,8 +550,11 @@ class SSHTransport:
         opened = persist.open_channel(spec, self.host, command, self.persist_dir)
         self.commands += 1
         self.reused = bool(opened.reply.get("reused"))
-        self.profile["connect"] += float(opened.reply.get("connect") or 0.0)
-        self.profile["auth"] += float(opened.reply.get("auth") or 0.0)
+        connect = float(opened.reply.get("connect") or 0.0)
+        auth = float(opened.reply.get("auth") or 0.0)
+        self.profile["connect"] += connect
+        self.profile["auth"] += auth
+        self._connected_for += connect + auth
         return opened.channel, prompts[-1]
 
     def _persist_failed(self, exc: BaseException) -> None:
@@ -586,6 +599,7 @@ class SSHTransport:
             else:
                 started = time.monotonic()
                 chan, prompt = self._channel(digest)
+                started += self._connecting(started)
                 stderr = b""
                 if prompt is None:
                     try:

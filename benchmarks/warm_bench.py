@@ -1,0 +1,117 @@
+"""W1 no-op pushed to lab nodes, cold and warm (issue 24 item 1: warm connections).
+
+    python3 benchmarks/warm_bench.py [--nodes 1] [--reps 5]      (root; lab nodes)
+
+Brings up fresh nodes (a lab of its own, under benchmarks/.peers/), reads the lab
+repository's package list on each (untimed), pushes W1 once (the first run), then
+alternates, ``--reps`` times:
+
+- **cold**: `converge disconnect` (untimed), then the no-op `converge apply`: the
+  broker starts, connects, authenticates and relays, as the first run in a while
+  does;
+- **warm**: the same no-op `converge apply` right after: the connection is reused
+  (no key exchange, no authentication; paramiko is not even imported by the run);
+- **direct**: the same with `--no-persist` (no broker: the run connects itself, as
+  converge did before warm connections).
+
+Each figure is the wall time of the whole `converge apply` process, start-up
+included, as a user sees it: median (min-max). The paramiko floor (connect,
+authenticate, `python3 -c pass`, in this process) is printed beside it. Target:
+warm at most 0.15 s at one node; cold within 1.2x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from run import PACKAGE, BenchError, floor, fresh_nodes, host_env, verify  # noqa: E402
+
+from converge.lab import Lab, Node  # noqa: E402
+
+LAB_DIR = HERE / ".peers" / "warm-lab"
+SSH_DIR = HERE / ".peers" / "warm-ssh"  # this benchmark's broker, not the user's
+RECIPE = HERE / "workloads" / "w1" / "converge_recipe.py"
+
+
+def converge(lab: Lab, nodes: List[Node], *args: str) -> float:
+    """One `converge ...` against the nodes; its wall seconds."""
+    env = host_env(PYTHONPATH=str(REPO), CONVERGE_SSH_DIR=str(SSH_DIR))
+    env.pop("CONVERGE_SSH_PERSIST", None)  # the users' default: on, 60 s
+    argv = [sys.executable, "-m", "converge", *args]
+    if args[0] == "apply":
+        argv += [str(RECIPE), "-i", str(lab.inventory_path()), "--forks", str(len(nodes)),
+                 "--detailed-exitcode"]
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(HERE))
+    seconds = time.monotonic() - started
+    if done.returncode not in (0, 2) or (args[0] == "apply" and len(args) > 1
+                                         and done.returncode != 0):
+        raise BenchError("converge %s: exit %d\n%s%s" % (" ".join(args), done.returncode,
+                                                         done.stdout[-2000:], done.stderr))
+    return seconds
+
+
+def cell(samples: List[float]) -> str:
+    return "%.3f s (%.3f-%.3f)" % (statistics.median(samples), min(samples), max(samples))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("benchmarks/warm_bench.py needs root (lab nodes)", file=sys.stderr)
+        return 1
+    os.environ["CONVERGE_SSH_DIR"] = str(SSH_DIR)  # lab.down() closes what it kept
+    lab = Lab(LAB_DIR)
+    if lab.nodes():
+        lab.down()
+    lab.repo.build_deb(PACKAGE, "1.0-1", files={
+        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+    nodes = fresh_nodes(lab, args.nodes, [])
+    times: Dict[str, List[float]] = {"floor": [], "cold": [], "warm": [], "direct": []}
+    try:
+        first = converge(lab, nodes, "apply")
+        verify("w1", nodes[0], "converge")
+        for _ in range(args.reps):
+            times["floor"].append(floor(lab, nodes))
+            converge(lab, nodes, "disconnect")
+            times["cold"].append(converge(lab, nodes, "apply", "--persist", "60s"))
+            times["warm"].append(converge(lab, nodes, "apply", "--persist", "60s"))
+            times["direct"].append(converge(lab, nodes, "apply", "--no-persist"))
+        converge(lab, nodes, "disconnect")
+    except BenchError as exc:
+        print("FAILED: %s" % exc, file=sys.stderr)
+        return 1
+    finally:
+        lab.down()
+    print("W1 pushed to %d node(s), %d reps, %d CPUs, load %.1f" % (
+        args.nodes, args.reps, os.cpu_count() or 0, os.getloadavg()[0]))
+    print("  first run              %.3f s" % first)
+    print("  floor (paramiko)       %s" % cell(times["floor"]))
+    for name, what in (("cold", "no-op, cold (broker starts, connects)"),
+                       ("warm", "no-op, warm (connection reused)"),
+                       ("direct", "no-op, --no-persist (no broker)")):
+        ratio = statistics.median(times[name]) / statistics.median(times["floor"])
+        print("  %-38s %s  %.2fx floor" % (what, cell(times[name]), ratio))
+    warm = statistics.median(times["warm"])
+    print("  target: warm <= 0.15 s at one node: %.3f s %s"
+          % (warm, "met" if warm <= 0.15 else "NOT met"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
