@@ -15,7 +15,9 @@ alternates, ``--reps`` times:
   converge did before warm connections).
 
 Each figure is the wall time of the whole `converge apply` process, start-up
-included, as a user sees it: median (min-max). The paramiko floor (connect,
+included, as a user sees it: median (min-max), with the median CPU seconds of
+that process (user + system, from wait4: the broker's and the nodes' are not in
+it; a figure that a loaded machine inflates less than wall time). The paramiko floor (connect,
 authenticate, `python3 -c pass`, in this process) is printed beside it. Target:
 warm at most 0.15 s at one node; cold within 1.2x of the floor.
 """
@@ -45,17 +47,31 @@ SSH_DIR = HERE / ".peers" / "warm-ssh"  # this benchmark's broker, not the user'
 RECIPE = HERE / "workloads" / "w1" / "converge_recipe.py"
 
 
-def converge(lab: Lab, nodes: List[Node], *args: str) -> float:
-    """One `converge ...` against the nodes; its wall seconds."""
+CPU: Dict[str, List[float]] = {}  # the controller's CPU seconds, by what was run
+
+
+def converge(lab: Lab, nodes: List[Node], *args: str, label: str = "") -> float:
+    """One `converge ...` against the nodes; its wall seconds (its CPU seconds, from
+    wait4, go to CPU[label])."""
     env = host_env(PYTHONPATH=str(REPO), CONVERGE_SSH_DIR=str(SSH_DIR))
     env.pop("CONVERGE_SSH_PERSIST", None)  # the users' default: on, 60 s
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as an installed package has it
     argv = [sys.executable, "-m", "converge", *args]
     if args[0] == "apply":
         argv += [str(RECIPE), "-i", str(lab.inventory_path()), "--forks", str(len(nodes)),
                  "--detailed-exitcode"]
     started = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(HERE))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, cwd=str(HERE))
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    if label:
+        CPU.setdefault(label, []).append(usage.ru_utime + usage.ru_stime)
+    done = subprocess.CompletedProcess(argv, proc.returncode, output, "")
     if done.returncode not in (0, 2) or (args[0] == "apply" and len(args) > 1
                                          and done.returncode != 0):
         raise BenchError("converge %s: exit %d\n%s%s" % (" ".join(args), done.returncode,
@@ -76,6 +92,9 @@ def main() -> int:
         print("benchmarks/warm_bench.py needs root (lab nodes)", file=sys.stderr)
         return 1
     os.environ["CONVERGE_SSH_DIR"] = str(SSH_DIR)  # lab.down() closes what it kept
+    # bytecode as an installed package has it (without it every run compiles its modules)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "converge")],
+                   check=True)
     lab = Lab(LAB_DIR)
     if lab.nodes():
         lab.down()
@@ -89,9 +108,12 @@ def main() -> int:
         for _ in range(args.reps):
             times["floor"].append(floor(lab, nodes))
             converge(lab, nodes, "disconnect")
-            times["cold"].append(converge(lab, nodes, "apply", "--persist", "60s"))
-            times["warm"].append(converge(lab, nodes, "apply", "--persist", "60s"))
-            times["direct"].append(converge(lab, nodes, "apply", "--no-persist"))
+            times["cold"].append(converge(lab, nodes, "apply", "--persist", "60s",
+                                          label="cold"))
+            times["warm"].append(converge(lab, nodes, "apply", "--persist", "60s",
+                                          label="warm"))
+            times["direct"].append(converge(lab, nodes, "apply", "--no-persist",
+                                            label="direct"))
         converge(lab, nodes, "disconnect")
     except BenchError as exc:
         print("FAILED: %s" % exc, file=sys.stderr)
@@ -106,7 +128,8 @@ def main() -> int:
                        ("warm", "no-op, warm (connection reused)"),
                        ("direct", "no-op, --no-persist (no broker)")):
         ratio = statistics.median(times[name]) / statistics.median(times["floor"])
-        print("  %-38s %s  %.2fx floor" % (what, cell(times[name]), ratio))
+        print("  %-38s %s  %.2fx floor; controller CPU %.3f s" % (
+            what, cell(times[name]), ratio, statistics.median(CPU[name])))
     warm = statistics.median(times["warm"])
     print("  target: warm <= 0.15 s at one node: %.3f s %s"
           % (warm, "met" if warm <= 0.15 else "NOT met"))
