@@ -203,6 +203,7 @@ class Broker:
 
     @staticmethod
     def _send(sock: socket.socket, message: Dict[str, Any]) -> None:
+        message.setdefault("protocol", persist.PROTOCOL)
         sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
     def _status(self) -> Dict[str, Any]:
@@ -233,6 +234,9 @@ class Broker:
         from .ssh import SSHTransport
 
         name = str(request.get("host", {}).get("name", "?"))
+        if request.get("protocol") != persist.PROTOCOL:
+            self._send(sock, {"protocol": persist.PROTOCOL, "error": "protocol mismatch"})
+            return
         try:
             transport = SSHTransport(
                 Host(**request["host"]), user=request.get("user"), key=request.get("key"),

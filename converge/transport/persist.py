@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ConvergeError
 
+PROTOCOL = 1  # the broker's; a broker of another (an older converge's) is not used
 ENV_PERSIST = "CONVERGE_SSH_PERSIST"  # the default of --persist: "60s", "5m", "no"
 ENV_DIR = "CONVERGE_SSH_DIR"  # the broker's folder (tests give each their own)
 DEFAULT_PERSIST = 60.0
@@ -272,7 +273,10 @@ def open_channel(spec: Dict[str, Any], host: str, command: Any,
         sock = connect(folder)
         assert sock is not None
         try:
-            reply = _call(sock, dict(spec, op="open"))
+            reply = _call(sock, dict(spec, op="open", protocol=PROTOCOL))
+            if reply.get("protocol") != PROTOCOL:
+                raise PersistError("the broker speaks protocol %s, not %d (converge "
+                                   "disconnect stops it)" % (reply.get("protocol"), PROTOCOL))
             _raise(reply, host)
             settings = reply["settings"]
             started = _call(sock, {"op": "exec", "command": command(settings)})
