@@ -335,6 +335,10 @@ class Targets:
             password = getpass.getpass("become (sudo) password: ")
         self.selected = hosts
         keep = self.persist_seconds()
+        if keep > 0 and hosts:
+            from .transport.persist import prestart
+
+            prestart()  # the broker starts while the recipe is read and compiled
         return [SSHTransport(h, user=self.user, key=self.key, persist=keep,
                              become=self.become or self.ask_become_pass or None,
                              become_password=password, accept_new=self.accept_new,

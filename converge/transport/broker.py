@@ -121,7 +121,6 @@ class Broker:
                     continue
                 with self.lock:
                     self.clients += 1
-                    self.served += 1
                 threading.Thread(target=self._client, args=(sock,), daemon=True).start()
         self._stop()
 
@@ -185,6 +184,8 @@ class Broker:
         try:
             line = persist._readline(sock)
             if line:
+                with self.lock:
+                    self.served += 1  # a client that only looked (prestart) is not one
                 request = json.loads(line)
                 op = request.get("op")
                 if op == "open":

@@ -191,6 +191,29 @@ def connect(folder: Optional[str] = None, start: bool = True) -> Optional[socket
     return sock
 
 
+def prestart(folder: Optional[str] = None) -> None:
+    """Start this user's broker on a thread, if none runs, so that its own start-up
+    (an interpreter, paramiko) overlaps the rest of the run's; the first channel
+    asked for waits for it (the spawn lock). Errors are left to that request."""
+
+    def start() -> None:
+        try:
+            sock = connect(folder)
+        except (ConvergeError, OSError):
+            return
+        if sock is not None:
+            sock.close()
+
+    try:
+        chosen = private_dir(folder or directory())
+    except PersistError:
+        return
+    if os.path.exists(os.path.join(chosen, SOCKET)) and os.path.exists(
+            os.path.join(chosen, PIDFILE)):
+        return  # a broker runs (or died: the first request starts another)
+    threading.Thread(target=start, name="ssh-broker-start", daemon=True).start()
+
+
 def _start(folder: str) -> None:
     """Start the broker (it forks away and says ``ready`` once it listens)."""
     path = os.path.join(folder, SOCKET)
