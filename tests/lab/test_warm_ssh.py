@@ -167,6 +167,22 @@ def test_a_dead_connection_is_replaced_without_an_error(warm: Warm, lab_node: No
     assert sessions(lab_node) and sessions(lab_node) != kept
 
 
+def test_a_connection_that_stopped_answering_is_replaced(warm: Warm, lab_node: Node) -> None:
+    """Its TCP link still up (the kernel acks), its sshd frozen: the session it is
+    asked for does not open within broker.REUSE_TIMEOUT, and a new connection serves
+    the run, without an error."""
+    warm.apply([lab_node])
+    kept = sessions(lab_node)
+    lab_node.run(["kill", "-STOP", *kept]).check_returncode()
+    try:
+        second = warm.apply([lab_node])
+        assert second.stderr == "" and "(up to date)" in second.stdout
+        fresh = [pid for pid in sessions(lab_node) if pid not in kept]
+        assert len(fresh) == 1, (kept, sessions(lab_node))
+    finally:
+        lab_node.run(["kill", "-KILL", *kept])
+
+
 def test_the_host_key_is_still_checked_against_known_hosts(warm: Warm, lab: Lab,
                                                           lab_node: Node) -> None:
     """A warm connection is used only while known_hosts records the key it was made
