@@ -111,6 +111,24 @@ def test_the_next_run_reuses_the_connection(warm: Warm, lab_node: Node) -> None:
     assert [(c["hostname"], c["persist"]) for c in connections] == [(lab_node.address, 60.0)]
 
 
+IMPORTS = ("import sys\nfrom converge.cli import main\ntry:\n    main(sys.argv[1:])\n"
+           "except SystemExit:\n    pass\nprint('paramiko' in sys.modules, "
+           "'cryptography' in sys.modules)")
+
+
+def test_a_warm_run_does_not_load_paramiko(warm: Warm, lab_node: Node) -> None:
+    """The run's own process relays through the broker: no paramiko, no cryptography
+    to import (a direct run needs both)."""
+    warm.apply([lab_node])
+    inventory = str(warm.inventory([lab_node]))
+    for args, loaded in (([], "False False"), (["--no-persist"], "True True")):
+        done = subprocess.run([sys.executable, "-c", IMPORTS, "apply", str(warm.recipe), "-i",
+                               inventory, *args], capture_output=True, text=True,
+                              cwd=warm.tmp_path, env=warm.env, timeout=120)
+        assert done.stdout.splitlines()[-1] == loaded, done.stdout + done.stderr
+        assert "(up to date)" in done.stdout
+
+
 def test_no_persist_keeps_nothing_and_starts_no_broker(warm: Warm, lab_node: Node) -> None:
     warm.apply([lab_node], "--no-persist")
     assert not Path(warm.folder, persist.SOCKET).exists()
