@@ -14,7 +14,9 @@ alternates, ``--reps`` times:
 - **direct**: the same with `--no-persist` (no broker: the run connects itself, as
   converge did before warm connections).
 
-Each figure is the wall time of the whole `converge apply` process, start-up
+converge runs from the virtual environment run.py makes (its dependencies only,
+this checkout on PYTHONPATH). Each figure is the wall time of the whole
+`converge apply` process, start-up
 included, as a user sees it: median (min-max), with the median CPU seconds of
 that process (user + system, from wait4: the broker's and the nodes' are not in
 it; a figure that a loaded machine inflates less than wall time). The paramiko floor (connect,
@@ -38,7 +40,18 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from run import PACKAGE, BenchError, floor, fresh_nodes, host_env, verify  # noqa: E402
+from run import (  # noqa: E402
+    CONVERGE_PY,
+    CONVERGE_VENV,
+    PACKAGE,
+    BenchError,
+    converge_requirements,
+    floor,
+    fresh_nodes,
+    host_env,
+    setup_venv,
+    verify,
+)
 
 from converge.lab import Lab, Node  # noqa: E402
 
@@ -56,7 +69,7 @@ def converge(lab: Lab, nodes: List[Node], *args: str, label: str = "") -> float:
     env = host_env(PYTHONPATH=str(REPO), CONVERGE_SSH_DIR=str(SSH_DIR))
     env.pop("CONVERGE_SSH_PERSIST", None)  # the users' default: on, 60 s
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as an installed package has it
-    argv = [sys.executable, "-m", "converge", *args]
+    argv = [str(CONVERGE_PY), "-m", "converge", *args]
     if args[0] == "apply":
         argv += [str(RECIPE), "-i", str(lab.inventory_path()), "--forks", str(len(nodes)),
                  "--detailed-exitcode"]
@@ -92,8 +105,11 @@ def main() -> int:
         print("benchmarks/warm_bench.py needs root (lab nodes)", file=sys.stderr)
         return 1
     os.environ["CONVERGE_SSH_DIR"] = str(SSH_DIR)  # lab.down() closes what it kept
-    # bytecode as an installed package has it (without it every run compiles its modules)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "converge")],
+    # converge's dependencies in a virtual environment, as run.py runs it (this
+    # interpreter's site-packages may hold start-up hooks a user's would not); bytecode
+    # as an installed package has it (without it every run compiles its modules)
+    setup_venv(CONVERGE_VENV, converge_requirements())
+    subprocess.run([str(CONVERGE_PY), "-m", "compileall", "-q", str(REPO / "converge")],
                    check=True)
     lab = Lab(LAB_DIR)
     if lab.nodes():
