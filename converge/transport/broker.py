@@ -66,19 +66,16 @@ class Conn:
 
     def known_key(self) -> bool:
         """Is the server's key still what known_hosts records for it?"""
-        from . import _paramiko
+        from .ssh import _known_keys
 
-        paramiko: Any = getattr(_paramiko, "paramiko")  # noqa: B009 - not re-exported
         s = self.settings
         name = s.hostname if s.port == 22 else "[%s]:%d" % (s.hostname, s.port)
-        try:
-            keys = paramiko.HostKeys(s.known_hosts)
-        except (OSError, paramiko.SSHException):
-            return False
         server = self.transport._client.get_transport().get_remote_server_key()
-        recorded: Any = keys.lookup(name) or {}
-        key = recorded.get(server.get_name())
-        return key is not None and key == server
+        try:
+            recorded = _known_keys(s.known_hosts, name)
+        except Exception:  # noqa: BLE001 - unreadable or gone: not known any more
+            return False
+        return any(kind == server.get_name() and key == server for kind, key in recorded)
 
     def close(self) -> None:
         try:
