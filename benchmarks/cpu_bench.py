@@ -5,7 +5,9 @@
 
 Brings up lab nodes (a lab of its own, under benchmarks/.peers/), reads the lab
 repository's package list on each (untimed), pushes W1 once (the first run), then
-measures ``--reps`` no-op pushes of W1 to every node at once (``--forks`` = nodes).
+measures ``--reps`` no-op pushes of W1 to every node at once (``--forks`` = nodes),
+each connecting afresh (CONVERGE_SSH_PERSIST=no: cold; benchmarks/warm_bench.py
+measures warm runs).
 
 For each no-op push, CPU comes from the kernel's accounting, not from timers:
 
@@ -93,7 +95,10 @@ def push(lab: Lab, count: int, expect_changes: bool, checkout: Path = REPO) -> f
     argv = [sys.executable, "-m", "converge", "apply", str(RECIPE), "-i",
             str(lab.inventory_path()), "--forks", str(count), "--detailed-exitcode"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=host_env(PYTHONPATH=str(checkout)), cwd=str(HERE))
+                            # cold: every run connects (a warm connection's sshd would
+                            # stay, and its CPU would never be reaped and counted)
+                            env=host_env(PYTHONPATH=str(checkout), CONVERGE_SSH_PERSIST="no"),
+                            cwd=str(HERE))
     assert proc.stdout is not None
     output = proc.stdout.read().decode("utf-8", "replace")
     _, status, usage = os.wait4(proc.pid, 0)

@@ -53,7 +53,13 @@ PEER_PACKAGES = ["puppet"]
 PACKAGE = "bench-tool"  # W1's package, built into the lab repository
 TOOLS = ("converge", "ansible", "pyinfra", "puppet")
 PEER_TOOLS = TOOLS[1:]
-PHASES = ("first", "noop")
+# "noop": the no-op run right after the first, as users run it by default (converge's
+# warm connection, Ansible's ControlPersist); "cold": the same after every persisted
+# connection was closed (pushed runs only: a local run has none)
+PHASES = ("first", "noop", "cold")
+PHASE_TITLES = {"first": "first run", "noop": "no-op run, warm (right after the first)",
+                "cold": "no-op run, cold (no persisted connection)"}
+PHASE_SHORT = {"first": "first", "noop": "no-op warm", "cold": "no-op cold"}
 LOCAL = 0  # the "nodes" value of a local run
 
 W1_CHECKS = [
@@ -415,28 +421,46 @@ def measure(lab: Lab, layers: List[str], workload: str, count: int, tool: str,
         if with_floor and count:
             floors.setdefault(count, []).append(floor(lab, nodes))
         runs = []
-        for _phase in PHASES:
+        for phase in PHASES:
             if count == LOCAL:
-                runs.append(LOCAL_RUNNERS[tool](nodes[0], workload))
-            else:
-                runs.append(PUSH_RUNNERS[tool](lab, nodes, workload))
-        first, noop = runs
+                if phase != "cold":
+                    runs.append(LOCAL_RUNNERS[tool](nodes[0], workload))
+                continue
+            if phase == "cold":
+                drop_connections(tool)
+            runs.append(PUSH_RUNNERS[tool](lab, nodes, workload))
+        first, noop = runs[:2]
         where = "locally" if count == LOCAL else "on %d node(s)" % count
         if not first.changed:
             raise BenchError("%s %s %s: the first run changed nothing (nodes not fresh?):\n%s"
                              % (tool, workload, where, tail(first.output)))
-        if noop.changed:
-            raise BenchError("%s %s %s is not idempotent: the second run changed something:\n%s"
-                             % (tool, workload, where, tail(noop.output, 60)))
+        for again in runs[1:]:
+            if again.changed:
+                raise BenchError("%s %s %s is not idempotent: a no-op run changed something:"
+                                 "\n%s" % (tool, workload, where, tail(again.output, 60)))
         for node in {nodes[0], nodes[-1]}:
             verify(workload, node, tool)
     finally:
         lab.down([n.name for n in nodes])
-    for phase, run in zip(PHASES, runs, strict=True):
+    for phase, run in zip(PHASES, runs, strict=False):
         results.setdefault((workload, count, tool, phase), []).append(run.seconds)
-    print("  %-8s %-3s %-6s first %7.2fs  no-op %7.2fs"
+    print("  %-8s %-3s %-6s first %7.2fs  no-op %7.2fs%s"
           % (tool, workload, "local" if count == LOCAL else "%d" % count,
-             first.seconds, noop.seconds), flush=True)
+             first.seconds, noop.seconds,
+             "  cold %7.2fs" % runs[2].seconds if len(runs) > 2 else ""), flush=True)
+
+
+def drop_connections(tool: str) -> None:
+    """Close what the tool keeps open between runs, so that its next run is cold:
+    converge's warm connections (converge disconnect), Ansible's ControlPersist
+    masters (ssh -O exit); pyinfra and Puppet keep nothing."""
+    if tool == "converge":
+        subprocess.run([str(CONVERGE_PY), "-m", "converge", "disconnect"], check=True,
+                       capture_output=True, env=host_env(PYTHONPATH=str(REPO)))
+    elif tool == "ansible":
+        for path in sorted((WORK / "cp").glob("*")) if (WORK / "cp").is_dir() else []:
+            subprocess.run(["ssh", "-F", "/dev/null", "-O", "exit", "-o",
+                            "ControlPath=%s" % path, "node"], capture_output=True)
 
 
 def cases(args: argparse.Namespace) -> List[Tuple[str, int, List[str]]]:
@@ -485,12 +509,15 @@ def report(results: Results, floors: Dict[int, List[float]], args: argparse.Name
               os.cpu_count() or 0, platform.release(), elapsed),
            "", "Versions: " + "; ".join("%s" % v for v in found.values()), ""]
     for workload in workloads:
-        for phase, title in (("first", "first run"), ("noop", "no-op run")):
+        for phase, title in PHASE_TITLES.items():
+            if not any(k[0] == workload and k[3] == phase for k in results):
+                continue
             out += ["## %s %s" % (workload.upper(), title), "",
                     "| nodes | floor | " + " | ".join(tools) + " |",
                     "|---|---|" + "---|" * len(tools)]
             for count in scales:
-                if not any(k[0] == workload and k[1] == count for k in results):
+                if not any(k[0] == workload and k[1] == count and k[3] == phase
+                           for k in results):
                     continue
                 row = [scale_name(count), cell(floors.get(count)) if count else "–"]
                 row += [cell(results.get((workload, count, t, phase))) for t in tools]
@@ -515,7 +542,7 @@ def report(results: Results, floors: Dict[int, List[float]], args: argparse.Name
                 fastest = "%.1fx" % (min(known) / ours) if known else "–"
                 fl = med(floors.get(count)) if count else None
                 out.append("| %s | %s | %s | %s | %s | %s |" % (
-                    workload.upper(), scale_name(count), "first" if phase == "first" else "no-op",
+                    workload.upper(), scale_name(count), PHASE_SHORT[phase],
                     " | ".join(ratios), fastest, "%.2fx" % (ours / fl) if fl else "–"))
     out += ["", "## Targets", ""] + ["- " + line for line in targets(results, floors)]
     return "\n".join(out) + "\n"
@@ -535,15 +562,27 @@ def targets(results: Results, floors: Dict[int, List[float]]) -> List[str]:
         known = [p for p in peers if p]
         if not known or not ours:
             continue
+        if phase == "cold":
+            continue  # peers are compared warm, as their users run them
         need = 10 if phase == "noop" else 5
         ratio = min(known) / ours
         lines.append("%s %s %s: converge %.2fs, fastest peer %.2fs: %.1fx (want >= %dx) %s"
-                     % (workload.upper(), scale_name(count), "no-op" if phase == "noop"
-                        else "first run", ours, min(known), ratio, need, verdict(ratio >= need)))
-    noop30 = med(results.get(("w1", 30, "converge", "noop")))
+                     % (workload.upper(), scale_name(count), PHASE_SHORT[phase], ours,
+                        min(known), ratio, need, verdict(ratio >= need)))
+    warm1 = med(results.get(("w1", 1, "converge", "noop")))
+    if warm1:
+        lines.append("W1 no-op warm push to 1 node: %.3fs (want <= 0.15s) %s"
+                     % (warm1, verdict(warm1 <= 0.15)))
+    for workload in ("w1", "w2"):
+        cold1, floor1 = med(results.get((workload, 1, "converge", "cold"))), med(floors.get(1))
+        if cold1 and floor1:
+            lines.append("%s no-op cold push to 1 node: %.2fs, floor %.2fs: %.2fx (want <= "
+                         "1.2x) %s" % (workload.upper(), cold1, floor1, cold1 / floor1,
+                                       verdict(cold1 <= 1.2 * floor1)))
+    noop30 = med(results.get(("w1", 30, "converge", "cold")))
     floor30 = med(floors.get(30))
     if noop30 and floor30:
-        lines.append("W1 no-op push to 30 nodes: %.2fs, floor %.2fs: %.2fx (want <= 2x) %s"
+        lines.append("W1 no-op cold push to 30 nodes: %.2fs, floor %.2fs: %.2fx (want <= 2x) %s"
                      % (noop30, floor30, noop30 / floor30, verdict(noop30 <= 2 * floor30)))
     for workload in ("w1", "w2"):
         for phase in PHASES:
@@ -553,14 +592,14 @@ def targets(results: Results, floors: Dict[int, List[float]]) -> List[str]:
             if t10 and t30 and f10 and f30:
                 lines.append(
                     "%s %s, 10 -> 30 nodes: converge +%.2fs (x%.2f), floor +%.2fs (x%.2f) %s"
-                    % (workload.upper(), "no-op" if phase == "noop" else "first run",
+                    % (workload.upper(), PHASE_SHORT[phase],
                        t30 - t10, t30 / t10, f30 - f10, f30 / f10, verdict(t30 - t10 <= f30 - f10)))
     for phase in PHASES:
         w1 = med(results.get(("w1", LOCAL, "converge", phase)))
         w2 = med(results.get(("w2", LOCAL, "converge", phase)))
         if w1 and w2:
             lines.append("W1 -> W2 local %s: x%.2f (want < 3x) %s"
-                         % ("no-op" if phase == "noop" else "first run", w2 / w1,
+                         % (PHASE_SHORT[phase], w2 / w1,
                             verdict(w2 / w1 < 3)))
     return lines
 

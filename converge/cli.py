@@ -171,6 +171,12 @@ UserOpt = typer.Option(None, "--user", "-u", metavar="USER",
                        help="SSH user for hosts that name none.")
 KeyOpt = typer.Option(None, "--key", metavar="FILE", help="SSH private key for hosts that "
                       "name none.")
+PersistOpt = typer.Option(None, "--persist", metavar="DURATION", help="Keep each host's "
+                          "SSH connection open this long after the run (60s, 5m; default "
+                          "60s, or $CONVERGE_SSH_PERSIST), for the next run to reuse: "
+                          "converge disconnect closes them.")
+NoPersistOpt = typer.Option(False, "--no-persist", help="Connect afresh and keep nothing "
+                            "open after the run.")
 LockTimeoutOpt = typer.Option(60.0, "--lock-timeout", metavar="SECONDS", min=0,
                               help="How long to wait for another converge run on a target "
                               "to finish before giving up (exit 1).")
@@ -257,12 +263,15 @@ TARGET_OPTIONS: Tuple[Tuple[str, Any, Any], ...] = (
     ("accept_new", bool, AcceptNewOpt),
     ("user", Optional[str], UserOpt),
     ("key", Optional[str], KeyOpt),
+    ("persist", Optional[str], PersistOpt),
+    ("no_persist", bool, NoPersistOpt),
 )
 
 
 def with_targets(*, forks: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the SSH target options (-H, -i, -l, --become, -K, --accept-new,
-    --user, --key, and --forks where the command runs hosts in parallel), handed to
+    --user, --key, --persist, --no-persist, and --forks where the command runs hosts
+    in parallel), handed to
     it as one :class:`Targets` in its ``targets`` parameter."""
     return _option_group("targets", Targets,
                          [o for o in TARGET_OPTIONS if forks or o[0] != "forks"])
@@ -274,8 +283,10 @@ class Targets:
     def __init__(self, hosts: Sequence[str] = (), inventory: Sequence[Path] = (),
                  limit: Sequence[str] = (), forks: Optional[int] = None, become: bool = False,
                  ask_become_pass: bool = False, accept_new: bool = False,
-                 user: Optional[str] = None, key: Optional[str] = None) -> None:
+                 user: Optional[str] = None, key: Optional[str] = None,
+                 persist: Optional[str] = None, no_persist: bool = False) -> None:
         self.hosts, self.limit = list(hosts), list(limit)
+        self.persist, self.no_persist = persist, no_persist
         self.inventory, self.forks = list(inventory), forks
         self.become, self.ask_become_pass, self.accept_new = become, ask_become_pass, accept_new
         self.user, self.key = user, key
@@ -292,6 +303,15 @@ class Targets:
         chosen = copy.copy(self)
         chosen.lock_timeout, chosen.keep_runs = lock_timeout, keep_runs
         return chosen
+
+    def persist_seconds(self) -> float:
+        """How long connections stay open after the run (0: not kept; see
+        converge/transport/persist.py)."""
+        from .transport.persist import default_persist, parse_duration
+
+        if self.no_persist:
+            return 0.0
+        return parse_duration(self.persist) if self.persist else default_persist()
 
     def local(self, root: str, debug: bool) -> "Transport":
         """The transport for this machine (``--root``)."""
@@ -314,7 +334,12 @@ class Targets:
 
             password = getpass.getpass("become (sudo) password: ")
         self.selected = hosts
-        return [SSHTransport(h, user=self.user, key=self.key,
+        keep = self.persist_seconds()
+        if keep > 0 and hosts:
+            from .transport.persist import prestart
+
+            prestart()  # the broker starts while the recipe is read and compiled
+        return [SSHTransport(h, user=self.user, key=self.key, persist=keep,
                              become=self.become or self.ask_become_pass or None,
                              become_password=password, accept_new=self.accept_new,
                              debug=debug, keep_runs=self.keep_runs,
@@ -722,6 +747,18 @@ def _load_types(cookbook_path: List[Path]) -> None:
         if folder in cookbook_path:  # a folder of cookbooks, as apply's -C
             for book in sorted(p for p in folder.iterdir() if (p / "resources").is_dir()):
                 extensions.load_folder(str(book / "resources"))
+
+
+@app.command()
+def disconnect() -> None:
+    """Close the SSH connections kept open by earlier runs.
+
+    Every warm connection of this user (see --persist): the next run connects
+    afresh. Its broker process exits."""
+    from .transport.persist import disconnect as close_all
+
+    closed = close_all()
+    typer.echo("closed %d warm connection%s" % (closed, "" if closed == 1 else "s"))
 
 
 StubsOutputOpt = typer.Option(Path("typings"), "--output", "-o", metavar="DIR",

@@ -76,7 +76,7 @@ def pull(
                                    "stored settings."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
-    """Converge this machine from a signed git repository (pull mode).
+    """Pull mode: converge this machine from a signed git repository.
 
     Fetches BRANCH of REPO, verifies the signature of the commit at its tip,
     refuses a commit not signed by a trusted key or older than the one last

@@ -14,6 +14,7 @@ import pytest
 from converge.agent.engine import Engine
 from converge.agent.system import System
 from converge.recipe import compile_recipe
+from converge.resources import load_all
 from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
 
 # Lab images (converge/lab/images.py) outlive the session, so the second run of the
@@ -22,6 +23,21 @@ from tests.faults.helpers import FIGURES, FIGURES_PROPERTY
 os.environ.setdefault("CONVERGE_LAB_IMAGES", os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "converge-lab",
     "images"))
+
+# Every resource type is loaded before any test runs: their property types (such as
+# List[Union[str, int]]) are then the typing objects converge's own modules declare.
+# typing caches generics by equal arguments, and Union[int, str] == Union[str, int]:
+# a library imported first in-process (invoke, through a test of paramiko's "Match
+# exec") would otherwise decide the order docs/resources.md shows
+# (tests/test_docs.py::test_resource_reference_is_fresh). paramiko itself, which used
+# to be imported at collection, now loads only where a connection is made.
+load_all()
+
+# Warm SSH connections (converge/transport/persist.py) are on by default for users; the
+# suite's runs connect afresh and leave no broker behind. Tests of warm connections
+# turn them on for their own runs, each with a broker folder of its own
+# (tests/lab/test_warm_ssh.py), and stop that broker when they end.
+os.environ["CONVERGE_SSH_PERSIST"] = "no"
 
 # The fault-injection tests' figures, added up from every test's report (xdist or not).
 FAULT_FIGURES: Counter[str] = Counter()

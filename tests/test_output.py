@@ -171,7 +171,7 @@ COMMANDS = [["apply"], ["plan"], ["check"], ["history"], ["rollback"], ["resourc
             ["vault"], ["vault", "encrypt"], ["vault", "decrypt"], ["vault", "view"],
             ["vault", "edit"], ["vault", "create"], ["vault", "rekey"],
             ["vault", "encrypt-string"], ["facts"], ["new"], ["new", "cookbook"],
-            ["new", "resource"], ["pull"], ["stubs"]]
+            ["new", "resource"], ["pull"], ["stubs"], ["disconnect"]]
 
 
 def help_of(*command: str) -> str:
@@ -194,21 +194,22 @@ def test_help_has_no_placeholders_and_no_cut_sentences(command: list) -> None:
 def test_the_command_list_gives_each_command_a_whole_sentence() -> None:
     listed = help_of().split("Commands:\n")[1].splitlines()
     assert sorted(listed) == sorted([
-        "  pull       Converge this machine from a signed git repository (pull mode).",
-        "  stubs      Write type stubs that know your own resource types.",
-        "  report     Write one self-contained HTML report of runs.",
-        "  apply      Converge this machine (or the targets) to the recipe.",
-        "  plan       Show what apply would change, with diffs; change nothing.",
-        "  check      Detect drift: exit 0 in sync, 2 drift, 1 error.",
-        "  history    List the runs journaled on the target and what each changed.",
-        "  rollback   Undo a run: restore what it changed, as a run of its own.",
-        "  resources  List every resource type with its actions and properties.",
-        "  test       Apply a recipe twice in fresh lab nodes: idempotent?",
-        "  vault      Files and values encrypted with Ansible Vault.",
-        "  facts      Print the facts a recipe reads as node.*, as JSON.",
-        "  new        Write a working skeleton to start from.",
-        "  runs       The runs recorded in the run store.",
-        "  lab        Throwaway sandbox nodes on this machine, to try recipes in.",
+        "  pull        Pull mode: converge this machine from a signed git repository.",
+        "  stubs       Write type stubs that know your own resource types.",
+        "  report      Write one self-contained HTML report of runs.",
+        "  apply       Converge this machine (or the targets) to the recipe.",
+        "  plan        Show what apply would change, with diffs; change nothing.",
+        "  check       Detect drift: exit 0 in sync, 2 drift, 1 error.",
+        "  history     List the runs journaled on the target and what each changed.",
+        "  rollback    Undo a run: restore what it changed, as a run of its own.",
+        "  resources   List every resource type with its actions and properties.",
+        "  test        Apply a recipe twice in fresh lab nodes: idempotent?",
+        "  vault       Files and values encrypted with Ansible Vault.",
+        "  facts       Print the facts a recipe reads as node.*, as JSON.",
+        "  new         Write a working skeleton to start from.",
+        "  runs        The runs recorded in the run store.",
+        "  lab         Throwaway sandbox nodes on this machine, to try recipes in.",
+        "  disconnect  Close the SSH connections kept open by earlier runs.",
     ])
 
 

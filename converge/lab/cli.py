@@ -187,7 +187,9 @@ def inventory(name: Optional[str] = NameOpt) -> None:
 @app.command()
 @_clear_errors
 def down(nodes: Optional[List[str]] = NodesArg, name: Optional[str] = NameOpt) -> None:
-    """Stop nodes and check that nothing of them is left."""
+    """Stop nodes and check that nothing of them is left.
+
+    Warm SSH connections to them (converge apply --persist) are closed first."""
     removed = Lab(name).down(nodes or None)
     typer.echo(f"removed {' '.join(removed)}" if removed else "no lab nodes")
 

@@ -189,13 +189,13 @@ def push_to_node(lab: Lab, node: Node, recipe: str | Path, report: Path,
                  args: Sequence[str] = (), timeout: float | None = 600) -> ApplyRun:
     """`converge apply -i` from this machine to the node over SSH (its agent on the
     node's python3), with a run store and state directory beside ``report``, never
-    this machine's own."""
+    this machine's own; connecting afresh (--no-persist): a test keeps nothing open."""
     work = report.parent
     inventory = work / f"{node.name}.yml"
     lab.write_inventory(inventory, [node])
     argv = [sys.executable, "-m", "converge", "apply", str(Path(recipe).absolute()),
             "-i", str(inventory), "--json", str(report),
-            "--store", f"sqlite:///{work / 'runs.db'}", *args]
+            "--store", f"sqlite:///{work / 'runs.db'}", "--no-persist", *args]
     env = {**os.environ, "CONVERGE_STATE_DIR": str(work / "state"),
            "PYTHONDONTWRITEBYTECODE": "1"}
     report.unlink(missing_ok=True)

@@ -254,6 +254,7 @@ class Lab:
             if unknown:
                 raise LabError(f"no lab node named {', '.join(unknown)} in {self.directory}")
             nodes = [_node(name, state["nodes"][name]) for name in chosen]
+            _disconnect(nodes)
             leftovers = self._stop(nodes)
             self._forget(state, [node.name for node in nodes])
         if leftovers:
@@ -580,6 +581,15 @@ def _node(name: str, info: dict[str, Any]) -> Node:
     return Node(name=name, address=info["address"], pid=info["pid"], start=info["start"],
                 host_address=info["host_address"], link=info["link"],
                 image=info.get("image", ""))
+
+
+def _disconnect(nodes: list[Node]) -> None:
+    """Close this user's warm SSH connections to the nodes (converge/transport/persist.py),
+    if a broker keeps any: a new node at the same address is a new host."""
+    from converge.transport.persist import disconnect
+
+    if nodes:
+        disconnect([(node.address, node.port) for node in nodes])
 
 
 def _pid_exists(pid: int) -> bool:

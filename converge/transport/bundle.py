@@ -47,7 +47,9 @@ def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes],
 
     The cache is used only when every folder from / down to it is root's or ours
     and writable by no one else (else: an error, nothing runs), and when its files
-    hash to ``tree`` (see :func:`tree_digest`; else it is unpacked again). Runs on
+    hash to ``tree`` (see :func:`tree_digest`; else it is unpacked again). A cached
+    agent is imported right after the handshake, while the request is still on its
+    way (the controller compiling the recipe meanwhile: see SSHTransport.warm). Runs on
     the target, from its source text: Python 3.8, standard library only,
     everything imported inside.
     """
@@ -95,6 +97,9 @@ def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes],
     stdout.write(("CONVERGE/1 %s %s py=%d.%d.%d\n" % (digest, "ready" if ready else "need",
                                                      major, minor, micro)).encode())
     stdout.flush()
+    if ready and not problem:  # import the agent while the request is on its way
+        sys.path.insert(0, target)
+        from converge.agent.remote import main
     request = stdin.readline()
     if problem:
         import json
@@ -130,9 +135,8 @@ def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes],
             os.rename(unpack, target)
         except OSError:  # another run unpacked it first
             shutil.rmtree(unpack, ignore_errors=True)
-    sys.path.insert(0, target)
-    from converge.agent.remote import main
-
+        sys.path.insert(0, target)
+        from converge.agent.remote import main
     return main(request, stdout)
 
 

@@ -25,20 +25,29 @@ from __future__ import annotations
 import getpass
 import importlib
 import json
-import logging
 import os
 import re
 import secrets
 import select
 import shlex
 import socket
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
 
 from ..agent.engine import Event
 from ..errors import (
@@ -55,29 +64,22 @@ from ..inventory import Host, address_problem, parse_target, user_problem
 from ..plan import Plan
 from . import bundle
 
-# paramiko's config module imports invoke, when installed, only to run "Match exec"
-# lines: 70 ms (unittest.mock, a vendored yaml...) on every push. It is left out
-# here and brought in by _ssh_config for a config that has such a line.
-_blocked = "invoke" not in sys.modules
-if _blocked:
-    sys.modules["invoke"] = None  # type: ignore[assignment]
-try:
+if TYPE_CHECKING:
     import paramiko
-finally:
-    if _blocked:
-        del sys.modules["invoke"]
 
 
-# paramiko logs a failed connection from its transport thread with a traceback
-# ("Exception (client): Error reading SSH protocol banner"), which Python's
-# last-resort handler prints; the same failure is raised here as one line.
-logging.getLogger("paramiko").addHandler(logging.NullHandler())
+def _lib() -> Any:
+    """converge/transport/_paramiko.py, imported on first use (see its docstring)."""
+    from . import _paramiko
+
+    return _paramiko
+
+
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 MIN_PYTHON = (3, 8)
 DEAD_AFTER = 3  # unacknowledged for this many timeouts: the link is dead (see _keepalive)
-_known_hosts_lock = threading.Lock()
 
 
 @dataclass
@@ -103,7 +105,7 @@ def resolve(host: Host, *, user: Optional[str] = None, key: Optional[str] = None
     try:
         config = _ssh_config(path)
         found: Dict[str, Any] = config.lookup(host.hostname) if config else {}
-    except (OSError, UnicodeError, paramiko.SSHException) as exc:
+    except (OSError, UnicodeError, _lib().paramiko.SSHException) as exc:
         raise InventoryError("ssh config %s: %s" % (path, printable(_reason(exc))),
                              host=host.name) from exc
     config_where = "ssh config %s, Host %s" % (path, printable(host.hostname))
@@ -152,21 +154,25 @@ def _ssh_config(path: str) -> Optional[paramiko.SSHConfig]:
         return None
     with open(path, encoding="utf-8", errors="replace") as fh:
         text = fh.read()
-    config_module = vars(paramiko.config)  # types-paramiko does not declare invoke
+    library = _lib().paramiko
+    config_module = vars(library.config)  # types-paramiko does not declare invoke
     if MATCH_EXEC.search(text) and config_module.get("invoke") is None:
-        try:  # see the top of this module
+        try:  # see the top of _paramiko.py
             config_module["invoke"] = importlib.import_module("invoke")
         except ImportError:
             pass  # paramiko says "Match exec" needs invoke when the line is used
-    return paramiko.SSHConfig.from_text(text)
+    config: paramiko.SSHConfig = library.SSHConfig.from_text(text)
+    return config
 
 
 @lru_cache(maxsize=32)
 def _load_key(path: str) -> paramiko.PKey:
-    return paramiko.PKey.from_path(path)
+    key: paramiko.PKey = _lib().paramiko.PKey.from_path(path)
+    return key
 
 
 _known_hosts_files: Dict[str, Tuple[Tuple[int, int], paramiko.HostKeys]] = {}
+_known_hosts_lock = threading.Lock()
 
 
 def _known_keys(path: str, name: str) -> List[Tuple[str, paramiko.PKey]]:
@@ -180,42 +186,17 @@ def _known_keys(path: str, name: str) -> List[Tuple[str, paramiko.PKey]]:
     with _known_hosts_lock:
         cached = _known_hosts_files.get(path)
         if cached is None or cached[0] != stamp:
-            keys = paramiko.HostKeys()
+            keys = _lib().paramiko.HostKeys()
             keys.load(path)
             cached = _known_hosts_files[path] = (stamp, keys)
     found = cached[1].lookup(name)
     return [] if found is None else [(kind, found[kind]) for kind in dict.fromkeys(found)]
 
 
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Unknown host: refuse, saying how to accept; or record it (accept-new)."""
-
-    def __init__(self, name: str, known_hosts: str, accept_new: bool) -> None:
-        self.name = name
-        self.known_hosts = known_hosts
-        self.accept_new = accept_new
-
-    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
-        if not self.accept_new:
-            raise HostKeyError(
-                "unknown host key (%s %s) for %s, not in %s"
-                % (key.get_name(), key.fingerprint, hostname, self.known_hosts),
-                host=self.name,
-                hint="if this is the host you expect, run again with --accept-new to "
-                     "record its key (as ssh's StrictHostKeyChecking=accept-new)")
-        line = "%s %s %s\n" % (hostname, key.get_name(), key.get_base64())
-        with _known_hosts_lock:
-            folder = os.path.dirname(self.known_hosts)
-            if folder:
-                os.makedirs(folder, mode=0o700, exist_ok=True)
-            with open(self.known_hosts, "a") as fh:
-                fh.write(line)
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
-#: what paramiko and the socket layer raise (ValueError: a ProxyCommand with a
-#: stray quote, a malformed key; EOFError: a server that hangs up mid-handshake)
-LIBRARY_ERRORS = (OSError, EOFError, ValueError, paramiko.SSHException)
+def library_errors() -> Tuple[Type[BaseException], ...]:
+    """What paramiko and the socket layer raise (see _paramiko.LIBRARY_ERRORS)."""
+    errors: Tuple[Type[BaseException], ...] = _lib().LIBRARY_ERRORS
+    return errors
 
 
 def translate(exc: BaseException, *, host: str, doing: str, where: str = "",
@@ -226,6 +207,7 @@ def translate(exc: BaseException, *, host: str, doing: str, where: str = "",
     then ``after``) with ``where`` (``root@web1:22``): a key the host sent that
     differs from known_hosts is a HostKeyError, credentials it refused an
     AuthError, no key to offer an AuthError, anything else ``kind``."""
+    paramiko = _lib().paramiko
     if isinstance(exc, paramiko.BadHostKeyException) and settings is not None:
         return HostKeyError(
             "HOST KEY CHANGED for %s: %s sent %s %s, but %s records %s. Someone may be "
@@ -261,26 +243,14 @@ def _translated(host: str, doing: Union[str, Callable[[], str]], *, where: str =
         if cleanup is not None:
             cleanup()
         raise
-    except LIBRARY_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, library_errors()):
+            raise
         if cleanup is not None:
             cleanup()
         text = doing() if callable(doing) else doing
         raise translate(exc, host=host, doing=text, where=where, kind=kind,
                         settings=settings, hint=hint, after=after) from exc
-
-
-class _TimedClient(paramiko.SSHClient):
-    """An SSHClient that times its authentication (for --profile): the rest of
-    ``connect`` is the TCP connection, key exchange and host key check."""
-
-    auth_seconds = 0.0
-
-    def _auth(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        try:
-            return super()._auth(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            self.auth_seconds = time.monotonic() - started
 
 
 class SSHTransport:
@@ -292,10 +262,23 @@ class SSHTransport:
                  timeout: float = 10.0, debug: bool = False, keep_runs: int = 50,
                  lock_timeout: float = 60.0,
                  on_notice: Optional[Callable[[str], None]] = None,
-                 on_output: Optional[Callable[[str], None]] = None) -> None:
+                 on_output: Optional[Callable[[str], None]] = None,
+                 persist: float = 0.0, persist_dir: Optional[str] = None) -> None:
         self.target = host
         self.host = host.name
-        self.settings = resolve(host, user=user, key=key, config_path=ssh_config)
+        # persist > 0: channels come from this user's broker of warm connections
+        # (converge/transport/persist.py), which resolves the OpenSSH config and
+        # connects; the settings here are the broker's once it answered
+        self.persist = persist
+        self.persist_dir = persist_dir
+        self.reused = False  # the last channel came on a connection kept from before
+        self._connected_for = 0.0  # seconds connecting since _connecting() last asked
+        self._options = {"user": user, "key": key, "ssh_config": ssh_config}
+        if persist > 0:
+            self.settings = Settings(hostname=host.hostname, port=int(host.port or 22),
+                                     user=host.user or user or "")
+        else:
+            self.settings = resolve(host, user=user, key=key, config_path=ssh_config)
         self.become = host.become if become is None else (become or host.become)
         self.become_password = become_password
         self.accept_new = accept_new
@@ -320,7 +303,7 @@ class SSHTransport:
         self._facts: Optional[Dict[str, Any]] = None
         self._warm_lock = threading.Lock()
         self._warming: Optional[threading.Event] = None  # set once warm() has ended
-        self._warm_chan: Optional[paramiko.Channel] = None
+        self._warm_chan: Optional[Any] = None  # a paramiko Channel or a RelayChannel
         self._warm_hello: Optional[Tuple[Any, str, float]] = None  # see _take_warm
         self._warm_error: Optional[BaseException] = None
         self._abandoned = False  # closed while warm() was still connecting
@@ -384,18 +367,16 @@ class SSHTransport:
                 return
             self._warming = threading.Event()
         try:
-            client = self.connect()
-            command, prompt = self._command(bundle.build()[1])
-            transport = client.get_transport()
-            if prompt is None and transport is not None:  # sudo -S: its prompt comes first
+            if self.become_password is None:  # sudo -S: its prompt comes first
                 started = time.monotonic()
-                chan = transport.open_session(timeout=self.timeout)
-                self.commands += 1
-                chan.exec_command(command)
+                chan, _ = self._channel(bundle.build()[1])
+                started += self._connecting(started)
                 self._warm_chan = chan
                 out = chan.makefile("rb", -1)
                 self._warm_hello = (out, self._hello(chan, out, b""),
                                     time.monotonic() - started)
+            elif not self.persist:
+                self.connect()
         except BaseException as exc:  # noqa: BLE001 - raised by the first request
             self._warm_error = exc
             if self._warm_chan is not None:  # its loader failed to start
@@ -407,7 +388,7 @@ class SSHTransport:
                 if self._abandoned:
                     self._close_now()
 
-    def _take_warm(self) -> Optional[Tuple[paramiko.Channel, Any, str, float]]:
+    def _take_warm(self) -> Optional[Tuple[Any, Any, str, float]]:
         """The channel warm() started, with its output, its handshake line and the
         seconds the agent took to say it (None if warm() did not run), once warm()
         ended."""
@@ -465,7 +446,7 @@ class SSHTransport:
         with _translated(self.host, "cannot connect to %s" % where, kind=ConnectError,
                          after=proxy):
             if s.proxy_command:  # shlex-split: a stray quote is a ValueError
-                sock = paramiko.ProxyCommand(s.proxy_command)
+                sock = _lib().paramiko.ProxyCommand(s.proxy_command)
             elif via is not None:
                 transport = via.get_transport()
                 assert transport is not None
@@ -477,7 +458,7 @@ class SSHTransport:
                 if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: see _keepalive
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                     int(self.timeout * DEAD_AFTER * 1000))
-        client = _TimedClient()
+        client: Any = _lib().TimedClient()  # a paramiko.SSHClient
         known = s.known_hosts
         with _translated(self.host, "cannot read known hosts %s" % known, kind=HostKeyError,
                          cleanup=sock.close):
@@ -485,7 +466,8 @@ class SSHTransport:
                 name = s.hostname if s.port == 22 else "[%s]:%d" % (s.hostname, s.port)
                 for keytype, key in _known_keys(known, name):
                     client.get_host_keys().add(name, keytype, key)
-        client.set_missing_host_key_policy(_HostKeyPolicy(self.host, known, self.accept_new))
+        client.set_missing_host_key_policy(_lib().HostKeyPolicy(self.host, known,
+                                                                self.accept_new))
         with _translated(self.host, "cannot load key %s" % (s.keys[0] if s.keys else ""),
                          kind=AuthError, cleanup=sock.close,
                          hint="keys with a passphrase are used through ssh-agent"):
@@ -502,7 +484,9 @@ class SSHTransport:
             transport.set_keepalive(self._keepalive())
         self.profile["auth"] += client.auth_seconds
         self.profile["connect"] += time.monotonic() - started - client.auth_seconds
-        return client
+        self._connected_for += time.monotonic() - started
+        made: paramiko.SSHClient = client
+        return made
 
     def _keepalive(self) -> int:
         """Seconds between keepalives: ``timeout``, at most 15. With TCP_USER_TIMEOUT
@@ -513,6 +497,77 @@ class SSHTransport:
         return max(1, int(min(15.0, self.timeout)))
 
     # -- one request ----------------------------------------------------------------
+
+    def _channel(self, digest: str) -> Tuple[Any, Optional[str]]:
+        """A channel running the loader of agent ``digest``, and sudo's prompt marker
+        when it will ask for the become password: on a warm connection through the
+        broker (``persist``), else on this transport's own connection."""
+        if self.persist > 0:
+            from .persist import PersistError
+
+            try:
+                return self._relayed(digest)
+            except PersistError as exc:  # the broker cannot be used: connect directly
+                self._persist_failed(exc)
+        client = self.connect()
+        command, prompt = self._command(digest)
+        transport = client.get_transport()
+        if transport is None or not transport.is_active():
+            raise TransportError("the connection to %s has closed" % self.host, host=self.host)
+        chan = transport.open_session(timeout=self.timeout)
+        self.commands += 1
+        chan.exec_command(command)
+        return chan, prompt
+
+    def _connecting(self, since: float) -> float:
+        """Of the time since ``since``, what the last channel spent connecting and
+        authenticating (counted as such in the profile, not as starting the agent)."""
+        spent = self._connected_for
+        self._connected_for = 0.0
+        return min(spent, time.monotonic() - since)
+
+    def _relayed(self, digest: str) -> Tuple[Any, Optional[str]]:
+        """A channel from the broker (see converge/transport/persist.py): it resolves the
+        host, reuses or makes the connection, and runs the command built here from the
+        settings it found. Only how to reach the host goes to it: no vars, no secret."""
+        from . import persist
+
+        prompts: List[Optional[str]] = []
+
+        def command(found: Dict[str, Any]) -> str:
+            self.settings = Settings(hostname=found["hostname"], port=int(found["port"]),
+                                     user=found["user"])
+            text, prompt = self._command(digest)
+            prompts.append(prompt)
+            return text
+
+        target = self.target
+        spec = {"host": {"name": target.name, "address": target.address, "port": target.port,
+                         "user": target.user, "key": target.key,
+                         "known_hosts": target.known_hosts, "ssh_config": target.ssh_config},
+                **self._options, "accept_new": self.accept_new, "timeout": self.timeout,
+                "persist": self.persist, "auth_sock": os.environ.get("SSH_AUTH_SOCK")}
+        opened = persist.open_channel(spec, self.host, command, self.persist_dir)
+        self.commands += 1
+        self.reused = bool(opened.reply.get("reused"))
+        connect = float(opened.reply.get("connect") or 0.0)
+        auth = float(opened.reply.get("auth") or 0.0)
+        self.profile["connect"] += connect
+        self.profile["auth"] += auth
+        self._connected_for += connect + auth
+        return opened.channel, prompts[-1]
+
+    def _persist_failed(self, exc: BaseException) -> None:
+        """Warm connections cannot be used here (an unsafe folder, a broker that does
+        not start): say so once, and connect directly from now on."""
+        from . import persist
+
+        self.persist = 0.0
+        self.settings = resolve(self.target, **{
+            "user": self._options["user"], "key": self._options["key"],
+            "config_path": self._options["ssh_config"]})
+        if persist.warn_once() and self.on_notice is not None:
+            self.on_notice("warm connections not used: %s" % exc)
 
     def _command(self, digest: str) -> Tuple[str, Optional[str]]:
         python = self.target.python or "python3"
@@ -533,24 +588,18 @@ class SSHTransport:
         seen = 0
         with _translated(self.host, "cannot start the agent"):
             warm = self._take_warm()
-        client = self.connect()
         data, digest = bundle.build()
-        command, prompt = self._command(digest)
         line = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        prompt: Optional[str] = None
         with _translated(self.host, lambda: "connection lost mid-run, after %d of %s resources"
                          % (seen, expected or "?")):
-            transport = client.get_transport()
-            if transport is None or not transport.is_active():
-                raise TransportError("the connection to %s has closed" % self.host,
-                                     host=self.host)
-            if warm is not None and prompt is None:
+            if warm is not None:
                 chan, out, text, agent_start = warm  # its loader has said hello already
                 chan.sendall(line)
             else:
                 started = time.monotonic()
-                chan = transport.open_session(timeout=self.timeout)
-                self.commands += 1
-                chan.exec_command(command)
+                chan, prompt = self._channel(digest)
+                started += self._connecting(started)
                 stderr = b""
                 if prompt is None:
                     try:
@@ -608,7 +657,7 @@ class SSHTransport:
                 host=self.host, hint="run again: converge is idempotent; resources not "
                                      "reported may or may not have been applied")
 
-    def _hello(self, chan: paramiko.Channel, out: Any, stderr: bytes) -> str:
+    def _hello(self, chan: Any, out: Any, stderr: bytes) -> str:
         """The loader's handshake line (what came before it is noise, kept for the
         error when there is no handshake: no python3, sudo refusing...)."""
         noise: List[str] = []
@@ -621,10 +670,10 @@ class SSHTransport:
                 return text
             noise.append(text)
 
-    def _sudo_password(self, chan: paramiko.Channel, prompt: bytes) -> bytes:
+    def _sudo_password(self, chan: Any, prompt: bytes) -> bytes:
         """Answer sudo's prompt (only when it asks); return what it wrote to stderr."""
         assert self.become_password is not None
-        fd = chan.fileno()
+        fd = chan.fileno() if not hasattr(chan, "wait_readable") else -1
         err = b""
         answered = False
         deadline = time.monotonic() + self.timeout
@@ -650,9 +699,12 @@ class SSHTransport:
             if remaining <= 0:
                 raise TransportError("sudo did not answer within %.0fs" % self.timeout,
                                      host=self.host)
-            select.select([fd], [], [], remaining)
+            if hasattr(chan, "wait_readable"):  # relayed by the broker
+                chan.wait_readable(remaining)
+            else:
+                select.select([fd], [], [], remaining)
 
-    def _did_not_start(self, chan: paramiko.Channel, stderr: bytes, noise: List[str]
+    def _did_not_start(self, chan: Any, stderr: bytes, noise: List[str]
                        ) -> Exception:
         """Why the loader never said hello: no python3, sudo wanting a password…"""
         status = chan.recv_exit_status()
@@ -691,7 +743,7 @@ class _Stderr:
 
     KEEP = 4096
 
-    def __init__(self, chan: paramiko.Channel, on_line: Optional[Callable[[str], None]]
+    def __init__(self, chan: Any, on_line: Optional[Callable[[str], None]]
                  ) -> None:
         self.chan = chan
         self.on_line = on_line
@@ -705,7 +757,7 @@ class _Stderr:
         while True:
             try:
                 data = self.chan.recv_stderr(65536)
-            except (OSError, EOFError, paramiko.SSHException):
+            except Exception:  # noqa: BLE001 - the channel's end, however it comes
                 data = b""
             if not data:
                 break
