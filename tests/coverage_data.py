@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import sqlite3
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -35,19 +36,28 @@ def writer(path: str) -> str:
     return str(row[0]) if row else ""
 
 
-def left_behind(data_file: str) -> list[str]:
-    """Data files beside data_file that the combine did not take."""
-    return sorted(glob.glob(glob.escape(os.path.abspath(data_file)) + ".*"))
+def left_behind(data_file: str, since: float) -> list[str]:
+    """Data files beside data_file, written since then, that the combine did not take
+    (an older one is another run's: pytest-cov leaves those too)."""
+    found = []
+    for path in sorted(glob.glob(glob.escape(os.path.abspath(data_file)) + ".*")):
+        try:
+            if os.stat(path).st_mtime >= since:
+                found.append(path)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-cov's, which combines
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, Any]:
+    started = time.time() - 1  # mtimes may be coarser than time()
     result = yield
     plugin = session.config.pluginmanager.getplugin("_cov")
     controller = getattr(plugin, "cov_controller", None)
     if controller is None or hasattr(session.config, "workerinput"):
         return result  # not measured, or an xdist worker (the controller combines)
-    left = left_behind(controller.cov.config.data_file)
+    left = left_behind(controller.cov.config.data_file, started)
     if left:
         session.testsfailed += 1
         reporter = session.config.pluginmanager.getplugin("terminalreporter")
