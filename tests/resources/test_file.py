@@ -104,12 +104,14 @@ def test_plan_mode_changes_nothing(converger: Converger, mtimes) -> None:
     assert "-old\n+new\n" in events[0]["diffs"][0]
 
 
-def test_owner_missing_fails_that_resource_only(converger: Converger) -> None:
+@pytest.mark.parametrize("prop, table", [("owner", "passwd"), ("group", "group")])
+def test_owner_missing_fails_that_resource_only(converger: Converger, prop: str,
+                                                table: str) -> None:
     events = converger.run('from converge import file\n'
-                           'file("/etc/a", content="a", owner="nosuchuser")\n'
-                           'file("/etc/b", content="b")\n')
+                           'file("/etc/a", content="a", %s="nosuchone")\n'
+                           'file("/etc/b", content="b")\n' % prop)
     assert statuses(events) == ["failed", "updated"]
-    assert ("owner 'nosuchuser' does not exist in %s/etc/passwd" % converger.root
+    assert ("%s 'nosuchone' does not exist in %s/etc/%s" % (prop, converger.root, table)
             in events[0]["error"])
     assert not converger.path("/etc/a").exists()
     assert converger.path("/etc/b").read_text() == "b"
