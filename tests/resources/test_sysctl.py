@@ -158,6 +158,8 @@ def test_conf_file_outside_boot_directories_is_a_warning(proc: Converger) -> Non
     pytest.param('sysctl("net.ipv4.ip_forwrd", 1)',
                  "no such kernel parameter net.ipv4.ip_forwrd\ndid you mean net.ipv4.ip_forward?",
                  id="unknown-key"),
+    pytest.param('sysctl("vmm", 1)', "no such kernel parameter vmm\ndid you mean vm?",
+                 id="unknown-top-level-key"),
     pytest.param('sysctl("fs.file-nr", "1 2 3")',
                  "kernel parameter fs.file-nr is read-only (it is 1024 0 9223372036854775807, "
                  "not 1 2 3)", id="read-only"),
