@@ -46,8 +46,9 @@ TRIED_PROPERTY = "hostile_inputs"
 HOSTILE_TRIED: Counter[str] = Counter()
 
 # The lab's fixtures (lab, lab_node, ...), once the lab package provides them.
-# Under CI=true a skipped test fails (tests/strict.py).
-pytest_plugins = (["tests.strict"] + (["converge.lab.pytest_plugin"]
+# Under CI=true a skipped test fails (tests/strict.py); under --cov a data file the
+# combine could not read fails the run (tests/coverage_data.py).
+pytest_plugins = (["tests.strict", "tests.coverage_data"] + (["converge.lab.pytest_plugin"]
                   if importlib.util.find_spec("converge.lab.pytest_plugin") else []))
 
 FACTS = {"hostname": "testhost", "fqdn": "testhost.example", "os": "linux",

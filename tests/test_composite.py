@@ -7,6 +7,7 @@ once per process."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -107,6 +108,30 @@ class Ctloop(Composite, type_name="ctloop"):
 '''
 
 
+SVC = '''\
+"""ctsvc: a service's file that reloads it at once, and one that asks for a restart
+from the recipe (a composite whose inner resources notify)."""
+
+from converge import file
+from converge.resources._base import prop
+from converge.resources._composite import Composite
+
+
+class Ctsvc(Composite, type_name="ctsvc"):
+    """A service whose files notify its own reload marker and the recipe's restart."""
+
+    actions = ("create",)
+    name: str = prop(doc="The service.", identity=True)
+
+    def create(self) -> None:
+        marker = file("/run/%s.reloaded" % self.name, content="inner\\n", action="nothing")
+        file("/run/%s.log" % self.name, content="inner\\n", action="nothing")
+        file("/etc/%s.conf" % self.name, content="x\\n",
+             notifies=[("create", marker, "immediately"),
+                       ("create", "file[/run/restart]", "immediately")])
+'''
+
+
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("composite") / "book"
@@ -116,6 +141,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "resources/ctbroken.py").write_text(BROKEN)
     (folder / "resources/ctstack.py").write_text(STACK)
     (folder / "resources/ctloop.py").write_text(LOOP)
+    (folder / "resources/ctsvc.py").write_text(SVC)
     (folder / "templates/site.conf.j2").write_text("site {{ name }} listens on {{ port }}\n")
     return folder
 
@@ -132,6 +158,10 @@ def run(book: Path, converger: Converger, recipe: str, mode: str = "apply",
     (book / "recipe.py").write_text(textwrap.dedent(recipe))
     plan = compile_recipe(book, facts=lambda: FACTS, **kwargs)
     return Engine(converger.system, mode=mode).run(plan)
+
+
+def sha8(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:8]
 
 
 def shown(events: List[Dict[str, Any]], plan: bool = False) -> List[str]:
@@ -288,6 +318,34 @@ def test_each_action_has_its_own_scope(book: Path, site: Converger) -> None:
         ctsite("blog")
         file("/etc/x", content="", notifies=[("create", "link[/etc/enabled/blog]")])
         """)
+
+
+def test_a_notification_names_its_own_composites_resource_first(book: Path,
+                                                                site: Converger) -> None:
+    """The same name inside a composite and in the recipe: an inner resource's
+    notification reaches the composite's own, the recipe's reaches the recipe's;
+    one the composite does not declare is looked for around it."""
+    events = run(book, site, """\
+    from converge import ctsvc, file
+    file("/run/restart", content="restarted\\n", action="nothing")
+    log = file("/run/app.log", content="outer\\n", action="nothing")
+    ctsvc("app")
+    outer = file("/run/app.reloaded", content="outer\\n", action="nothing")
+    file("/etc/top", content="z\\n", notifies=[("create", outer, "immediately"),
+                                               ("create", log, "immediately")])
+    """)
+    notified = [(e["id"], e.get("parent"), e["notified_by"], e["changes"][-1:])
+                for e in events if e.get("notified_by")]
+    assert notified == [
+        ("file[/run/app.reloaded]", "ctsvc[app]", "file[/etc/app.conf]",
+         ["update content in file /run/app.reloaded from none to %s" % sha8(b"inner\n")]),
+        ("file[/run/restart]", None, "file[/etc/app.conf]",
+         ["update content in file /run/restart from none to %s" % sha8(b"restarted\n")]),
+        ("file[/run/app.reloaded]", None, "file[/etc/top]",
+         ["update content in file /run/app.reloaded from %s to %s"
+          % (sha8(b"inner\n"), sha8(b"outer\n"))]),
+        ("file[/run/app.log]", None, "file[/etc/top]",
+         ["update content in file /run/app.log from none to %s" % sha8(b"outer\n")])]
 
 
 def test_tags_given_to_it_select_its_inner_resources(book: Path, site: Converger) -> None:

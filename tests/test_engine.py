@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import List
 
 import pytest
 
@@ -126,6 +127,34 @@ def test_pending_work_is_done_once_at_the_end(converger: Converger) -> None:
          "systemd_unit[a.service], systemd_unit[b.service]")]
     converger.path("/run/systemd/system").rmdir()  # offline: systemctl --root, no reload
     assert [e["id"] for e in converger.run(recipe, mode="plan")][-1] == "file[/etc/motd]"
+
+
+@pytest.mark.parametrize("recipe, order", [
+    pytest.param('''
+        from converge import file, service, systemd_unit
+        systemd_unit("a.service", "[Service]\\nExecStart=/bin/true\\n")
+        file("/etc/motd", content="hi")
+        service("a", action="restart")
+    ''', ["systemd_unit[a.service]", "file[/etc/motd]", "execute[systemctl daemon-reload]",
+          "service[a]"], id="declared"),
+    pytest.param('''
+        from converge import file, service, systemd_unit
+        a = service("a", action="nothing")
+        systemd_unit("a.service", "[Service]\\nExecStart=/bin/true\\n")
+        file("/etc/motd", content="hi", notifies=a.restart)
+    ''', ["service[a]", "systemd_unit[a.service]", "file[/etc/motd]",
+          "execute[systemctl daemon-reload]", "service[a]"], id="notified"),
+])
+def test_pending_work_runs_before_a_service_that_needs_it(converger: Converger, recipe: str,
+                                                          order: List[str]) -> None:
+    """The daemon-reload a changed unit leaves runs before the next service step,
+    declared or notified, not at the end (plan mode: the unit is not written, so
+    the service itself fails to find it; only the order is asserted)."""
+    converger.path("/run/systemd/system").mkdir(parents=True)
+    events = converger.run(recipe, mode="plan")
+    assert [e["id"] for e in events] == order
+    assert events[order.index("execute[systemctl daemon-reload]")]["notified_by"] == \
+        "systemd_unit[a.service]"
 
 
 def test_pending_work_is_done_after_a_fail_fast_stop(converger: Converger) -> None:

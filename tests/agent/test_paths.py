@@ -92,6 +92,18 @@ def test_a_file_at_roots_link_in_etc_writes_its_source_and_the_link_stays(tree: 
                     ) == ["up_to_date"]
 
 
+def test_a_file_at_roots_link_compares_the_mode_and_owner_of_its_source(tree: Converger
+                                                                         ) -> None:
+    recipe = ('from converge import file\n'
+              'file("/etc/resolv.conf", content="nameserver 127.0.0.53\\n", mode="0644", '
+              'owner="root", group="root")\n')
+    events = tree.run(recipe)
+    assert statuses(events) == ["up_to_date"], events  # not the link's own 0777
+    os.chmod(tree.path("/run/stub-resolv.conf"), 0o600)
+    events = tree.run(recipe)
+    assert events[0]["changes"] == ["change mode from '0600' to '0644'"]
+
+
 @pytest.mark.parametrize("owner", [0, ALICE], ids=["root-link", "alice-link"])
 def test_a_dangling_link_is_refused_and_nothing_is_created(tree: Converger, owner: int
                                                            ) -> None:

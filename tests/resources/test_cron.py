@@ -7,10 +7,12 @@ nodes (tests/e2e/test_cron_e2e.py).
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
 
+from converge.agent import runs
 from converge.errors import PropertyError
 from converge.resources import _cron_fields as cf
 from tests.conftest import Converger, statuses
@@ -69,6 +71,12 @@ SPOOL = "/var/spool/cron/crontabs/root"
                      {"/etc/cron.d/sysstat": None}, id="delete-last-removes-file"),
         pytest.param({}, 'cron("sa1", action="delete", cron_file="sysstat")', [],
                      {"/etc/cron.d/sysstat": None}, id="delete-absent"),
+        pytest.param({"/etc/cron.d/sysstat": "# by hand\n"
+                      "*/10 * * * * root /usr/lib/sysstat/sa1 1 1\n5 19 * * * root x\n"},
+                     SA1.replace(")", ', action="delete")'),
+                     ["delete cron entry sa1 from /etc/cron.d/sysstat"],
+                     {"/etc/cron.d/sysstat": "# by hand\n5 19 * * * root x\n"},
+                     id="delete-unmarked-line-by-its-job"),
         pytest.param({SPOOL: "# m h dom mon dow command\nMAILTO=me\n0 1 * * * /bin/mine\n"},
                      'cron("daily", special="@daily", command="/usr/bin/true")',
                      ["add cron entry daily to the crontab of root"],
@@ -130,6 +138,8 @@ def test_plan_mode_changes_nothing(converger: Converger, mtimes) -> None:
     events = converger.run("from converge import cron\n" + SA1 + "\n", mode="plan")
     assert events[0]["changes"] == ["add cron entry sa1 to /etc/cron.d/sysstat"]
     assert "+*/10 * * * * root /usr/lib/sysstat/sa1 1 1" in events[0]["diffs"][0]
+    assert [line for line in events[0]["diffs"][0].splitlines()[2:]
+            if line.startswith("-")] == []  # a new file: nothing taken away
     assert mtimes(converger.root) == before
 
 
@@ -195,3 +205,60 @@ def test_fields_read_as_crontab_reads_them(field: str, text: str, verdict: str) 
 def test_the_grammar_table_is_large_enough() -> None:
     assert len(grammar.TABLE) >= 40
     assert {v for _, _, v in grammar.TABLE} == {grammar.OK, grammar.BAD, grammar.LAX}
+
+
+def test_a_users_spool_file_is_0600_and_goes_with_its_last_entry(converger: Converger
+                                                                 ) -> None:
+    """Under a root a user's crontab is its spool file: 0600 as crontab(1) makes it,
+    in a directory made 0755 when missing, removed when its last entry goes."""
+    recipe = 'from converge import cron\ncron("mine", hour=3, command="/bin/true"%s)\n'
+    converger.run(recipe % "")
+    spool = converger.path(SPOOL)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o600
+    assert stat.S_IMODE(spool.parent.stat().st_mode) == 0o755
+    events = converger.run(recipe % ', action="delete"')
+    assert events[0]["changes"] == ["delete cron entry mine from the crontab of root"]
+    assert not spool.exists()
+
+
+@pytest.mark.parametrize("recipe, label, user", [
+    pytest.param(SA1, "/etc/cron.d/sysstat", "root ", id="cron-file"),
+    pytest.param(SA1.replace(', cron_file="sysstat"', ""), "crontab(root)", "", id="crontab"),
+])
+def test_the_diff_names_the_file_and_shows_the_changed_line(converger: Converger, recipe: str,
+                                                            label: str, user: str) -> None:
+    path = converger.path("/etc/cron.d/sysstat" if user else SPOOL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# converge: sa1\n*/5 * * * * %s/usr/lib/sysstat/sa1 1 1\n" % user)
+    events = converger.run("from converge import cron\n" + recipe + "\n", mode="plan")
+    [diff] = events[0]["diffs"]
+    lines = diff.splitlines()
+    assert lines[:2] == ["--- " + label, "+++ %s (new)" % label]
+    assert [line for line in lines[2:] if line[:1] in "+-"] == [
+        "-*/5 * * * * %s/usr/lib/sysstat/sa1 1 1" % user,
+        "+*/10 * * * * %s/usr/lib/sysstat/sa1 1 1" % user]
+
+
+def test_rolling_back_a_secret_crontab_entry_shows_no_secret(converger: Converger) -> None:
+    """The user's crontab a sensitive entry was written to is a secret file (its spool
+    file under a root): the rollback that restores it shows no diff of it."""
+    secret = "s3cr3t-token"
+    converger.path(SPOOL).parent.mkdir(parents=True)
+    converger.path(SPOOL).write_text("0 1 * * * /bin/mine\n")
+    runs.apply_plan(converger.system, converger.compile(
+        'from converge import cron\n'
+        'cron("dump", hour=2, command="/bin/dump --token=%s", sensitive=True)\n' % secret))
+    assert secret in converger.path(SPOOL).read_text()
+    events = runs.rollback(converger.system)
+    assert statuses(events) == ["updated"]
+    assert converger.path(SPOOL).read_text() == "0 1 * * * /bin/mine\n"
+    assert secret not in json.dumps([[e["changes"], e["diffs"]] for e in events])
+
+
+def test_a_secret_entry_makes_its_spool_file_secret_for_other_writers(converger: Converger
+                                                                      ) -> None:
+    plan = converger.compile(
+        'from converge import cron, line\n'
+        'cron("dump", hour=2, command="/bin/dump --token=x", sensitive=True)\n'
+        'line("%s", "MAILTO=ops")\n' % SPOOL)
+    assert plan.steps[1].resource().meta.secret_file

@@ -47,6 +47,15 @@ TARGET = "/etc/app.conf"
                      ["delete file /etc/app.conf"], None, None, id="delete"),
         pytest.param(None, 'file("/etc/app.conf", action="delete")', [], None, None,
                      id="delete-absent"),
+        pytest.param(None, 'file("/etc/app.conf")', ["create new file /etc/app.conf"], b"",
+                     "0644", id="no-content-creates-an-empty-file"),
+        pytest.param((b"a\n", 0o644), 'file("/etc/app.conf", owner="www-data", group=33)',
+                     ["change owner from 'root' to 'www-data'",
+                      "change group from 'root' to '33'"], b"a\n", "0644",
+                     id="owner-and-group-by-name-and-id"),
+        pytest.param((b"x", 0o644), 'file("/etc/app.conf", action="delete", owner="gone")',
+                     ["delete file /etc/app.conf"], None, None,
+                     id="delete-whatever-its-owner-was-to-be"),
     ],
 )
 def test_file_table(converger: Converger, start, recipe, lines, content, mode) -> None:
@@ -95,12 +104,14 @@ def test_plan_mode_changes_nothing(converger: Converger, mtimes) -> None:
     assert "-old\n+new\n" in events[0]["diffs"][0]
 
 
-def test_owner_missing_fails_that_resource_only(converger: Converger) -> None:
+@pytest.mark.parametrize("prop, table", [("owner", "passwd"), ("group", "group")])
+def test_owner_missing_fails_that_resource_only(converger: Converger, prop: str,
+                                                table: str) -> None:
     events = converger.run('from converge import file\n'
-                           'file("/etc/a", content="a", owner="nosuchuser")\n'
-                           'file("/etc/b", content="b")\n')
+                           'file("/etc/a", content="a", %s="nosuchone")\n'
+                           'file("/etc/b", content="b")\n' % prop)
     assert statuses(events) == ["failed", "updated"]
-    assert ("owner 'nosuchuser' does not exist in %s/etc/passwd" % converger.root
+    assert ("%s 'nosuchone' does not exist in %s/etc/%s" % (prop, converger.root, table)
             in events[0]["error"])
     assert not converger.path("/etc/a").exists()
     assert converger.path("/etc/b").read_text() == "b"
@@ -179,3 +190,22 @@ def test_relative_path_is_relative_to_cwd(tmp_path: Path, monkeypatch) -> None:
     assert plan.steps[0].id == "file[x.txt]"
     Engine(System()).run(plan)
     assert (tmp_path / "x.txt").read_text() == "hi"
+
+
+def test_a_deleted_file_is_backed_up_like_a_replaced_one(converger: Converger) -> None:
+    converger.path(TARGET).write_text("last words\n")
+    events = converger.run('from converge import file\n'
+                           'file("/etc/app.conf", action="delete", backup=2)\n')
+    assert statuses(events) == ["updated"] and not converger.path(TARGET).exists()
+    [backup] = (converger.root / "var/lib/converge/backup/etc").iterdir()
+    assert backup.read_text() == "last words\n"
+
+
+def test_delete_at_a_link_to_a_directory_removes_the_link(converger: Converger) -> None:
+    (converger.root / "srv/data").mkdir(parents=True)
+    converger.path(TARGET).symlink_to("../srv/data")
+    events = converger.run('from converge import file\n'
+                           'file("/etc/app.conf", action="delete")\n')
+    assert events[0]["changes"] == ["delete symbolic link /etc/app.conf"]
+    assert not converger.path(TARGET).is_symlink()
+    assert (converger.root / "srv/data").is_dir()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
+from converge.agent import runs
 from converge.errors import PropertyError
 from tests.conftest import Converger, statuses
 
@@ -156,6 +158,8 @@ def test_conf_file_outside_boot_directories_is_a_warning(proc: Converger) -> Non
     pytest.param('sysctl("net.ipv4.ip_forwrd", 1)',
                  "no such kernel parameter net.ipv4.ip_forwrd\ndid you mean net.ipv4.ip_forward?",
                  id="unknown-key"),
+    pytest.param('sysctl("vmm", 1)', "no such kernel parameter vmm\ndid you mean vm?",
+                 id="unknown-top-level-key"),
     pytest.param('sysctl("fs.file-nr", "1 2 3")',
                  "kernel parameter fs.file-nr is read-only (it is 1024 0 9223372036854775807, "
                  "not 1 2 3)", id="read-only"),
@@ -224,9 +228,10 @@ def test_text_for_an_integer_parameter_refused_on_the_target(proc: Converger) ->
     events = proc.run('from converge import sysctl\n'
                       'sysctl("kernel.sched_autogroup_enabled", "on")\n')
     assert statuses(events) == ["failed"]
-    assert events[0]["error"].startswith(
+    assert events[0]["error"] == (
         "kernel.sched_autogroup_enabled takes integers (it is 1 now); on is not one, so the "
-        "kernel would refuse it: nothing was written")
+        "kernel would refuse it: nothing was written\n"
+        "give an integer, or a list of them for a multi-value key")
     assert path.read_text() == "1\n"
     assert os.listdir(proc.path("/etc/sysctl.d")) == []
     hostname = proc.path("/proc/sys/kernel/hostname")
@@ -256,3 +261,85 @@ def test_cli_shows_warning_and_json_report(proc: Converger, tmp_path) -> None:
     data = json.loads(report.read_text())
     [host] = data["hosts"].values()
     assert host["resources"][0]["warnings"] == [warning]
+
+
+def test_an_empty_runtime_value_is_shown_as_two_quotes(proc: Converger) -> None:
+    proc.path("/proc/sys/kernel").mkdir()
+    proc.path("/proc/sys/kernel/core_pattern").write_text("\n")
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("kernel.core_pattern", "core", persist=False)\n')
+    assert events[0]["changes"] == ["set kernel.core_pattern from '' to core"]
+
+
+def test_remove_of_a_parameter_this_kernel_lacks_still_removes_the_file(proc: Converger
+                                                                         ) -> None:
+    """A setting persisted for a parameter the running kernel does not have (a module
+    not loaded, an older kernel): remove deletes it and names no runtime value."""
+    conf = "/etc/sysctl.d/99-converge-net.netfilter.nf_conntrack_max.conf"
+    proc.path(conf).write_text("net.netfilter.nf_conntrack_max = 262144\n")
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("net.netfilter.nf_conntrack_max", action="remove")\n')
+    assert events[0]["error"] is None
+    assert events[0]["changes"] == [
+        "remove net.netfilter.nf_conntrack_max from %s (the runtime value is left as is)" % conf]
+    assert not proc.path(conf).exists()
+
+
+def test_remove_takes_its_comment_and_deletes_a_file_left_without_settings(
+        proc: Converger) -> None:
+    shared = "/etc/sysctl.d/60-shared.conf"
+    proc.path(shared).write_text("vm.swappiness = 1\n# kdump\nvm.panic_on_oom = 1\n")
+    recipe = ('from converge import sysctl\n'
+              'sysctl("%s", action="remove", conf_file="60-shared.conf", comment="%s")\n')
+    proc.run(recipe % ("vm.panic_on_oom", "kdump"))
+    assert proc.path(shared).read_text() == "vm.swappiness = 1\n"  # its comment went too
+    proc.path(shared).write_text("# local settings\nvm.swappiness = 1\n")
+    events = proc.run(recipe % ("vm.swappiness", "other"))
+    assert statuses(events) == ["updated"]
+    assert not proc.path(shared).exists()  # only a comment was left: the file goes
+
+
+def test_a_later_file_that_agrees_and_remove_are_no_warning(proc: Converger) -> None:
+    proc.path("/etc/sysctl.d/99-zz-local.conf").write_text("vm.panic_on_oom = 1\n")
+    events = proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n')
+    assert events[0]["status"] == "updated" and events[0]["warnings"] == []
+    events = proc.run('from converge import sysctl\n'
+                      'sysctl("vm.panic_on_oom", action="remove")\n')
+    assert events[0]["status"] == "updated" and events[0]["warnings"] == []
+
+
+def test_the_persisted_file_is_0644_in_a_0755_directory_whatever_was_there(
+        proc: Converger) -> None:
+    proc.path("/etc/sysctl.d").rmdir()
+    proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 1)\n')
+    assert stat.S_IMODE(proc.path("/etc/sysctl.d").stat().st_mode) == 0o755
+    os.chmod(proc.path(PANIC), 0o600)
+    proc.run('from converge import sysctl\nsysctl("vm.panic_on_oom", 2)\n')
+    assert stat.S_IMODE(proc.path(PANIC).stat().st_mode) == 0o644
+
+
+def test_rollback_puts_back_a_runtime_only_value(proc: Converger) -> None:
+    runs.apply_plan(proc.system, proc.compile(
+        'from converge import sysctl\nsysctl("vm.swappiness", 10, persist=False)\n'))
+    assert runtime(proc, "vm/swappiness") == "10\n"
+    events = runs.rollback(proc.system)
+    assert statuses(events) == ["updated"]
+    assert runtime(proc, "vm/swappiness") == "60\n"
+
+
+@pytest.mark.parametrize("declared, marked", [
+    pytest.param('conf_file="60-net.conf"', True, id="persisted"),
+    pytest.param('conf_file="60-net.conf", persist=False', False, id="runtime-only"),
+    pytest.param('conf_file="60-net.conf", persist=False, action="remove"', True,
+                 id="remove"),
+])
+def test_a_secret_persisted_in_a_shared_file_hides_the_other_writers_diff(
+        proc: Converger, declared: str, marked: bool) -> None:
+    """A sensitive sysctl's file (a stable_secret) is a secret file for every
+    resource that writes it; one that persists nothing makes no file secret."""
+    value = "" if "remove" in declared else '"fd00::1", '
+    plan = proc.compile('from converge import sysctl\n'
+                        'sysctl("net.ipv6.conf.all.stable_secret", %s%s, sensitive=True)\n'
+                        'sysctl("net.ipv4.ip_forward", 1, conf_file="60-net.conf")\n'
+                        % (value, declared))
+    assert plan.steps[1].resource().meta.secret_file is marked
