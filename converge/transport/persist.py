@@ -55,7 +55,8 @@ LOG = "broker.log"
 START_TIMEOUT = 15.0  # seconds a new broker may take to listen
 #: what the broker's environment keeps of the run's (nothing secret)
 ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH",
-            "SSH_AUTH_SOCK", "XDG_RUNTIME_DIR", "COVERAGE_PROCESS_START", "TMPDIR")
+            "SSH_AUTH_SOCK", "XDG_RUNTIME_DIR", "COVERAGE_PROCESS_START",
+            "COVERAGE_PROCESS_CONFIG", "TMPDIR")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 # relay frames: a type byte, a 4-byte length, the payload
