@@ -12,12 +12,13 @@ cache. So, only while this process is measured:
   directory in the node's /tmp overlay that every user of the node can write;
 - the lab copies the data files out of a node before it stops it.
 
-The agent started over SSH is not measured: a ``python3`` placed first on the
-node's PATH to start coverage for it changed every other python3's argv (argv[0],
-a process title, is lost when the kernel runs a script), which the tests that find
-agents and processes by their command lines see. pyproject.toml's
-[tool.coverage.paths] maps an agent cache (``.../agent-<sha256>/converge/``) onto
-converge/ for when it is.
+The agent started over SSH is measured by its loader text alone, the command line
+unchanged (converge/transport/bundle.py's _measured_loader: under coverage the
+loader starts the controller's coverage, its data written in NODE_DATA); a
+``python3`` placed first on the node's PATH instead changed every other
+python3's argv, which the tests that find agents by their command lines see.
+pyproject.toml's [tool.coverage.paths] maps an agent cache
+(``.../agent-<sha256>/converge/``) onto converge/.
 Standard library only (the lab runs on the controller's Python, any version
 coverage supports).
 """
@@ -30,8 +31,10 @@ import os
 import stat
 from typing import Any
 
+from converge.transport.bundle import COVERAGE_NODE_DATA
+
 ENV = "COVERAGE_PROCESS_CONFIG"
-NODE_DATA = "/tmp/converge-coverage"
+NODE_DATA = COVERAGE_NODE_DATA  # where the agent started over SSH writes its data too
 
 
 

@@ -23,10 +23,13 @@ its files hash to :func:`tree_digest`, which the controller puts in the command.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import inspect
 import io
+import json
 import os
+import sys
 import zipfile
 from functools import lru_cache
 from typing import IO, List, Optional, Tuple  # noqa: F401 - IO, Optional: the loader's type comment
@@ -142,9 +145,64 @@ def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes],
 
 def loader_source(digest: str, base: Optional[str] = None) -> str:
     """The text handed to ``python3 -c``: the loader and a call to it (``base``: a
-    cache folder other than the default, for tests)."""
+    cache folder other than the default, for tests). Under test coverage only, the
+    loader that measures itself and the agent (:func:`_measured_loader`)."""
     return "%s\nimport sys\nsys.exit(loader(%r, sys.stdin.buffer, sys.stdout.buffer, %r, %r))\n" % (
-        _loader_text(), digest, base, tree_digest())
+        _measured_loader() or _loader_text(), digest, base, tree_digest())
+
+
+def _measured_loader() -> str:
+    """'' unless this process is measured by a test run (coverage's ``patch =
+    ["subprocess"]`` sets COVERAGE_PROCESS_CONFIG, never set in normal use). Then:
+    a loader that first starts coverage with that config, from the controller's
+    coverage package (a lab node built from this machine's root sees it; elsewhere
+    the import fails and nothing is measured), its data written to
+    COVERAGE_NODE_DATA where a lab node has it (the lab collects it there:
+    converge/lab/_coverage.py), else beside the controller's; the loader itself is
+    compiled from this file's own lines. The data file gets the name the lab
+    collects only once coverage saved it whole (a test may kill an agent while it
+    saves). argv stays ``python3 -I -S -c TEXT``, and the bundle and its cache key
+    are the same (the loader's text is in neither)."""
+    text = os.environ.get("COVERAGE_PROCESS_CONFIG", "")
+    module = getattr(sys.modules.get("coverage"), "__file__", None)
+    if not text or not module:
+        return ""
+    config = json.loads(base64.b64decode(text[len(":data:"):] if text.startswith(":data:")
+                                         else text))
+    # the agent's converge: the package wherever its cache is; no subprocess patching
+    config.update(source_pkgs=["converge"], patch=[])
+    lines, first = inspect.getsourcelines(loader)
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(module)))
+    return _MEASURED % (folder, config, COVERAGE_NODE_DATA, COVERAGE_NODE_DATA,
+                        folder, "\n" * (first - 1) + "".join(lines), os.path.abspath(__file__))
+
+
+COVERAGE_NODE_DATA = "/tmp/converge-coverage"
+_MEASURED = """import sys
+sys.path.append(%r)
+try:
+    import atexit, base64, json, os
+    import coverage
+    config = %r
+    folder, name = os.path.split(config["data_file"])
+    if os.path.isdir(%r):
+        folder = %r
+    config["data_file"] = os.path.join(folder, "part" + name)
+
+    def saved():
+        for found in os.listdir(folder):
+            if found.startswith("part" + name + ".") and ".pid%%d." %% os.getpid() in found:
+                os.rename(os.path.join(folder, found), os.path.join(folder, found[4:]))
+
+    atexit.register(saved)
+    os.environ["COVERAGE_PROCESS_CONFIG"] = base64.b64encode(json.dumps(config).encode()).decode()
+    coverage.process_startup()
+except ImportError:
+    pass
+finally:
+    os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
+    sys.path.remove(%r)
+exec(compile(%r, %r, "exec"))"""
 
 
 @lru_cache(maxsize=1)

@@ -293,10 +293,11 @@ def test_kill_9_of_the_agent_over_ssh(lab: Lab, lab_node: Node, recipe: Path, ve
                 controller.kill()
                 controller.communicate()
                 pytest.fail("%s: the controller hung after its agent was killed" % label)
-            if killed or controller.returncode != 0:
+            if controller.returncode != 0:
                 break
             # The agent had finished before the controller printed that line (it
-            # prints behind its agent, the more so on a busy machine): nothing was
+            # prints behind its agent, the more so on a busy machine; under --cov it
+            # may still be saving its coverage data when killed): nothing was
             # injected. Put the files back and try again with an earlier line.
             TALLY["ssh_kills_too_late"] += 1
             back = converge_over_ssh(tmp_path, recipe, inventory, ("old", "new")[trial % 2])

@@ -1,6 +1,7 @@
 """Under coverage, converge run in a lab node (node.run) is measured, and the lab
 brings its data home when it stops the node (converge/lab/_coverage.py); the
-node's python3 is left as it is (the agent's command line over SSH unchanged)."""
+node's python3 is left as it is (the agent's command line over SSH unchanged), and
+the agent started over SSH is measured by its loader (transport/bundle.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,3 +72,34 @@ def test_without_coverage_a_node_gets_no_data_folder_and_no_setting(
         assert done.stdout == "unset\n"
     finally:
         lab.down([node.name])
+
+
+def test_the_agent_started_over_ssh_in_a_node_is_measured(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("coverage")
+    config = {"data_file": str(tmp_path / ".coverage"), "source": [SOURCE], "parallel": True}
+    monkeypatch.setenv(_coverage.ENV, base64.b64encode(json.dumps(config).encode()).decode())
+    [node] = lab.up(1)
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("from converge import file\nfile('/srv/motd', content='hi\\n')\n")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"hosts": {node.name: {
+        "address": node.address, "user": "root", "key": str(lab.key_path),
+        "known_hosts": str(lab.known_hosts_path)}}}))
+    try:
+        # the controller, measured by the setting above (coverage's .pth file)
+        done = subprocess.run([sys.executable, "-m", "converge", "apply", str(recipe), "-i",
+                               str(inventory)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert node.read_file("/srv/motd") == b"hi\n"
+    finally:
+        lab.down([node.name])
+    in_node = set()
+    for path in tmp_path.glob(".coverage.%s.*" % node.name):
+        with sqlite3.connect(path) as db:
+            in_node |= {row[0] for row in db.execute("select path from file")}
+    # the agent from its cache, and the loader as transport/bundle.py's own lines
+    assert any("/agent-" in name and name.endswith("/converge/agent/remote.py")
+               for name in in_node), in_node
+    assert SOURCE + "/transport/bundle.py" in in_node, in_node
