@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
 
 from converge.lab import Lab, LabError, Node
+from tests.lab.links import ifindex, link_gone
 
 pytestmark = pytest.mark.lab
 
@@ -28,9 +30,10 @@ def mounts_under(path: Path) -> list[str]:
         return [line.split()[4] for line in info if line.split()[4].startswith(str(path))]
 
 
-def assert_gone(lab: Lab, node: Node) -> None:
+def assert_gone(lab: Lab, node: Node, index: Optional[int]) -> None:
+    """Nothing of NODE is left; INDEX: its link's interface index while it ran."""
     assert not node.alive
-    assert not Path(f"/sys/class/net/{node.link}").exists()
+    assert link_gone(node.link, index)
     assert mounts_under(lab.directory) == []
     assert not (lab.directory / "nodes" / node.name).exists()
     assert node.name not in [n.name for n in lab.nodes()]
@@ -50,31 +53,34 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-unt
 def test_down_leaves_nothing_behind(lab: Lab) -> None:
     nodes = lab.up(2)
     assert all(node.alive for node in nodes)
-    assert all(Path(f"/sys/class/net/{node.link}").exists() for node in nodes)
+    indexes = [ifindex(node.link) for node in nodes]
+    assert None not in indexes
     assert lab.down([node.name for node in nodes]) == [node.name for node in nodes]
-    for node in nodes:
-        assert_gone(lab, node)
+    for node, index in zip(nodes, indexes, strict=True):
+        assert_gone(lab, node, index)
 
 
 def test_down_after_node_processes_were_killed(lab: Lab) -> None:
     node = lab.up(1)[0]
+    index = ifindex(node.link)
     os.kill(node.pid, signal.SIGKILL)
     assert wait_until(lambda: not node.alive)
     with pytest.raises(LabError, match=f"lab node {node.name} died"):
         node.run(["true"])
     assert [n.alive for n in lab.nodes() if n.name == node.name] == [False]
     lab.down([node.name])
-    assert_gone(lab, node)
+    assert_gone(lab, node, index)
 
 
 def test_separate_processes_find_the_nodes(lab: Lab) -> None:
     node = lab.up(1)[0]
+    index = ifindex(node.link)
     listed = cli(lab, "ls")
     assert listed.returncode == 0
     assert f"{node.name}\t{node.address}\t{node.pid}\tup" in listed.stdout
     removed = cli(lab, "down", node.name)
     assert removed.returncode == 0, removed.stderr
-    assert_gone(lab, node)
+    assert_gone(lab, node, index)
 
 
 def test_inventory_describes_running_nodes(lab: Lab, lab_node: Node) -> None:

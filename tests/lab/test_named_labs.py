@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from converge.lab import Lab
+from tests.lab.links import ifindex, link_gone
 
 pytestmark = pytest.mark.lab
 
@@ -130,6 +131,7 @@ def test_converge_test_removes_its_private_lab_when_interrupted(
                 ["pgrep", "-f", "[s]leep 120"]).returncode == 0]
             time.sleep(0.05)
         assert theirs.name == nodes[0].name == "node1" and theirs.pid != nodes[0].pid
+        index = ifindex(nodes[0].link)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -138,7 +140,7 @@ def test_converge_test_removes_its_private_lab_when_interrupted(
         Lab(base).down()
     assert proc.returncode == 130, out + err
     assert not nodes[0].alive
-    assert not Path(f"/sys/class/net/{nodes[0].link}").exists()
+    assert link_gone(nodes[0].link, index)
     assert private_labs(base) == []
     assert theirs.alive is False  # taken down by this test's own cleanup, above
 
