@@ -131,6 +131,25 @@ class Ctsvc(Composite, type_name="ctsvc"):
                        ("create", "file[/run/restart]", "immediately")])
 '''
 
+DELAYED = '''\
+"""ctdel: a file that notifies its own marker at the end of the run (delayed)."""
+
+from converge import file
+from converge.resources._base import prop
+from converge.resources._composite import Composite
+
+
+class Ctdel(Composite, type_name="ctdel"):
+    """A service whose file asks for its own marker once the run ends."""
+
+    actions = ("create",)
+    name: str = prop(doc="The service.", identity=True)
+
+    def create(self) -> None:
+        marker = file("/run/%s.marked" % self.name, content="inner\\n", action="nothing")
+        file("/etc/%s.ini" % self.name, content="x\\n", notifies=[("create", marker)])
+'''
+
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -142,6 +161,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "resources/ctstack.py").write_text(STACK)
     (folder / "resources/ctloop.py").write_text(LOOP)
     (folder / "resources/ctsvc.py").write_text(SVC)
+    (folder / "resources/ctdel.py").write_text(DELAYED)
     (folder / "templates/site.conf.j2").write_text("site {{ name }} listens on {{ port }}\n")
     return folder
 
@@ -346,6 +366,27 @@ def test_a_notification_names_its_own_composites_resource_first(book: Path,
           % (sha8(b"inner\n"), sha8(b"outer\n"))]),
         ("file[/run/app.log]", None, "file[/etc/top]",
          ["update content in file /run/app.log from none to %s" % sha8(b"outer\n")])]
+
+
+def test_delayed_notifications_of_two_resources_of_one_name_both_run(
+        book: Path, site: Converger) -> None:
+    """A composite's resource and the recipe's share a name; each is notified,
+    delayed, by a resource of its own scope: both run at the end, each once."""
+    events = run(book, site, """\
+    from converge import ctdel, file
+    ctdel("app")
+    outer = file("/run/app.marked", content="outer\\n", action="nothing")
+    file("/etc/top", content="z\\n", notifies=[("create", outer)])
+    """)
+    notified = [(e["id"], e["notified_by"], e["changes"][-1:])
+                for e in events if e.get("notified_by")]
+    assert notified == [
+        ("file[/run/app.marked]", "file[/etc/app.ini]",
+         ["update content in file /run/app.marked from none to %s" % sha8(b"inner\n")]),
+        ("file[/run/app.marked]", "file[/etc/top]",
+         ["update content in file /run/app.marked from %s to %s"
+          % (sha8(b"inner\n"), sha8(b"outer\n"))])]
+    assert site.path("/run/app.marked").read_text() == "outer\n"
 
 
 def test_tags_given_to_it_select_its_inner_resources(book: Path, site: Converger) -> None:

@@ -199,7 +199,8 @@ class Engine:
             for action, target, timing in step.notifies:
                 if timing == "immediately":
                     self._notify(action, target, step.id, index)
-                elif (action, target) not in [(a, t) for a, t, _, _ in self._delayed]:
+                elif self._meant(action, target, index) not in [
+                        self._meant(a, t, w) for a, t, _, w in self._delayed]:
                     self._delayed.append((action, target, step.id, index))
         if event["status"] == "failed" and self.fail_fast and not step.ignore_failure:
             self._stopped = True
@@ -381,6 +382,13 @@ class Engine:
             resource.apply(self.system, changes)
         finally:
             self.journal.applied(event)
+
+    def _meant(self, action: str, target: str, where: int) -> Tuple[str, Any]:
+        """What a notification from the step at ``where`` runs: one delayed run of
+        each, though a composite's resource and the recipe's may share a name."""
+        if (target, action) in self._plan.groups:
+            return action, target
+        return action, self._plan.find(target, where)
 
     def _notify(self, action: str, target: str, by: str, where: int) -> None:
         """Run ``action`` of ``target`` as the step at ``where`` asked: a composite's
