@@ -148,12 +148,13 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
     timed = sorted((e for e in events if isinstance(e.get("time"), (int, float))),
                    key=lambda e: -float(e["time"]))
     remote = "connect" in measured
+    resources = sum(float(e["time"]) for e in timed)
     setup = None
     if begun is not None and first_event is not None and events:
         setup = first_event - begun - float(events[0].get("time") or 0.0)
         # Arrival times are the controller's: one busy moment can make the first
         # event arrive with later ones, so setup is at most what the resources left.
-        setup = min(setup, last - begun - sum(float(e["time"]) for e in timed))
+        setup = min(setup, last - begun - resources)
 
     def seconds(value: Optional[float]) -> Optional[float]:
         return None if value is None else round(max(0.0, value), 4)
@@ -167,7 +168,7 @@ def profile_of(transport: Any, events: List[Event], *, started: float, compiled:
         "compile": seconds(compiled),
         "run": seconds(last - begun) if begun is not None else None,
         "setup": seconds(setup),
-        "resources": seconds(sum(float(e["time"]) for e in timed)),
+        "resources": seconds(resources),
         "slowest": [{"id": e["id"], "action": e.get("action"), "seconds": seconds(e["time"])}
                     for e in timed[:5]],
         "report": seconds(ended - last),
