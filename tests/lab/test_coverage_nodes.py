@@ -31,12 +31,17 @@ def measured_files(folder: Path) -> set[str]:
     return files
 
 
+def measure_into(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coverage setting a measured test run passes on, with its data in FOLDER
+    (as coverage's patch = ["subprocess"] serializes it: parallel, data file absolute)."""
+    pytest.importorskip("coverage")
+    config = {"data_file": str(folder / ".coverage"), "source": [SOURCE], "parallel": True}
+    monkeypatch.setenv(_coverage.ENV, base64.b64encode(json.dumps(config).encode()).decode())
+
+
 def test_converge_in_a_node_is_measured_and_python3_left_alone(
         lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("coverage")
-    # as coverage's patch = ["subprocess"] serializes it: parallel, data file absolute
-    config = {"data_file": str(tmp_path / ".coverage"), "source": [SOURCE], "parallel": True}
-    monkeypatch.setenv(_coverage.ENV, base64.b64encode(json.dumps(config).encode()).decode())
+    measure_into(tmp_path, monkeypatch)
     [node] = lab.up(1)
     try:
         done = node.run([sys.executable, "-c", "import converge.plan"])
@@ -76,9 +81,7 @@ def test_without_coverage_a_node_gets_no_data_folder_and_no_setting(
 
 def test_the_agent_started_over_ssh_in_a_node_is_measured(
         lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("coverage")
-    config = {"data_file": str(tmp_path / ".coverage"), "source": [SOURCE], "parallel": True}
-    monkeypatch.setenv(_coverage.ENV, base64.b64encode(json.dumps(config).encode()).decode())
+    measure_into(tmp_path, monkeypatch)
     [node] = lab.up(1)
     recipe = tmp_path / "recipe.py"
     recipe.write_text("from converge import file\nfile('/srv/motd', content='hi\\n')\n")
