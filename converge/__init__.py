@@ -14,7 +14,10 @@ are loaded on first use, so importing converge (and starting the CLI) stays chea
 from __future__ import annotations
 
 import os
-from typing import Any, List
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, List
 
 from ._version import __version__ as __version__
 

@@ -336,9 +336,11 @@ class Targets:
         self.selected = hosts
         keep = self.persist_seconds()
         if keep > 0 and hosts:
+            from .resident import prestart as ready_controller
             from .transport.persist import prestart
 
             prestart()  # the broker starts while the recipe is read and compiled
+            ready_controller(keep)  # and the next run's controller (converge/launch.py)
         return [SSHTransport(h, user=self.user, key=self.key, persist=keep,
                              become=self.become or self.ask_become_pass or None,
                              become_password=password, accept_new=self.accept_new,
@@ -754,10 +756,13 @@ def disconnect() -> None:
     """Close the SSH connections kept open by earlier runs.
 
     Every warm connection of this user (see --persist): the next run connects
-    afresh. Its broker process exits."""
+    afresh. Its broker process exits, and so does the ready controller (the
+    process later runs are handed to: converge/launch.py)."""
+    from .resident import stop
     from .transport.persist import disconnect as close_all
 
     closed = close_all()
+    stop()
     typer.echo("closed %d warm connection%s" % (closed, "" if closed == 1 else "s"))
 
 
@@ -798,11 +803,13 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Entry point: expected errors become one clear message and exit 1."""
+def main(argv: Optional[List[str]] = None, command: Any = None) -> None:
+    """Entry point: expected errors become one clear message and exit 1. ``command``:
+    the click command typer builds from ``app``, when built already (the ready
+    controller builds it once: converge/resident.py)."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="converge")
+        (command or app)(args=args, prog_name="converge")
     except ConvergeError as exc:
         from .vault import scrub
 

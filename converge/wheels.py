@@ -120,7 +120,7 @@ def converge_wheel(dest: Path) -> Path:
         (info + "/METADATA", metadata.encode()),
         (info + "/WHEEL", b"Wheel-Version: 1.0\nGenerator: converge.wheels\n"
          b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
-        (info + "/entry_points.txt", b"[console_scripts]\nconverge = converge.cli:main\n"),
+        (info + "/entry_points.txt", b"[console_scripts]\nconverge = converge.launch:main\n"),
     ]
     path = dest / ("%s-%s-py3-none-any.whl" % (normalize(DIST), version))
     _write_wheel(path, members, info)

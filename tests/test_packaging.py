@@ -33,7 +33,7 @@ def clean_env() -> dict:
 def test_the_distribution_is_named_converge_ops_and_installs_the_converge_command() -> None:
     text = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^name = "%s"$' % DIST, text, re.M)
-    assert re.search(r'^converge = "converge\.cli:main"$', text, re.M)
+    assert re.search(r'^converge = "converge\.launch:main"$', text, re.M)
 
 
 def test_the_changelog_has_a_heading_for_this_version_and_releases_newest_first() -> None:
@@ -82,7 +82,7 @@ def test_sdist_and_wheel_build_with_the_package_and_its_docs(built: Path) -> Non
     assert not [n for n in names if n.startswith("tests/")]
     entry_points = zipfile.ZipFile(wheels[0]).read(
         "converge_ops-%s.dist-info/entry_points.txt" % __version__).decode()
-    assert "converge = converge.cli:main" in entry_points
+    assert "converge = converge.launch:main" in entry_points
     with tarfile.open(sdists[0]) as sdist:
         members = {m.name.split("/", 1)[-1] for m in sdist.getmembers()}
     assert {"pyproject.toml", "README.md", "converge/cli.py"} <= members

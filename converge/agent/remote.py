@@ -103,7 +103,11 @@ def _cpu() -> float:
 
 
 def main(line: bytes, stdout: IO[bytes], root: str = "/") -> int:
-    """Serve one request line; the exit status is 0 unless the agent itself broke."""
+    """Serve one request line; the exit status is 0 unless the agent itself broke.
+    No line at all (end of input: a ready agent whose connection closed before a run
+    took it, see converge/transport/broker.py) ends it quietly."""
+    if not line:
+        return 0
     try:
         request = json.loads(line.decode("utf-8"))
         op = request["op"]

@@ -42,6 +42,7 @@ from . import persist
 
 FIRST_CLIENT = 10.0  # seconds a new broker waits for its first client
 REUSE_TIMEOUT = 5.0  # seconds a reused connection may take to open a session
+MAX_SPARES = 2  # commands a connection keeps a ready agent for
 
 
 class Conn:
@@ -53,6 +54,9 @@ class Conn:
         self.channels = 0
         self.last_used = time.monotonic()
         self.lock = threading.Lock()  # held while connecting or checking
+        #: command -> a session already running it, its output not yet read: the
+        #: ready agent the next run with that command takes (see Broker._spare)
+        self.spares: Dict[str, Any] = {}
 
     @property
     def settings(self) -> Any:
@@ -78,6 +82,9 @@ class Conn:
         return any(kind == server.get_name() and key == server for kind, key in recorded)
 
     def close(self) -> None:
+        spares, self.spares = list(self.spares.values()), {}
+        for chan in spares:
+            chan.close()
         try:
             self.transport._close_now()
         except Exception:  # noqa: BLE001 - closing a dead connection
@@ -209,6 +216,7 @@ class Broker:
         with self.lock:
             conns = [{"hostname": c.settings.hostname, "port": c.settings.port,
                       "user": c.settings.user, "channels": c.channels,
+                      "spares": len(c.spares),
                       "idle": round(now - c.last_used, 3), "persist": c.persist}
                      for c in self.conns.values()]
         return {"pid": os.getpid(), "connections": conns}
@@ -251,6 +259,7 @@ class Broker:
         key = json.dumps([s.hostname, s.port, s.user, s.keys, s.known_hosts, s.proxy_command,
                           s.proxy_jump])
         persist_for = float(request.get("persist") or 0.0)
+        spare = False
         try:
             conn, reused = self._connection(key, transport, persist_for)
         except ConvergeError as exc:
@@ -263,19 +272,26 @@ class Broker:
             line = persist._readline(sock)
             if not line:
                 return
-            command = str(json.loads(line)["command"])
+            exec_request = json.loads(line)
+            command = str(exec_request["command"])
+            spare = bool(exec_request.get("spare"))
             try:
-                chan, conn, reused = self._session(conn, reused, command, name, transport)
+                chan, conn, reused, took = self._session(conn, reused, command, name,
+                                                         transport, spare)
             except ConvergeError as exc:
                 self._send(sock, self._wire(exc))
                 return
-            self._send(sock, {"ok": True, "reused": reused, **self._timings(conn, reused)})
+            self._send(sock, {"ok": True, "reused": reused, "spare": took,
+                              **self._timings(conn, reused)})
             _relay(chan, sock)
         finally:
             with self.lock:
                 conn.channels -= 1
                 conn.last_used = time.monotonic()
             self._wake()
+        if spare:
+            threading.Thread(target=self._spare, args=(key, conn, command), daemon=True,
+                             name="spare-" + name).start()
 
     @staticmethod
     def _wire(exc: ConvergeError) -> Dict[str, Any]:
@@ -321,31 +337,82 @@ class Broker:
             return conn, False
 
     def _session(self, conn: Conn, reused: bool, command: str, name: str,
-                 fresh: Any) -> Any:
-        """A session running ``command`` on ``conn``; a reused connection that cannot
-        open one is stale: replaced by a new connection (``fresh``, this request's own
-        transport, not yet connected), silently."""
+                 fresh: Any, spare: bool = False) -> Any:
+        """A session running ``command`` on ``conn`` (the ready one the last run left,
+        when ``spare`` and there is one: see :meth:`_spare`), and whether it was that;
+        a reused connection that cannot open one is stale: replaced by a new
+        connection (``fresh``, this request's own transport, not yet connected),
+        silently."""
         from .ssh import _translated
 
         if reused:
             try:
-                return self._exec(conn, command, REUSE_TIMEOUT), conn, True
+                ready = self._take_spare(conn, command) if spare else None
+                if ready is not None:
+                    return ready, conn, True, True
+                return self._exec(conn, command, REUSE_TIMEOUT), conn, True, False
             except Exception:  # noqa: BLE001 - stale: connect again below
                 with conn.lock:
                     conn.close()
                     conn.transport = fresh
                     fresh.connect()
         with _translated(name, "cannot open a session"):
-            return self._exec(conn, command, conn.transport.timeout), conn, False
+            return self._exec(conn, command, conn.transport.timeout), conn, False, False
+
+    def _take_spare(self, conn: Conn, command: str) -> Any:
+        """The session the last run left running ``command`` on ``conn``, if it is still
+        alive (its agent waiting for a request: no exit, no end of output, not closed);
+        None otherwise (a dead one is closed)."""
+        with self.lock:
+            chan = conn.spares.pop(command, None)
+        if chan is None:
+            return None
+        if chan.closed or chan.eof_received or chan.exit_status_ready():
+            chan.close()
+            return None
+        try:  # the server still answers: a session opens (and is closed at once)
+            self._exec(conn, None, REUSE_TIMEOUT).close()
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    def _spare(self, key: str, conn: Conn, command: str) -> None:
+        """After a run's channel ended, start the next run's agent: a session running
+        the same command on the same kept connection, left waiting (the loader says
+        hello, imports the agent and waits for its request line; its output stays in
+        the channel's buffer). The next run within the idle time takes it instead of
+        starting an interpreter on the target (:meth:`_take_spare`). It ends with the
+        connection: closing the connection closes its standard input, and a loader
+        given no request exits. At most MAX_SPARES commands per connection."""
+        with conn.lock:
+            with self.lock:
+                if self.conns.get(key) is not conn or self.stopping \
+                        or command in conn.spares:
+                    return
+            try:
+                chan = self._exec(conn, command, REUSE_TIMEOUT)
+            except Exception:  # noqa: BLE001 - no spare: the next run starts its own
+                return
+        with self.lock:
+            if self.conns.get(key) is conn and command not in conn.spares:
+                conn.spares[command] = chan
+                chan = None
+                while len(conn.spares) > MAX_SPARES:
+                    oldest = next(iter(conn.spares))
+                    conn.spares.pop(oldest).close()
+        if chan is not None:  # the connection was closed or replaced meanwhile
+            chan.close()
 
     @staticmethod
-    def _exec(conn: Conn, command: str, timeout: float) -> Any:
+    def _exec(conn: Conn, command: Optional[str], timeout: float) -> Any:
         client = conn.transport._client
         transport = client.get_transport() if client is not None else None
         if transport is None or not transport.is_active():
             raise TransportError("the connection has closed")
         chan = transport.open_session(timeout=timeout)
-        chan.exec_command(command)
+        if command is not None:  # None: only see that a session opens
+            chan.exec_command(command)
         return chan
 
 

@@ -104,6 +104,8 @@ def loader(digest, stdin, stdout, base=None, tree=""):  # type: (str, IO[bytes],
         sys.path.insert(0, target)
         from converge.agent.remote import main
     request = stdin.readline()
+    if not request:  # no request came: the controller (or the connection) is gone
+        return 0
     if problem:
         import json
 

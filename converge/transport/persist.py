@@ -32,7 +32,6 @@ import errno
 import fcntl
 import json
 import os
-import pwd
 import socket
 import stat
 import struct
@@ -42,12 +41,13 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from .. import launch
 from ..errors import ConvergeError
 
 PROTOCOL = 1  # the broker's; a broker of another (an older converge's) is not used
-ENV_PERSIST = "CONVERGE_SSH_PERSIST"  # the default of --persist: "60s", "5m", "no"
-ENV_DIR = "CONVERGE_SSH_DIR"  # the broker's folder (tests give each their own)
-DEFAULT_PERSIST = 60.0
+ENV_PERSIST = launch.ENV_PERSIST  # the default of --persist: "60s", "5m", "no"
+ENV_DIR = launch.ENV_DIR  # the broker's folder (tests give each their own)
+DEFAULT_PERSIST = launch.DEFAULT_PERSIST
 SOCKET = "broker.sock"
 PIDFILE = "broker.pid"
 SPAWN_LOCK = "spawn.lock"
@@ -57,7 +57,6 @@ START_TIMEOUT = 15.0  # seconds a new broker may take to listen
 ENV_KEEP = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH",
             "SSH_AUTH_SOCK", "XDG_RUNTIME_DIR", "COVERAGE_PROCESS_START",
             "COVERAGE_PROCESS_CONFIG", "TMPDIR")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 # relay frames: a type byte, a 4-byte length, the payload
 FRAME = struct.Struct("!cI")
@@ -71,19 +70,10 @@ class PersistError(ConvergeError):
 
 def parse_duration(text: str) -> float:
     """``60s``, ``5m``, ``1h``, ``0.5s``, ``90`` → seconds; ``no``, ``off``, ``0`` → 0."""
-    value = text.strip().lower()
-    if value in ("no", "off", "false", "none", "0"):
-        return 0.0
-    number, unit = value, ""
-    if value and value[-1] in "smh":
-        number, unit = value[:-1], value[-1]
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
+    seconds = launch.duration(text)
+    if seconds is None:
         raise ConvergeError("--persist %s: expected a duration such as 60s, 5m or 1h, or "
-                            "'no'" % text) from None
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ConvergeError("--persist %s: expected a duration such as 60s, 5m or 1h" % text)
+                            "'no'" % text)
     return seconds
 
 
@@ -97,22 +87,8 @@ def default_persist() -> float:
 # -- the folder ---------------------------------------------------------------------------
 
 
-def directory() -> str:
-    """Where this user's broker lives (see the module docstring)."""
-    chosen = os.environ.get(ENV_DIR)
-    if chosen:
-        return os.path.abspath(chosen)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        try:
-            st = os.lstat(runtime)
-        except OSError:
-            st = None
-        if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() \
-                and not st.st_mode & 0o077:
-            return os.path.join(runtime, "converge-ssh")
-    home = pwd.getpwuid(os.geteuid()).pw_dir
-    return os.path.join(home, ".cache", "converge", "ssh")
+#: where this user's broker lives (launch.directory: the ready controller's folder too)
+directory = launch.directory
 
 
 def private_dir(path: str, create: bool = True) -> str:
@@ -287,9 +263,12 @@ class Opened:
 
 
 def open_channel(spec: Dict[str, Any], host: str, command: Any,
-                 folder: Optional[str] = None) -> Opened:
+                 folder: Optional[str] = None, spare: bool = False) -> Opened:
     """Ask the broker for a channel running ``command(settings)`` (a callable given the
     connection's settings: hostname, port, user…) on the host ``spec`` describes.
+    ``spare``: the command may be started ahead, so take the session the last run
+    left ready if there is one, and leave one ready for the next run (a command that
+    reads nothing but its request: not one that sudo will ask a password for).
 
     A broker that goes away before it answered (it was stopping at its idle timeout)
     is started again, once."""
@@ -303,7 +282,8 @@ def open_channel(spec: Dict[str, Any], host: str, command: Any,
                                    "disconnect stops it)" % (reply.get("protocol"), PROTOCOL))
             _raise(reply, host)
             settings = reply["settings"]
-            started = _call(sock, {"op": "exec", "command": command(settings)})
+            started = _call(sock, {"op": "exec", "command": command(settings),
+                                   "spare": spare})
             _raise(started, host)
             reply.update(started)
         except (ConnectionError, ValueError, OSError) as exc:

@@ -547,7 +547,8 @@ class SSHTransport:
                          "known_hosts": target.known_hosts, "ssh_config": target.ssh_config},
                 **self._options, "accept_new": self.accept_new, "timeout": self.timeout,
                 "persist": self.persist, "auth_sock": os.environ.get("SSH_AUTH_SOCK")}
-        opened = persist.open_channel(spec, self.host, command, self.persist_dir)
+        opened = persist.open_channel(spec, self.host, command, self.persist_dir,
+                                      spare=self.become_password is None)
         self.commands += 1
         self.reused = bool(opened.reply.get("reused"))
         connect = float(opened.reply.get("connect") or 0.0)

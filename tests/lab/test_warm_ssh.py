@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from converge import launch, resident
 from converge.lab import Lab, Node
 from converge.transport import persist
 from tests.conftest import Alice
@@ -77,7 +78,9 @@ def warm(tmp_path: Path, lab: Lab) -> Iterator[Warm]:
         pidfile = Path(runs.folder, persist.PIDFILE)
         pid = int(pidfile.read_text()) if pidfile.exists() else 0
         persist.disconnect(folder=runs.folder)
+        resident.stop(runs.folder)
         assert not pid or persist.wait_for_exit(pid, 30), "the broker is still running"
+        assert not Path(runs.folder, launch.SOCKET).exists(), "the ready controller runs"
 
 
 def sessions(node: Node) -> List[str]:
@@ -129,6 +132,26 @@ def test_a_warm_run_does_not_load_paramiko(warm: Warm, lab_node: Node) -> None:
         assert "(up to date)" in done.stdout
 
 
+def loaders(node: Node) -> List[str]:
+    """The pids of agent loaders in the node (a run's, or one left ready)."""
+    return node.run(["pgrep", "-f", "^python3 -I -S -c"]).stdout.split()
+
+
+def test_the_next_run_takes_the_agent_left_ready(warm: Warm, lab_node: Node) -> None:
+    warm.apply([lab_node])
+    assert wait_for(lambda: len(loaders(lab_node)) == 1)  # the next run's, waiting
+    ready = loaders(lab_node)
+    assert [c["spares"] for c in warm.status()["connections"]] == [1]
+    second = warm.apply([lab_node], "--json", "second.json", "--profile")
+    assert second.stderr == "" and "(up to date)" in second.stdout
+    profile = json.loads((warm.tmp_path / "second.json").read_text())
+    assert profile["hosts"][lab_node.name]["profile"]["bundle_sent"] is False
+    # it was taken (gone), and another one waits for the run after
+    assert wait_for(lambda: len(loaders(lab_node)) == 1 and loaders(lab_node) != ready)
+    warm.converge("disconnect")
+    assert wait_for(lambda: not loaders(lab_node))  # nothing left on the target
+
+
 def test_no_persist_keeps_nothing_and_starts_no_broker(warm: Warm, lab_node: Node) -> None:
     warm.apply([lab_node], "--no-persist")
     assert not Path(warm.folder, persist.SOCKET).exists()
@@ -140,7 +163,10 @@ def test_an_idle_connection_closes_and_the_broker_exits(warm: Warm, lab_node: No
     pid = warm.pid()
     warm.apply([lab_node], "--persist", "0.1s")  # the latest run's timeout counts
     assert persist.wait_for_exit(pid, 30), "the broker outlived its idle timeout"
-    assert sorted(os.listdir(warm.folder)) == [persist.LOG, persist.SPAWN_LOCK]
+    ready = Path(warm.folder, launch.SOCKET)  # and so did the ready controller
+    assert wait_for(lambda: not ready.exists())
+    assert sorted(os.listdir(warm.folder)) == [persist.LOG, resident.SPAWN_LOCK,
+                                               persist.SPAWN_LOCK]
     assert wait_for(lambda: not sessions(lab_node))  # the node's end is gone too
 
 
