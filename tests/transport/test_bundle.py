@@ -358,7 +358,7 @@ def test_the_agent_exits_without_python_s_shutdown_and_loses_nothing(
     """The loader ends with os._exit (Python's shutdown cost every run about 5 ms):
     every answer still arrives and the exit status is the agent's."""
     monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)  # the text users run
-    assert bundle.loader_source("0" * 64).endswith("os._exit(code)\n")
+    assert bundle.loader_source("0" * 64).endswith("    os._exit(code)\n")
     (tmp_path / "motd").write_text("hello\n")
     recipe = tmp_path / "recipe.py"
     recipe.write_text("from converge import file\n" + "".join(
