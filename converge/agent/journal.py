@@ -34,7 +34,6 @@ Standard library only, Python 3.8.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat as stat_mod
@@ -116,6 +115,8 @@ def fingerprint(system: Any, path: str, data: Optional[bytes] = None) -> Dict[st
     if stat_mod.S_ISREG(st.st_mode):
         if data is None:
             data = system.read_bytes(path) or b""
+        import hashlib  # only a run that changes a file: OpenSSL costs every start 3 ms
+
         out["sha256"] = hashlib.sha256(data).hexdigest()
     else:
         out["kind"] = "directory" if stat_mod.S_ISDIR(st.st_mode) else "other"

@@ -3,11 +3,10 @@ resources. Standard library only, Python 3.8: this module is shipped to targets.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, Optional, Tuple
 
 from ..errors import PropertyError
-from ._validate import quoted
+from ._validate import pattern, quoted
 from ._validate import text as valid_text
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -26,9 +25,9 @@ _VALUE = r"[0-9]+|[a-z]+"
 #: One element of a list, as Debian's cron and cronie read it: *, a value or a range
 #: (either end a number or, in month and weekday, a three-letter name), then a step
 #: only after * or a range. A range may run backwards (22-2): the daemon wraps it.
-_ELEMENT = re.compile(r"(\*|(%s)(?:-(%s))?)(?:/([0-9]+))?" % (_VALUE, _VALUE))
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_ELEMENT = pattern(r"(\*|(%s)(?:-(%s))?)(?:/([0-9]+))?" % (_VALUE, _VALUE))
+_ENV_NAME = pattern(r"[A-Za-z_][A-Za-z0-9_]*")
+_FILE_NAME = pattern(r"[A-Za-z0-9_-]+")
 _SHAPES = ("a number, a range such as 1-5, a list such as 1,15, a step such as */10 or "
            "1-30/5, or *")
 

@@ -17,8 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ResourceError
 from ._base import REGISTRY, Pending
+from ._validate import pattern
 
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*")  # fullmatch: "$" allows a final "\n"
+NAME = pattern(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]*")  # fullmatch: "$" allows a final "\n"
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".target")
 #: every unit file type (systemd_unit's unit_name ends in one)
 UNIT_FILE_SUFFIXES = (".service", ".socket", ".timer", ".path", ".mount", ".automount",
@@ -214,13 +215,13 @@ def _links_act(system: Any, unit: str, verb: str) -> None:
 
 def rc_links(system: Any, name: str) -> Dict[str, List[str]]:
     """The S (start) and K (kill) links of a script in runlevels 2-5."""
-    pattern = re.compile(r"^([SK])\d*" + re.escape(name) + "$")
+    link = re.compile(r"^([SK])\d*" + re.escape(name) + "$")
     found: Dict[str, List[str]] = {"S": [], "K": []}
     for template in RC_DIRS:
         for level in (2, 3, 4, 5):
             directory = template % level
             for entry in system.listdir(directory):
-                match = pattern.match(entry)
+                match = link.match(entry)
                 if match:
                     found[match.group(1)].append(directory + "/" + entry)
     return found

@@ -16,14 +16,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..agent.facts import FAMILIES, os_release
 from ..errors import ResourceError
 from . import _dpkg_status as dpkg_status
+from ._validate import pattern
 
 # Debian policy: lowercase letters, digits, + - . (at least two characters); apt
 # accepts an architecture qualifier. RPM and apk names also allow capitals and '_'.
 # Match them with fullmatch: "$" would also match before a final newline.
-DEB_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?")
-ANY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+.-]*(:[a-z0-9-]+)?")
+DEB_NAME = pattern(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?")
+ANY_NAME = pattern(r"[A-Za-z0-9_][A-Za-z0-9_+.-]*(:[a-z0-9-]+)?")
 # epoch:upstream-revision (Debian), version-release (RPM), version-rN (apk).
-VERSION = re.compile(r"([0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~^_-]*")
+VERSION = pattern(r"([0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~^_-]*")
 
 PROVIDERS = ("apt", "dnf", "yum", "apk")
 
@@ -86,8 +87,8 @@ class Apt(Backend):
     dpkg-query would report it: see _dpkg_status.py), apt-cache for candidates."""
 
     name, tool = "apt", "apt-get"
-    _STANZA = re.compile(r"^(\S+):$")
-    _ROW = re.compile(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$")
+    _STANZA = pattern(r"^(\S+):$")
+    _ROW = pattern(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$")
 
     def state(self, system: Any, names: Sequence[str], candidates: Any) -> Dict[str, State]:
         try:

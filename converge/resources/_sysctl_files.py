@@ -5,12 +5,12 @@ Standard library only, Python 3.8: this module is shipped to targets.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from typing import Any, List, Optional, Tuple
 
 from ..errors import PropertyError
+from ._validate import pattern
 
 #: Directories systemd-sysctl and ``sysctl --system`` read at boot, first wins on a
 #: file name; files are then applied in the order of their names.
@@ -20,7 +20,7 @@ CONF_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/
 SYSCTL_CONF = "/etc/sysctl.conf"
 
 _PART = r"[A-Za-z0-9_@:+-]+(?:/[A-Za-z0-9_@:+-]+)*"
-_KEY = re.compile(r"%s(?:\.%s)*" % (_PART, _PART))
+_KEY = pattern(r"%s(?:\.%s)*" % (_PART, _PART))
 
 
 def dotted(key: str) -> str:
@@ -93,11 +93,31 @@ TEXT_KEYS = ("vm.numa_zonelist_order", "fs.binfmt_misc.*", "net.ipv6.conf.*.stab
              "kernel.poweroff_cmd", "kernel.random.*", "net.core.default_qdisc",
              "net.ipv4.tcp_*congestion_control", "net.ipv4.ip_local_reserved_ports")
 # An integer as the kernel parses one (proc_dointvec: base 0, so 0x1f and 017 too).
-_INTEGER = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
+_INTEGER = pattern(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 
 
-def _known(key: str, patterns: Tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+def _glob(key: str, glob: str) -> bool:
+    """fnmatch.fnmatchcase(key, glob) for globs whose only wildcard is ``*`` (all of
+    the lists above): fnmatch compiled a regular expression for each of them on
+    every agent start."""
+    parts = glob.split("*")
+    if len(parts) == 1:
+        return key == glob
+    first, last = parts[0], parts[-1]
+    if len(key) < len(first) + len(last) or not key.startswith(first) \
+            or not key.endswith(last):
+        return False
+    at, end = len(first), len(key) - len(last)
+    for part in parts[1:-1]:  # each at its leftmost place leaves the most room
+        at = key.find(part, at, end)
+        if at == -1:
+            return False
+        at += len(part)
+    return True
+
+
+def _known(key: str, globs: Tuple[str, ...]) -> bool:
+    return any(_glob(key, glob) for glob in globs)
 
 
 def integer_key(key: str) -> bool:
@@ -154,7 +174,11 @@ def key_matches(pattern: str, key: str) -> bool:
     """systemd-sysctl accepts globs in keys (``net.ipv4.conf.*.rp_filter``)."""
     if pattern == key:
         return True
-    return any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(key, pattern)
+    if not any(c in pattern for c in "*?["):
+        return False
+    import fnmatch  # only for a file that has a glob (any of fnmatch's)
+
+    return fnmatch.fnmatchcase(key, pattern)
 
 
 def edit(text: Optional[str], key: str, value: Optional[str], comment: Optional[str]) -> str:

@@ -36,7 +36,6 @@ which root lacks in many containers: the resource then fails and says so.
 from __future__ import annotations
 
 import errno
-import re
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ..agent import managed
@@ -46,7 +45,7 @@ from . import _oom
 from . import _validate as v
 from ._base import Change, Pending, Resource, prop
 
-_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LABEL = v.pattern(r"[A-Za-z0-9_-]{1,64}")
 SSH_SERVICES = ("ssh", "sshd", "ssh.service", "sshd.service", "openssh", "openssh-server")
 
 

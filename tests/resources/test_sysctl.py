@@ -343,3 +343,37 @@ def test_a_secret_persisted_in_a_shared_file_hides_the_other_writers_diff(
                         'sysctl("net.ipv4.ip_forward", 1, conf_file="60-net.conf")\n'
                         % (value, declared))
     assert plan.steps[1].resource().meta.secret_file is marked
+
+
+@pytest.mark.parametrize("key", [
+    "vm.swappiness", "vm", "fs.file-max", "kernel.panic", "kernel.panicx", "kernel.panic_on_oops",
+    "kernel.shmmax", "kernel.shm", "net.core.wmem_max", "net.core.rmem_default",
+    "net.core.mem_", "net.core.somaxconn", "net.ipv4.tcp_rmem", "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_congestion_control", "net.ipv4.tcp_allowed_congestion_control",
+    "net.ipv4.conf.all.rp_filter", "net.ipv6.conf.eth0.stable_secret", "kernel.random.uuid",
+    "fs.binfmt_misc.status", "kernel.hostname", "net.ipv4.icmp_echo_ignore_all", "x.vm.y", "",
+])
+def test_known_keys_match_as_fnmatch_matched_them(key: str) -> None:
+    """The glob lists are matched without fnmatch (a regular expression compiled for
+    each glob on every agent start): same answers."""
+    import fnmatch
+
+    from converge.resources import _sysctl_files as files
+
+    for glob in files.INTEGER_KEYS + files.TEXT_KEYS + ("a*b*b", "*", "**", "*_*_*"):
+        assert not set(glob) & set("?[]")  # what the plain matcher supports
+        assert files._glob(key, glob) == fnmatch.fnmatchcase(key, glob), (key, glob)
+    for key2, glob in (("abb", "a*b*b"), ("ab", "a*b*b"), ("abxb", "a*b*b"), ("a_b", "*_*_*")):
+        assert files._glob(key2, glob) == fnmatch.fnmatchcase(key2, glob), (key2, glob)
+
+
+def test_patterns_compile_when_first_used() -> None:
+    import re
+
+    from converge.resources._validate import pattern
+
+    broken = pattern("(")  # not compiled yet, so no error yet
+    with pytest.raises(re.error):
+        broken.fullmatch("(")
+    name = pattern(r"[a-z]+", re.IGNORECASE)
+    assert name.fullmatch("Abc") and not name.fullmatch("a-b") and name.pattern == "[a-z]+"
