@@ -504,16 +504,63 @@ def recipe_info(recipe: Optional[str]) -> Dict[str, Any]:
 
 
 def _git_commit(path: Path) -> Optional[str]:
+    """The commit checked out where the recipe is (a worktree's too), read from the
+    repository's files as git writes them; ``git rev-parse`` only when they do not
+    say (another ref storage)."""
     folder = path if path.is_dir() else path.parent
     for parent in [folder.absolute(), *folder.absolute().parents]:
-        head = parent / ".git" / "HEAD"
-        if head.is_file():
-            import subprocess
+        dotgit = parent / ".git"
+        if dotgit.is_file():  # a worktree or a submodule: "gitdir: <its folder>"
+            text = _read(dotgit)
+            gitdir = (parent / text[len("gitdir:"):].strip()) \
+                if text and text.startswith("gitdir:") else None
+        else:
+            gitdir = dotgit if (dotgit / "HEAD").is_file() else None
+        if gitdir is None:
+            continue
+        found = _head(gitdir)
+        if found:
+            return found
+        import subprocess
 
-            done = subprocess.run(["git", "-C", str(parent), "rev-parse", "HEAD"],
-                                  capture_output=True, text=True, timeout=10)
-            return done.stdout.strip() or None if done.returncode == 0 else None
+        done = subprocess.run(["git", "-C", str(parent), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() or None if done.returncode == 0 else None
     return None
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _head(gitdir: Path) -> Optional[str]:
+    """HEAD's commit from the files of ``gitdir``: a detached HEAD's own, or its
+    branch's in refs/ or packed-refs (of the common folder, for a worktree)."""
+    head = _read(gitdir / "HEAD")
+    if head is None:
+        return None
+    if len(head) in (40, 64) and set(head) <= _HEX:
+        return head
+    if not head.startswith("ref: "):
+        return None
+    ref = head[len("ref: "):]
+    common = _read(gitdir / "commondir")
+    for folder in [gitdir] + ([gitdir / common] if common else []):
+        value = _read(folder / ref)
+        if value and len(value) in (40, 64) and set(value) <= _HEX:
+            return value
+        packed = _read(folder / "packed-refs")
+        for line in (packed or "").splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and len(sha) in (40, 64) and set(sha) <= _HEX:
+                return sha
+    return None
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
 
 
 def new_run_id() -> str:

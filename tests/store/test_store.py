@@ -202,3 +202,44 @@ def test_vault_values_are_scrubbed_from_the_store(work: Path, store_url: str) ->
         raw += [repr(row) for row in opened.db.execute("SELECT * FROM %s" % table)]
     opened.close()
     assert raw and not [row for row in raw if secret in row]
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True, env={**os.environ, "GIT_AUTHOR_NAME": "a",
+                                           "GIT_AUTHOR_EMAIL": "a@example.org",
+                                           "GIT_COMMITTER_NAME": "a",
+                                           "GIT_COMMITTER_EMAIL": "a@example.org"})
+    return done.stdout.strip()
+
+
+def test_the_recipes_commit_is_read_from_the_repository_as_git_says_it(tmp_path: Path) -> None:
+    """A branch's loose ref, packed refs, a detached HEAD and a worktree: the commit
+    git rev-parse gives, read without running git."""
+    from converge.store import recipe_info
+
+    repo = tmp_path / "repo"
+    (repo / "site").mkdir(parents=True)
+    recipe = repo / "site" / "recipe.py"
+    recipe.write_text("from converge import file\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    first = _git(repo, "rev-parse", "HEAD")
+    assert recipe_info(str(recipe))["git_commit"] == first  # refs/heads/main
+    _git(repo, "pack-refs", "--all")
+    assert not (repo / ".git/refs/heads/main").exists()
+    assert recipe_info(str(recipe))["git_commit"] == first  # packed-refs
+    recipe.write_text("from converge import directory\n")
+    _git(repo, "commit", "-q", "-am", "two")
+    second = _git(repo, "rev-parse", "HEAD")
+    assert second != first and recipe_info(str(recipe))["git_commit"] == second
+    _git(repo, "checkout", "-q", "--detach", first)
+    assert recipe_info(str(recipe))["git_commit"] == first  # detached
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "worktree", "add", "-q", "-b", "side", str(tmp_path / "side"), first)
+    assert recipe_info(str(tmp_path / "side/site/recipe.py"))["git_commit"] == first
+    assert recipe_info(str(tmp_path / "side/site"))["git_commit"] == first
+    outside = tmp_path / "alone.py"
+    outside.write_text("")
+    assert recipe_info(str(outside))["git_commit"] is None
