@@ -21,7 +21,10 @@ the ratios to the floor and to pyinfra, and the growth from the smallest size to
 the largest: wall and CPU per host should grow linearly or better (per-host CPU
 flat, wall no faster than the node count). converge's runs are cold
 (CONVERGE_SSH_PERSIST=no: each connects afresh; benchmarks/warm_bench.py
-measures warm runs).
+measures warm runs at one node); then, converge only, a no-op that keeps its
+connections (untimed) and the **warm** no-op after it, as users run by default:
+connections, ready agents and the ready controller kept (the nodes' CPU of a warm
+run is undercounted: kept sshd sessions have not been reaped).
 """
 
 from __future__ import annotations
@@ -60,10 +63,11 @@ from run import (  # noqa: E402
 from converge.lab import Lab, Node  # noqa: E402
 
 LAB_DIR = HERE / ".peers" / "scale-lab"
+WARM_DIR = HERE / ".peers" / "scale-ssh"  # the warm runs' broker and ready controller
 RECIPE = WORKLOADS / "w1" / "converge_recipe.py"
 DEPLOY = WORKLOADS / "w1" / "pyinfra_deploy.py"
 TIMEOUT = 1800.0
-PHASES = ("first", "noop")
+PHASES = ("first", "noop", "warm")  # warm: converge only
 
 FLOOR_CHILD = """\
 import json, sys
@@ -87,11 +91,13 @@ class Sample:
         self.nodes_cpu, self.changed = nodes_cpu, changed
 
 
-def accounted(argv: List[str], nodes: List[Node], env: Dict[str, str]
+def accounted(argv: List[str], nodes: List[Node], env: Dict[str, str], settle: bool = True
               ) -> Tuple[subprocess.CompletedProcess, float, float, int, float]:
     """Run ``argv``: (its result, wall seconds, its CPU seconds, its peak RSS in kB,
-    the nodes' CPU seconds meanwhile)."""
-    settled(nodes)
+    the nodes' CPU seconds meanwhile: what they reaped; not ``settle``: kept sessions
+    are not waited for)."""
+    if settle:
+        settled(nodes)
     before = sum(node_cpu(n) for n in nodes)
     started = time.monotonic()
     proc = _Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(WORK),
@@ -103,7 +109,8 @@ def accounted(argv: List[str], nodes: List[Node], env: Dict[str, str]
         raise BenchError("%s took more than %.0f s" % (argv[0], TIMEOUT)) from None
     wall = time.monotonic() - started
     usage = proc_usage(proc)
-    settled(nodes)
+    if settle:
+        settled(nodes)
     done = subprocess.CompletedProcess(argv, proc.returncode, out.decode("utf-8", "replace"),
                                        err.decode("utf-8", "replace"))
     return done, wall, usage[0], usage[1], sum(node_cpu(n) for n in nodes) - before
@@ -130,15 +137,21 @@ def proc_usage(proc: subprocess.Popen) -> Tuple[float, int]:  # type: ignore[typ
     return _reaped.pop(proc.pid, (0.0, 0))
 
 
-def converge_run(lab: Lab, nodes: List[Node], forks: Optional[str]) -> Sample:
+def converge_run(lab: Lab, nodes: List[Node], forks: Optional[str], warm: bool = False
+                 ) -> Sample:
     argv = [str(CONVERGE_PY), "-m", "converge", "apply", str(RECIPE), "-i",
             str(lab.inventory_path()), "--detailed-exitcode"]
     if forks != "default":
         argv += ["--forks", forks or str(len(nodes))]
     # cold (CONVERGE_SSH_PERSIST=no): every run connects, as pyinfra's do, and no kept
-    # sshd session hides its CPU from the nodes' accounting (warm: warm_bench.py)
+    # sshd session hides its CPU from the nodes' accounting; warm: connections, ready
+    # agents and the ready controller kept (this benchmark's own folder), as users run
     env = host_env(PYTHONPATH=str(REPO), CONVERGE_SSH_PERSIST="no")
-    done, wall, cpu, rss, nodes_cpu = accounted(argv, nodes, env)
+    if warm:
+        env.pop("CONVERGE_SSH_PERSIST")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["CONVERGE_SSH_DIR"] = str(WARM_DIR)
+    done, wall, cpu, rss, nodes_cpu = accounted(argv, nodes, env, settle=not warm)
     run = _exit_coded("converge", done, wall)
     return Sample(wall, cpu, rss, nodes_cpu, run.changed)
 
@@ -178,15 +191,25 @@ def measure(lab: Lab, count: int, tool: str, forks: Optional[str], results: Resu
             show(count, "floor", floor)
         first = RUNNERS[tool](lab, nodes, forks)
         noop = RUNNERS[tool](lab, nodes, forks)
+        samples = [first, noop]
+        if tool == "converge":  # a no-op that keeps everything (untimed), then warm
+            try:
+                converge_run(lab, nodes, forks, warm=True)
+                samples.append(converge_run(lab, nodes, forks, warm=True))
+            finally:
+                subprocess.run([str(CONVERGE_PY), "-m", "converge", "disconnect"],
+                               env=host_env(PYTHONPATH=str(REPO),
+                                            CONVERGE_SSH_DIR=str(WARM_DIR)),
+                               capture_output=True, check=False)
         if not first.changed:
             raise BenchError("%s on %d nodes: the first run changed nothing" % (tool, count))
-        if noop.changed:
-            raise BenchError("%s on %d nodes: the no-op run changed something" % (tool, count))
+        if any(s.changed for s in samples[1:]):
+            raise BenchError("%s on %d nodes: a no-op run changed something" % (tool, count))
         for node in {nodes[0], nodes[-1]}:
             verify("w1", node, tool)
     finally:
         lab.down([n.name for n in nodes])
-    for phase, sample in zip(PHASES, (first, noop), strict=True):
+    for phase, sample in zip(PHASES, samples, strict=False):
         results.setdefault((count, tool, phase), []).append(sample)
         show(count, "%-8s %-5s" % (tool, phase), sample)
 
@@ -222,12 +245,13 @@ def report(results: Results, sizes: List[int], tools: List[str], args: argparse.
             wall = mid(samples, "wall")
             versus_floor = "%.2fx" % (wall / mid(floor, "wall")) if floor and tool != "floor" \
                 else "–"
-            peer = results.get((count, "pyinfra", phase))
+            peer = results.get((count, "pyinfra", "noop" if phase == "warm" else phase))
             versus_peer = "%.1fx" % (mid(peer, "wall") / wall) \
                 if peer and tool == "converge" else "–"
             out.append("| %d | %s | %s | %.2f | %.0f | %.0f | %.0f | %s | %s |" % (
                 count, tool, "–" if tool == "floor" else "first" if phase == "first"
-                else "no-op", wall, 1000 * mid(samples, "cpu") / count,
+                else "no-op, warm" if phase == "warm" else "no-op", wall,
+                1000 * mid(samples, "cpu") / count,
                 1000 * mid(samples, "nodes_cpu") / count, mid(samples, "rss_kb") / 1024,
                 versus_floor, versus_peer))
     if len(sizes) > 1:
@@ -243,7 +267,8 @@ def report(results: Results, sizes: List[int], tools: List[str], args: argparse.
                 cpu = (mid(b, "cpu") / high) / (mid(a, "cpu") / low)
                 out.append("- %s %s: wall x%.2f (%s), controller CPU per host x%.2f; peak "
                            "RSS %.0f -> %.0f MB" % (
-                               tool, "first run" if phase == "first" else "no-op", wall,
+                               tool, {"first": "first run", "noop": "no-op", "warm": "no-op, "
+                                  "warm"}[phase], wall,
                                "linear or better" if wall <= high / low else "WORSE than "
                                "linear", cpu, mid(a, "rss_kb") / 1024,
                                mid(b, "rss_kb") / 1024))

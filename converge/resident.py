@@ -41,8 +41,13 @@ def prestart(seconds: float, folder: Optional[str] = None) -> None:
     folder is not private: then warm connections say why, not this)."""
     import threading
 
-    chosen = folder or launch.directory()
-    if not launch.private(chosen) or _alive(chosen):
+    from .transport.persist import PersistError, private_dir
+
+    try:
+        chosen = private_dir(folder or launch.directory())  # made if missing
+    except PersistError:
+        return
+    if _alive(chosen):
         return
     threading.Thread(target=start, args=(chosen, seconds), name="converge-resident",
                      daemon=True).start()
