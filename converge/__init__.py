@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
     if name == "__all__":  # from converge import *
         from . import dsl
 
-        return sorted(dsl.FUNCTIONS) + sorted(dsl.HELPERS) + ["node", "attrs"]
+        return sorted(dsl.all_functions()) + sorted(dsl.HELPERS) + ["node", "attrs"]
     if name.startswith("_") or os.path.exists(os.path.join(_HERE, name + ".py")) \
             or os.path.isdir(os.path.join(_HERE, name)):
         raise AttributeError(name)  # a submodule: let the import system load it
@@ -40,13 +40,9 @@ def __getattr__(name: str) -> Any:
 
     if name in dsl.HELPERS:
         return dsl.HELPERS[name]
-    if name in dsl.FUNCTIONS:
-        return dsl.FUNCTIONS[name]
-    from .resources._base import REGISTRY
-
-    if name in dict.keys(REGISTRY):  # a type a cookbook or a package brought
-        dsl.FUNCTIONS[name] = dsl.make_function(REGISTRY[name])
-        return dsl.FUNCTIONS[name]
+    function = dsl.function_for(name)  # a built-in type, or one a cookbook or a package brought
+    if function is not None:
+        return function
     from .agent.extensions import LOADING
 
     if LOADING and name.isidentifier():  # a type file (a composite) naming a type of its
@@ -57,4 +53,4 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> List[str]:
     from . import dsl
 
-    return sorted(list(dsl.FUNCTIONS) + list(dsl.HELPERS) + ["node", "attrs", "__version__"])
+    return sorted(list(dsl.all_functions()) + list(dsl.HELPERS) + ["node", "attrs", "__version__"])

@@ -5,15 +5,14 @@ recipe line."""
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import re
-from typing import Any, Callable, Dict, List, Set, Tuple, Type
+import sys
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
 from . import context
 from .errors import ConvergeError, PropertyError, printable
 from .recipe import Pair, RecipeContext, caller_source, display
-from .resources._base import COMMON_PROPERTIES, Notification, Resource, load_all
+from .resources._base import COMMON_PROPERTIES, REGISTRY, Notification, Resource, load_all
 from .resources._validate import boolean, integer
 
 TIMINGS = ("delayed", "immediately")
@@ -46,6 +45,8 @@ def _declare(ctx: RecipeContext, cls: Type[Resource], args: Tuple[Any, ...], kwa
              common: Dict[str, Any], names: List[str], label: str, source: str) -> Resource:
     for key in kwargs:
         if key not in names:
+            import difflib
+
             guess = difflib.get_close_matches(key, names + list(COMMON_PROPERTIES), n=1)
             hint = " (did you mean '%s'?)" % guess[0] if guess else ""
             raise PropertyError("unknown property '%s'%s" % (key, hint), source=source,
@@ -223,6 +224,7 @@ def _notifications(resource: Resource, value: Any, timing: str) -> List[Notifica
 
 def make_function(cls: Type[Resource]) -> Callable[..., Resource]:
     """The DSL function for a resource type: ``file(path, **properties)``."""
+    import inspect  # here: only once a recipe asks for a type (the CLI has it from typer)
 
     def function(*args: Any, **kwargs: Any) -> Resource:
         return declare(cls, args, kwargs, _source_here())
@@ -305,6 +307,26 @@ def allow_sources(*folders: str) -> None:
 #: what a recipe imports besides the resource functions
 HELPERS = {"include_recipe": include_recipe, "allow_sources": allow_sources}
 
-FUNCTIONS: Dict[str, Callable[..., Resource]] = {
-    name: make_function(cls) for name, cls in load_all().items()
-}
+#: the resource functions made so far, by type name (see :func:`function_for`)
+FUNCTIONS: Dict[str, Callable[..., Resource]] = {}
+
+
+def function_for(name: str) -> Optional[Callable[..., Resource]]:
+    """The DSL function of a registered type (a built-in one's module is imported now:
+    a recipe imports the types it uses, not all of them), the same object each time;
+    None when there is no such type."""
+    if name not in FUNCTIONS:
+        cls = dict.get(REGISTRY, name)
+        if cls is None and "converge.resources." + name not in sys.modules:  # (not a type
+            cls = REGISTRY.get(name)  # file being loaded, which has not registered yet)
+        if cls is None:
+            return None
+        FUNCTIONS[name] = make_function(cls)
+    return FUNCTIONS[name]
+
+
+def all_functions() -> Dict[str, Callable[..., Resource]]:
+    """Every registered type's function (``from converge import *``, ``dir()``)."""
+    for name in load_all():
+        function_for(name)
+    return FUNCTIONS
