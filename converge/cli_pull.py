@@ -4,29 +4,15 @@
 from __future__ import annotations
 
 import os
-import random
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import typer
 
-from .pull import (
-    CONFIG,
-    CRON_FILE,
-    SYSTEMD_DIR,
-    UNIT,
-    Checkout,
-    PullError,
-    Settings,
-    copy_runs,
-    due,
-    duration,
-    settings_dict,
-    timestamp,
-)
+if TYPE_CHECKING:  # converge.pull (socket, git, gpg) is imported by the pull command only
+    from .pull import Settings
 
 TRUST_DIR = "/etc/converge/pull-trust"
 AttrOpt = typer.Option([], "--attr", "-a", metavar="KEY=VALUE",
@@ -82,6 +68,8 @@ def pull(
     refuses a commit not signed by a trusted key or older than the one last
     applied, and applies the recipe here with this node's facts and its
     inventory variables. Every pull is recorded in the run store."""
+    from .pull import Settings, duration
+
     if uninstall:
         _uninstall()
         raise typer.Exit(0)
@@ -107,6 +95,9 @@ def pull(
 
 def run_pull(settings: Settings, debug: bool = False) -> int:
     """One pull: fetch, verify, apply, record. The exit code."""
+    import socket
+
+    from .pull import Checkout, PullError, due, timestamp
     from .store import Recorder, connect
 
     def warn(text: str) -> None:
@@ -161,6 +152,7 @@ def run_pull(settings: Settings, debug: bool = False) -> int:
 
 
 def _apply(settings: Settings, tree: Path, name: str, recorder: Any, debug: bool) -> Any:
+    from .pull import PullError
     from .recipe import parse_assignments
     from .report import Console, summary_line
     from .runner import run
@@ -207,6 +199,7 @@ def _sync(settings: Settings, local: Any, recorder: Any, state: Dict[str, Any],
     """Copy this run, and the runs an unreachable store missed, to --store."""
     if not settings.store:
         return
+    from .pull import copy_runs
     from .store import connect
 
     waiting = list(state.get("unsynced") or [])
@@ -227,6 +220,8 @@ def _sync(settings: Settings, local: Any, recorder: Any, state: Dict[str, Any],
 
 
 def _next_check(state: Dict[str, Any], settings: Settings) -> int:
+    from .pull import duration
+
     last = float(state.get("last_run_at") or 0)
     return max(0, int(last + duration(settings.check_every) - time.time()))
 
@@ -260,6 +255,7 @@ def _write(path: str, text: str, mode: int) -> None:
 def _install_wheels(folder: str) -> None:
     from pathlib import Path
 
+    from .pull import PullError
     from .wheels import WheelError, install
 
     try:
@@ -276,6 +272,8 @@ def _check_importable(python: str) -> None:
     PYTHONPATH, another working directory): converge must be installed for it."""
     import subprocess  # noqa: S404
 
+    from .pull import PullError
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     done = subprocess.run([python, "-c", "import converge.cli"], env=env, cwd="/",  # noqa: S603
                           capture_output=True, text=True)
@@ -291,6 +289,8 @@ def _install(settings: Settings, every: int, splay: int, wheels: Optional[str] =
     """Install converge from ``wheels`` when given, keep the settings (and copies of the
     trusted keys) under /etc/converge and run ``converge pull --config`` on a timer."""
     import shutil
+
+    from .pull import CONFIG, CRON_FILE, SYSTEMD_DIR, UNIT, settings_dict
 
     if wheels:
         _install_wheels(wheels)
@@ -331,6 +331,8 @@ def _install(settings: Settings, every: int, splay: int, wheels: Optional[str] =
 def timer_units(repo: str, argv: List[str], every: int, splay: int) -> Dict[str, str]:
     """The service and timer that run ``argv`` every ``every`` seconds, each tick
     delayed by up to ``splay`` seconds."""
+    from .pull import UNIT
+
     exec_start = " ".join(_quote_unit(w) for w in argv)
     description = printable_unit(repo)
     return {
@@ -350,6 +352,8 @@ def printable_unit(text: str) -> str:
 
 def _cron_schedule(every: int, splay: int) -> str:
     """A cron schedule close to ``every`` seconds, offset by a random splay."""
+    import random
+
     minutes = max(1, every // 60)
     offset = random.randrange(max(1, min(splay // 60, minutes, 60)))  # noqa: S311
     if minutes < 60:
@@ -363,12 +367,16 @@ def _cron_schedule(every: int, splay: int) -> str:
 def _checked(argv: List[str]) -> None:
     import subprocess  # noqa: S404
 
+    from .pull import PullError
+
     done = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
     if done.returncode != 0:
         raise PullError("%s: %s" % (" ".join(argv), done.stderr.strip()))
 
 
 def _uninstall() -> None:
+    from .pull import CONFIG, CRON_FILE, SYSTEMD_DIR, UNIT
+
     removed = []
     if _systemd_running() and os.path.exists(os.path.join(SYSTEMD_DIR, UNIT + ".timer")):
         _checked(["systemctl", "disable", "--now", UNIT + ".timer"])

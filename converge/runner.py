@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -413,6 +412,8 @@ def _hosts(
         for transport in todo:
             converge(transport)
     else:
+        from concurrent.futures import ThreadPoolExecutor  # (and logging): fleets only
+
         with ThreadPoolExecutor(max_workers=min(forks, len(todo)),
                                 thread_name_prefix="converge-host") as pool:
             for future in [pool.submit(converge, t) for t in todo]:
@@ -475,6 +476,8 @@ def _compile_all(
             for index in rest:
                 attempt(index)
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=max(1, min(forks, len(transports))),
                                     thread_name_prefix="converge-compile") as pool:
                 list(pool.map(attempt, rest))

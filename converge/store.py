@@ -19,7 +19,6 @@ hidden by the agent, and values decrypted from a vault are scrubbed again here.
 from __future__ import annotations
 
 import datetime
-import getpass
 import hashlib
 import json
 import os
@@ -479,6 +478,8 @@ def _alive(controller: Optional[str], pid: Optional[int]) -> bool:
 
 
 def _who() -> str:
+    import getpass
+
     user = getpass.getuser()
     sudo = os.environ.get("SUDO_USER")
     return "%s (sudo from %s)" % (user, sudo) if sudo and sudo != user else user

@@ -24,7 +24,6 @@ one is sensitive; output, reports and errors replace them with ``(sensitive)``).
 from __future__ import annotations
 
 import binascii
-import hmac as std_hmac
 import os
 import re
 import stat
@@ -188,6 +187,8 @@ def encrypt(plaintext: bytes, password: bytes, vault_id: Optional[str] = None,
 
 def _open(envelope: Envelope, password: bytes) -> Optional[bytes]:
     """The plaintext, or None when this password's HMAC does not match."""
+    import hmac as std_hmac  # here, as cryptography: only a run that opens a vault
+
     from cryptography.hazmat.primitives import padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
