@@ -19,21 +19,20 @@ others; a run that finds it costs that one command and no extra round trip. The
 loader trusts the cache only in folders no other user can write, and only when
 its files hash to :func:`tree_digest`, which the controller puts in the command
 (once verified, their stat is recorded and compared instead: see :func:`loader`).
+The controller keeps what it builds (zip, tree digest, loader text) in a cache of
+its own, one entry per state of the sources (:func:`_cached`; docs/ssh.md).
 """
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
-import inspect
-import io
 import json
 import os
+import stat
 import sys
-import zipfile
 from functools import lru_cache
-from typing import IO, List, Optional, Tuple  # noqa: F401 - IO, Optional: the loader's type comment
+from typing import IO, Dict, List, Optional, Tuple  # noqa: F401 - IO: the loader's type comment
 
 PROTOCOL = 1
 HANDSHAKE = "CONVERGE/%d" % PROTOCOL
@@ -223,6 +222,8 @@ def _measured_loader() -> str:
                                          else text))
     # the agent's converge: the package wherever its cache is; no subprocess patching
     config.update(source_pkgs=["converge"], patch=[])
+    import inspect
+
     lines, first = inspect.getsourcelines(loader)
     folder = os.path.dirname(os.path.dirname(os.path.abspath(module)))
     return _MEASURED % (folder, config, COVERAGE_NODE_DATA, COVERAGE_NODE_DATA,
@@ -260,6 +261,13 @@ exec(compile(%r, %r, "exec"))"""
 @lru_cache(maxsize=1)
 def _loader_text() -> str:
     """The loader's source without its docstring and comments (it travels in argv)."""
+    return str(_cached()["loader"])
+
+
+def _make_loader_text() -> str:
+    import ast
+    import inspect
+
     tree = ast.parse(inspect.getsource(loader))
     function = tree.body[0]
     assert isinstance(function, ast.FunctionDef)
@@ -274,38 +282,179 @@ def tree_digest() -> str:
     lines ``<path>\\0<sha256 of its bytes>\\n``, one per file of the unpacked bundle
     (``__pycache__`` aside). A file changed, missing or added, a symlink, or a
     file or folder writable by another user makes the cache be unpacked again."""
-    lines = sorted("%s\0%s\n" % (name, hashlib.sha256(data).hexdigest())
-                   for name, data in _files())
+    return str(_cached()["tree"])
+
+
+def _tree_digest(files: List[Tuple[str, bytes]]) -> str:
+    lines = sorted("%s\0%s\n" % (name, hashlib.sha256(data).hexdigest()) for name, data in files)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _sources(package_dir: str = PACKAGE_DIR) -> List[Tuple[str, str]]:
+    """(archive name, path) of every source file in the bundle, sorted."""
+    sources = [("converge/" + name, os.path.join(package_dir, name)) for name in MODULES]
+    for package in PACKAGES:
+        folder = os.path.join(package_dir, package)
+        sources += [("converge/%s/%s" % (package, name), os.path.join(folder, name))
+                    for name in os.listdir(folder) if name.endswith(".py")]
+    return sorted(sources)
 
 
 def _files() -> List[Tuple[str, bytes]]:
     """(archive name, bytes) of every file in the bundle, sorted."""
     files = [("converge/__init__.py", INIT.encode())]
-    for name in MODULES:
-        with open(os.path.join(PACKAGE_DIR, name), "rb") as fh:
-            files.append(("converge/" + name, fh.read()))
-    for package in PACKAGES:
-        folder = os.path.join(PACKAGE_DIR, package)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as fh:
-                    files.append(("converge/%s/%s" % (package, name), fh.read()))
+    for name, path in _sources():
+        with open(path, "rb") as fh:
+            files.append((name, fh.read()))
     return sorted(files)
 
 
 @lru_cache(maxsize=1)
 def build() -> Tuple[bytes, str]:
     """The bundle's zip bytes and their SHA-256 (the same for the same sources)."""
+    data = _cached()["zip"]
+    assert isinstance(data, bytes)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _zip(files: List[Tuple[str, bytes]]) -> bytes:
+    import io
+    import zipfile
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in _files():
+        for name, data in files:
             info = zipfile.ZipInfo(name, EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
-    data = buffer.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
+    return buffer.getvalue()
+
+
+# -- the controller's cache of the built bundle --------------------------------------------
+#
+# Deflating the bundle and hashing its files cost every run ~30 ms of CPU (the loader's
+# text ~10 more), for the same bytes each time. What they give is kept in one file per
+# state of the sources, named after the (path, size, mtime, ctime, inode) of each source
+# file and of this module, the Python and zlib versions: a changed, added or removed
+# file, or another Python, names another entry. The entry is read only from a folder of
+# this user's (its home's, not $HOME's, so sudo does not read the invoking user's) that
+# no one else can write, as the loader trusts the target's cache; a damaged one (the
+# zip's SHA-256 is in it) is built again. Any failure of the cache: built in memory.
+
+CACHE_KEEP = 8  # entries kept (several checkouts or environments may take turns)
+
+
+@lru_cache(maxsize=1)
+def _cached() -> Dict[str, object]:
+    """{"zip": bytes, "tree": tree digest, "loader": loader text}: from the cache when
+    the sources are those it was built from, else built (and cached)."""
+    folder = key = None
+    try:
+        folder, key = _cache_dir(), _cache_key()
+        found = _cache_read(os.path.join(folder, key + ".bundle")) if folder else None
+        if found is not None:
+            return found
+    except OSError:
+        pass
+    files = _files()
+    built: Dict[str, object] = {"zip": _zip(files), "tree": _tree_digest(files),
+                                "loader": _make_loader_text()}
+    if folder and key:
+        try:
+            _cache_write(folder, key, built)
+        except OSError:
+            pass
+    return built
+
+
+def _cache_key(package_dir: str = PACKAGE_DIR) -> str:
+    import zlib
+
+    parts = [sys.version, zlib.ZLIB_RUNTIME_VERSION]
+    for name, path in [("", os.path.abspath(__file__))] + _sources(package_dir):
+        st = os.stat(path)
+        parts.append("%s %s %d %d %d %d" % (name, path, st.st_size, st.st_mtime_ns,
+                                            st.st_ctime_ns, st.st_ino))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cache_dir(home: Optional[str] = None) -> Optional[str]:
+    """~/.cache/converge/bundle of this user, made if missing (0700); None when it, or a
+    folder above it, is another user's or writable by others (sticky /tmp aside)."""
+    me = os.geteuid()
+    if home is None:
+        import pwd
+
+        home = pwd.getpwuid(me).pw_dir
+    folder = os.path.join(home, ".cache", "converge", "bundle")
+    if not os.path.isdir(folder):
+        os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+    path = folder
+    while True:
+        st = os.lstat(path)
+        sticky = st.st_mode & stat.S_ISVTX and path != folder
+        if st.st_uid not in (0, me) or st.st_mode & 0o022 and not sticky or \
+                path == folder and (st.st_uid != me or not stat.S_ISDIR(st.st_mode)):
+            return None
+        if path == os.path.dirname(path):
+            return folder
+        path = os.path.dirname(path)
+
+
+def _cache_read(path: str) -> Optional[Dict[str, object]]:
+    """An entry: a JSON line (the zip's SHA-256, the tree digest, the loader's text),
+    then the zip; None when missing, not this user's alone, or damaged."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # missing, or a symlink
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
+            return None
+        line, data = fh.readline(), fh.read()
+    try:
+        header = json.loads(line)
+        if hashlib.sha256(data).hexdigest() == header["sha256"]:
+            return {"zip": data, "tree": str(header["tree"]), "loader": str(header["loader"])}
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None
+
+
+def _cache_write(folder: str, key: str, built: Dict[str, object]) -> None:
+    """Write an entry atomically, then drop all but the CACHE_KEEP newest."""
+    import tempfile
+
+    data = built["zip"]
+    assert isinstance(data, bytes)
+    header = {"sha256": hashlib.sha256(data).hexdigest(), "tree": built["tree"],
+              "loader": built["loader"]}
+    fd, temp = tempfile.mkstemp(prefix=".%s." % key, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(json.dumps(header).encode() + b"\n" + data)
+        os.replace(temp, os.path.join(folder, key + ".bundle"))
+    except BaseException:
+        os.unlink(temp)
+        raise
+    entries = []
+    for name in os.listdir(folder):
+        if name.endswith(".bundle"):
+            try:
+                entries.append((os.lstat(os.path.join(folder, name)).st_mtime_ns, name))
+            except OSError:
+                pass
+    for _, name in sorted(entries, reverse=True)[CACHE_KEEP:]:
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
 
 
 def parse_handshake(line: str) -> Tuple[str, bool, str]:
