@@ -167,6 +167,32 @@ def test_version() -> None:
     assert converge("--version", cwd=REPO).stdout == "converge %s\n" % __version__
 
 
+def test_a_no_op_apply_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """Start-up (issue 24): a local run of a file and a directory imports neither
+    importlib.metadata (entry points are found by a scan), nor yaml (no inventory),
+    nor every resource type, nor what only vaults, fleets or pull mode use. Modules,
+    not timings: what a run imports is what it pays for."""
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("from converge import directory, file\ndirectory(%r)\n"
+                      "file(%r, content='x\\n')\n" % (str(tmp_path / "d"),
+                                                      str(tmp_path / "d" / "f")))
+    code = ("import sys\nbefore = set(sys.modules)\nfrom converge.cli import main\n"
+            "try:\n    main(['apply', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    for _ in range(2):  # the second run is the no-op
+        proc = subprocess.run([sys.executable, "-c", code, str(recipe)], capture_output=True,
+                              text=True, env=env, cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+    assert "(up to date)" in proc.stdout
+    imported = set(proc.stdout.strip().splitlines()[-1].split())
+    assert "converge.resources.file" in imported and "converge.cli" in imported
+    unused = {"importlib.metadata", "yaml", "hmac", "concurrent.futures", "converge.pull",
+              "converge.resources.sysctl", "converge.resources.user", "converge.inventory",
+              "converge.transport.bundle", "fnmatch"}
+    assert sorted(unused & imported) == []
+
+
 def test_help_imports_no_heavy_library() -> None:
     code = ("import sys\nsys.argv=['converge','--help']\nfrom converge.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
