@@ -193,6 +193,27 @@ def test_a_no_op_apply_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert sorted(unused & imported) == []
 
 
+@pytest.mark.parametrize("args", [["apply", "--help"], ["apply"], ["plan", "--bogus"],
+                                  ["history", "-h"], ["report", "--help"], ["pull", "--help"]])
+def test_a_command_runs_from_an_app_of_that_command_alone_as_from_the_whole(
+        args: list) -> None:
+    """main() gives typer only the command named (typer reads every command's signature
+    at each start); what the user sees is what the whole app says."""
+    from typer.testing import CliRunner
+
+    from converge import cli
+
+    alone = cli._app_for(args)
+    assert [c.callback for c in alone.registered_commands] == [
+        c.callback for c in cli.app.registered_commands
+        if (c.name or c.callback.__name__) == args[0]]
+    assert cli._app_for(["aply"]) is cli.app and cli._app_for(["vault", "-h"]) is cli.app
+    env = {"COLUMNS": "100"}
+    whole = CliRunner().invoke(cli.app, args, env=env, prog_name="converge")
+    part = CliRunner().invoke(alone, args, env=env, prog_name="converge")
+    assert (part.exit_code, part.output) == (whole.exit_code, whole.output)
+
+
 def test_help_imports_no_heavy_library() -> None:
     code = ("import sys\nsys.argv=['converge','--help']\nfrom converge.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
