@@ -362,7 +362,8 @@ def _cached() -> Dict[str, object]:
                                 "loader": _make_loader_text()}
     if folder and key:
         try:
-            _cache_write(folder, key, built)
+            if _cache_key() == key:  # (no source changed while it was read)
+                _cache_write(folder, key, built)
         except OSError:
             pass
     return built
