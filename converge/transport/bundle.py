@@ -333,14 +333,15 @@ def _zip(files: List[Tuple[str, bytes]]) -> bytes:
 
 # -- the controller's cache of the built bundle --------------------------------------------
 #
-# Deflating the bundle and hashing its files cost every run ~30 ms of CPU (the loader's
-# text ~10 more), for the same bytes each time. What they give is kept in one file per
-# state of the sources, named after the (path, size, mtime, ctime, inode) of each source
-# file and of this module, the Python and zlib versions: a changed, added or removed
-# file, or another Python, names another entry. The entry is read only from a folder of
-# this user's (its home's, not $HOME's, so sudo does not read the invoking user's) that
-# no one else can write, as the loader trusts the target's cache; a damaged one (the
-# zip's SHA-256 is in it) is built again. Any failure of the cache: built in memory.
+# Deflating the bundle (~20 ms of CPU), hashing its files and parsing the loader's
+# source (~10 ms) cost every run, for the same bytes each time. What they give is kept
+# in one file per state of the sources, named after the (path, size, mtime, ctime,
+# inode) of each source file and of this module, the Python and zlib versions: a
+# changed, added or removed file, or another Python, names another entry. The entry is
+# read only from a folder of this user's (its home's, not $HOME's, so sudo does not
+# read the invoking user's) that no one else can write, as the loader trusts the
+# target's cache; a damaged one (the zip's SHA-256 is in it) is built again. Any
+# failure of the cache: built in memory.
 
 CACHE_KEEP = 8  # entries kept (several checkouts or environments may take turns)
 
