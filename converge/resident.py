@@ -126,17 +126,27 @@ def stop(folder: Optional[str] = None, wait: float = 10.0) -> bool:
 
 
 def _preload() -> Any:
-    """Import what a run needs; the CLI's click command, built once."""
+    """Import what a run needs; the CLI's click command, built once. Also what a run
+    would load only when it needs it (converge alone loads it lazily): every resource
+    type and its DSL function, the agent bundle (read from its cache, or built)."""
+    import getpass  # noqa: F401 - the run store names the user
+
     import typer
 
     from . import cli, dsl, inventory, recipe, report, runner, store  # noqa: F401
-    from .transport import persist, ssh  # noqa: F401
+    from .transport import bundle, persist, ssh  # noqa: F401
 
     for optional in ("yaml", "jinja2"):
         try:
             __import__(optional)
         except ImportError:
             pass
+    dsl.all_functions()
+    try:
+        bundle.tree_digest()
+        bundle.build()
+    except OSError:  # a run says what is wrong
+        pass
     return typer.main.get_command(cli.app)
 
 
