@@ -128,12 +128,14 @@ def stop(folder: Optional[str] = None, wait: float = 10.0) -> bool:
 def _preload() -> Any:
     """Import what a run needs; the CLI's click command, built once. Also what a run
     would load only when it needs it (converge alone loads it lazily): every resource
-    type and its DSL function, the agent bundle (read from its cache, or built)."""
+    type, its DSL function and its properties' types, the agent bundle (read from its
+    cache, or built)."""
     import getpass  # noqa: F401 - the run store names the user
 
     import typer
 
     from . import cli, dsl, inventory, recipe, report, runner, store  # noqa: F401
+    from .resources._base import load_all
     from .transport import bundle, persist, ssh  # noqa: F401
 
     for optional in ("yaml", "jinja2"):
@@ -142,6 +144,9 @@ def _preload() -> Any:
         except ImportError:
             pass
     dsl.all_functions()
+    for cls in load_all().values():
+        for field in cls.fields():
+            field.kind  # noqa: B018 - its annotation evaluated (typing.get_type_hints), once
     try:
         bundle.tree_digest()
         bundle.build()

@@ -257,17 +257,18 @@ def alive(pid: int) -> bool:
 
 
 def test_it_has_loaded_what_a_run_would_load_itself() -> None:
-    """converge alone loads resource types, their DSL functions and the agent bundle
-    when a run needs them (issue 24, start-up); the ready controller has them all
-    loaded once, so that its forks do not each load them."""
+    """converge alone loads resource types, their DSL functions, their properties'
+    types and the agent bundle when a run needs them (issue 24, start-up); the ready
+    controller has them all loaded once, so that its forks do not each load them."""
     code = ("import sys\nfrom converge import resident\nresident._preload()\n"
             "from converge import dsl\nfrom converge.transport import bundle\n"
             "from converge.resources._base import REGISTRY\n"
             "print(sorted(set(dict.keys(REGISTRY)) - set(dsl.FUNCTIONS)),"
-            " 'converge.resources.sysctl' in sys.modules, bundle._cached.cache_info().currsize)")
+            " 'converge.resources.sysctl' in sys.modules, bundle._cached.cache_info().currsize,"
+            " '_hints' in REGISTRY['cron'].__dict__)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "[] True 1\n"
+    assert done.stdout == "[] True 1 True\n"
