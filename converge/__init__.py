@@ -14,17 +14,14 @@ are loaded on first use, so importing converge (and starting the CLI) stays chea
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import Any, List
 
 from ._version import __version__ as __version__
 
 _HERE = os.path.dirname(__file__)
 
 
-def __getattr__(name: str) -> Any:
+# (no typing here: importing it costs every command 15 ms; __init__.pyi types this)
+def __getattr__(name: str) -> object:
     if name == "__all__":  # from converge import *
         from . import dsl
 
@@ -50,7 +47,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError("module 'converge' has no attribute %r" % name)
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     from . import dsl
 
     return sorted(list(dsl.all_functions()) + list(dsl.HELPERS) + ["node", "attrs", "__version__"])

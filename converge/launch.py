@@ -40,6 +40,9 @@ import sys
 COMMANDS = ("apply", "plan", "check")
 #: options that prompt for a secret on the terminal: such a run is done here
 PROMPTS = ("--ask-vault-pass", "--ask-become-pass", "-K")
+#: options that name hosts: a run with them keeps connections, and starts the ready
+#: controller (a local run starts none)
+TARGETS = ("-i", "--inventory", "-H", "--host")
 SOCKET = "resident.sock"
 ENV_PERSIST = "CONVERGE_SSH_PERSIST"
 ENV_DIR = "CONVERGE_SSH_DIR"
@@ -57,6 +60,10 @@ def main() -> None:
         code = handed(argv, seconds)
         if code is not None:
             sys.exit(code)
+        if any(a in TARGETS or a.startswith(("--host=", "--inventory=")) for a in argv):
+            from .resident import prestart  # now: it imports while this run does
+
+            prestart(seconds)
     from .cli import main as run_here
 
     run_here()

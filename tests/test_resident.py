@@ -272,3 +272,25 @@ def test_it_has_loaded_what_a_run_would_load_itself() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[] True 1 True\n"
+
+
+def test_the_runs_output_ends_when_the_caller_exits(ready: Ready) -> None:
+    """A pipe's reader sees the end of the output when the command exits, as with a
+    run done by itself: the fork has let go of the caller's streams by then (under
+    coverage, as CI runs the suite, the fork's own exit is slow enough that it would
+    still hold the pipe otherwise)."""
+    ready.start()
+    proc = ready.popen(*apply(ready))
+    assert proc.stdout is not None
+    pipe = "pipe:[%d]" % os.fstat(proc.stdout.fileno()).st_ino
+    assert proc.wait(timeout=120) == 0
+    holders = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == pipe and fd.parts[2] != str(os.getpid()):
+                holders.append(fd.parts[2])
+        except OSError:
+            continue
+    assert holders == []
+    assert "Converged" in proc.stdout.read()
+    proc.communicate()
