@@ -161,8 +161,8 @@ def main(argv: List[str]) -> None:
         os._exit(0)
     if not launch.private(folder):
         sys.exit(1)
+    mine = launch.stamp()  # before importing: a file changed meanwhile makes it stale
     command = _preload()
-    mine = launch.stamp()
     os.umask(0o077)
     path = os.path.join(folder, launch.SOCKET)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
