@@ -102,6 +102,8 @@ class Broker:
         self.started = time.monotonic()
         self.wake_r, self.wake_w = os.pipe()
         self.stopping = False
+        #: ready agents to start once no channel is in flight (see _spare)
+        self.spares_due: List[Any] = []
 
     # -- the main loop ----------------------------------------------------------------
 
@@ -259,7 +261,7 @@ class Broker:
         key = json.dumps([s.hostname, s.port, s.user, s.keys, s.known_hosts, s.proxy_command,
                           s.proxy_jump])
         persist_for = float(request.get("persist") or 0.0)
-        spare = False
+        spare = relayed = False
         try:
             conn, reused = self._connection(key, transport, persist_for)
         except ConvergeError as exc:
@@ -284,14 +286,23 @@ class Broker:
             self._send(sock, {"ok": True, "reused": reused, "spare": took,
                               **self._timings(conn, reused)})
             _relay(chan, sock)
+            relayed = True
         finally:
             with self.lock:
                 conn.channels -= 1
                 conn.last_used = time.monotonic()
+                if spare and relayed:
+                    self.spares_due.append((key, conn, command))
+                # the next runs' agents start once no channel is in flight: a run to
+                # many hosts is not slowed by the agents its first hosts leave ready
+                # (on targets that share the controller's CPUs, as lab nodes do)
+                due: List[Any] = []
+                if not any(c.channels for c in self.conns.values()):
+                    due, self.spares_due = self.spares_due, []
+            for args in due:
+                threading.Thread(target=self._spare, args=args, daemon=True,
+                                 name="spare").start()
             self._wake()
-        if spare:
-            threading.Thread(target=self._spare, args=(key, conn, command), daemon=True,
-                             name="spare-" + name).start()
 
     @staticmethod
     def _wire(exc: ConvergeError) -> Dict[str, Any]:
