@@ -221,7 +221,8 @@ class Broker:
                       "spares": len(c.spares),
                       "idle": round(now - c.last_used, 3), "persist": c.persist}
                      for c in self.conns.values()]
-        return {"pid": os.getpid(), "connections": conns}
+            due = len(self.spares_due)
+        return {"pid": os.getpid(), "connections": conns, "spares_due": due}
 
     def _close(self, hosts: Optional[List[List[Any]]]) -> Dict[str, Any]:
         wanted = None if hosts is None else {(str(h), int(p)) for h, p in hosts}

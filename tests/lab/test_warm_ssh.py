@@ -152,6 +152,38 @@ def test_the_next_run_takes_the_agent_left_ready(warm: Warm, lab_node: Node) -> 
     assert wait_for(lambda: not loaders(lab_node))  # nothing left on the target
 
 
+def test_ready_agents_start_once_the_whole_run_has_ended(warm: Warm, lab: Lab) -> None:
+    """A host done early gets its ready agent only when the run's last host is done:
+    the agents a run leaves ready do not slow its other hosts."""
+    early, late = nodes = lab.up(2)
+    try:
+        early.run(["touch", "/tmp/go"]).check_returncode()
+        recipe = warm.tmp_path / "wait.py"
+        recipe.write_text("from converge import execute\nexecute('until [ -e /tmp/go ]; do "
+                          "sleep 0.05; done', shell=True, creates='/never')\n")
+        warm.apply(nodes)  # the connections exist and are kept
+        run = subprocess.Popen([sys.executable, "-m", "converge", "apply", str(recipe), "-i",
+                                str(warm.inventory(nodes))], cwd=warm.tmp_path, env=warm.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def state() -> Dict[str, Any]:
+            return {c["hostname"]: c for c in warm.status()["connections"]}
+
+        # the early host's channel has ended, the late one's is still in flight
+        assert wait_for(lambda: state()[early.address]["channels"] == 0
+                        and state()[late.address]["channels"] == 1)
+        status = warm.status()
+        assert status["spares_due"] == 1  # waiting for the run's end, not started
+        assert state()[early.address]["spares"] == 0
+        late.run(["touch", "/tmp/go"]).check_returncode()
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, out + err
+        assert wait_for(lambda: all(c["spares"] == 1 for c in state().values()))
+        assert warm.status()["spares_due"] == 0
+    finally:
+        lab.down([n.name for n in nodes])
+
+
 def test_no_persist_keeps_nothing_and_starts_no_broker(warm: Warm, lab_node: Node) -> None:
     warm.apply([lab_node], "--no-persist")
     assert not Path(warm.folder, persist.SOCKET).exists()
