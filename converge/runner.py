@@ -14,6 +14,7 @@ local transports.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -109,6 +110,9 @@ def run(
     except BaseException:
         for transport in transports:
             transport.close()
+        ssh = sys.modules.get(__package__ + ".transport.ssh")
+        if ssh is not None:  # no warm thread is left importing paramiko at exit
+            ssh.stop_imports()
         raise
 
     failed_compile = {t.host for t, _ in failures}
