@@ -112,7 +112,7 @@ def run(
             transport.close()
         ssh = sys.modules.get(__package__ + ".transport.ssh")
         if ssh is not None:  # no warm thread is left importing paramiko at exit
-            ssh.stop_imports()
+            ssh.wait_for_imports()
         raise
 
     failed_compile = {t.host for t, _ in failures}

@@ -70,32 +70,27 @@ if TYPE_CHECKING:
 
 
 _import_lock = threading.Lock()
-_imports_stopped = False
 
 
 def _lib() -> Any:
     """converge/transport/_paramiko.py, imported on first use (see its docstring): by
-    a thread warming a connection while the recipe compiles, often. Not once the run
-    is ending (:func:`stop_imports`)."""
+    a thread warming a connection while the recipe compiles, often."""
     if __package__ + "._paramiko" not in sys.modules:
-        with _import_lock:
-            if _imports_stopped:
-                raise TransportError("the run ended before this host was connected")
+        with _import_lock:  # (see wait_for_imports)
             from . import _paramiko  # noqa: F401
     from . import _paramiko
 
     return _paramiko
 
 
-def stop_imports() -> None:
+def wait_for_imports() -> None:
     """The run is ending early (a compile error while hosts still connect): wait for
-    a thread that is importing paramiko to finish, and let no other start. Python
-    stopping a thread in the middle of importing cryptography's Rust extension, as
-    the process exits, aborts the whole process ("FATAL: exception not rethrown",
-    status -6, instead of the run's status 1)."""
-    global _imports_stopped
+    a thread that is importing paramiko to finish. Python stopping a thread in the
+    middle of importing cryptography's Rust extension, as the process exits, aborts
+    the whole process ("FATAL: exception not rethrown", status -6, instead of the
+    run's status 1)."""
     with _import_lock:
-        _imports_stopped = True
+        pass
 
 
 
