@@ -15,6 +15,7 @@ import pytest
 
 from converge.agent.extensions import entry_points, load_entry_points
 from converge.errors import RecipeError
+from tests.banner_package import banner_package
 
 REPO = Path(__file__).resolve().parent.parent.parent
 GROUP = "converge.resources"
@@ -105,48 +106,12 @@ def test_a_line_of_the_group_that_is_not_name_equals_value_is_an_error(
         entry_points(GROUP)
 
 
-PACKAGE_TYPE = '''\
-"""banner: a package's own type."""
-
-from typing import Any, List
-
-from converge.resources._base import Change, Resource, prop
-
-
-class Banner(Resource, type_name="banner"):
-    """One line of text in a file."""
-
-    actions = ("create",)
-    path: str = prop(doc="The file.", identity=True)
-
-    def current(self, system: Any) -> Any:
-        return None
-
-    def changes(self, current: Any) -> List[Change]:
-        return []
-
-    def apply(self, system: Any, changes: List[Change]) -> None:
-        pass
-'''
 
 
 def test_a_type_of_a_package_installed_in_a_folder_on_sys_path(tmp_path: Path) -> None:
     """pip installs a real distribution into a folder; with it on PYTHONPATH, its type
     is loaded, and importlib.metadata is not imported to find it."""
-    package = tmp_path / "converge-banner"
-    (package / "converge_banner").mkdir(parents=True)
-    (package / "converge_banner/__init__.py").write_text("")
-    (package / "converge_banner/banner.py").write_text(PACKAGE_TYPE)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""\
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "converge-banner"
-        version = "1.0"
-        [project.entry-points."converge.resources"]
-        banner = "converge_banner.banner"
-        """))
+    package = banner_package(tmp_path)
     target = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
                                 "--no-build-isolation", "--no-deps", "--target", str(target),

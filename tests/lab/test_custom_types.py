@@ -10,44 +10,16 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import List
 
 import pytest
 
 from converge.lab import Lab, Node
+from tests.banner_package import banner_package
 
 pytestmark = pytest.mark.lab
 
-PACKAGE_TYPE = '''\
-"""banner: a package's own type (an entry point in group converge.resources)."""
-
-from typing import Any, Dict, List, Optional
-
-from converge.resources._base import Change, Resource, prop
-
-
-class Banner(Resource, type_name="banner"):
-    """One line of text in a file."""
-
-    actions = ("create",)
-    path: str = prop(doc="The file.", identity=True)
-    text: str = prop("", doc="The text.")
-
-    def current(self, system: Any) -> Optional[bytes]:
-        return system.read_bytes(self.path)
-
-    def changes(self, current: Optional[bytes]) -> List[Change]:
-        wanted = ("** %s **\\n" % self.text).encode()
-        return [] if current == wanted else [Change("banner %s" % self.path, data=wanted)]
-
-    def before(self, system: Any, current: Any, changes: List[Change]) -> Dict[str, Any]:
-        return {"files": [self.path]}
-
-    def apply(self, system: Any, changes: List[Change]) -> None:
-        system.write_atomic(self.path, changes[0].data, mode=0o644)
-'''
 
 
 def run(argv: List[str], cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess:
@@ -94,20 +66,7 @@ def test_a_cookbook_type_over_ssh(lab: Lab, lab_node: Node, tmp_path: Path) -> N
 
 def test_a_type_from_an_installed_package_over_ssh(lab: Lab, lab_node: Node,
                                                    tmp_path: Path) -> None:
-    package = tmp_path / "converge-banner"
-    (package / "converge_banner").mkdir(parents=True)
-    (package / "converge_banner/__init__.py").write_text("")
-    (package / "converge_banner/banner.py").write_text(PACKAGE_TYPE)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""\
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "converge-banner"
-        version = "1.0"
-        [project.entry-points."converge.resources"]
-        banner = "converge_banner.banner"
-        """))
+    package = banner_package(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, timeout=300)
