@@ -162,12 +162,18 @@ def test_a_run_of_another_setup_is_done_by_itself_and_the_stale_one_exits(ready:
     assert not ready.socket.exists()
 
 
-def test_ctrl_c_reaches_the_run(ready: Ready) -> None:
+def sleeping_run(ready: Ready) -> subprocess.Popen:
+    """A handed-over run, once its execute is sleeping on the machine."""
     ready.start()
     started = ready.tmp_path / "started"
     ready.recipe.write_text(SLEEPER.replace("STARTED", str(started)))
     proc = ready.popen(*apply(ready))
     assert wait_for(started.exists)
+    return proc
+
+
+def test_ctrl_c_reaches_the_run(ready: Ready) -> None:
+    proc = sleeping_run(ready)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
@@ -177,11 +183,7 @@ def test_ctrl_c_reaches_the_run(ready: Ready) -> None:
 
 
 def test_a_killed_caller_stops_its_run(ready: Ready) -> None:
-    ready.start()
-    started = ready.tmp_path / "started"
-    ready.recipe.write_text(SLEEPER.replace("STARTED", str(started)))
-    proc = ready.popen(*apply(ready))
-    assert wait_for(started.exists)
+    proc = sleeping_run(ready)
     (pid, _), = ready.marks().items()
     assert alive(pid)
     proc.kill()
