@@ -26,7 +26,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from run import PACKAGE, BenchError, fresh_nodes  # noqa: E402
+from run import PACKAGE, BenchError, build_package, fresh_nodes  # noqa: E402
 
 from converge.lab import Lab, Node  # noqa: E402
 
@@ -70,8 +70,7 @@ def main(argv: List[str]) -> int:
     lab = Lab(LAB_DIR)
     if lab.nodes():
         lab.down()
-    lab.repo.build_deb(PACKAGE, "1.0-1", files={
-        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+    build_package(lab)
     try:
         for count in [int(n) for n in args.nodes.split(",") if n]:
             walls = []

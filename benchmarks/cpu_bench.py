@@ -45,7 +45,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from run import PACKAGE, BenchError, floor, fresh_nodes, host_env, verify  # noqa: E402
+from run import BenchError, build_package, floor, fresh_nodes, host_env, verify  # noqa: E402
 
 from converge.lab import Lab, Node  # noqa: E402
 
@@ -149,8 +149,7 @@ def main(argv: List[str]) -> int:
     # bytecode as an installed package has it (else each run compiles converge again)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "converge")],
                    check=True)
-    lab.repo.build_deb(PACKAGE, "1.0-1", files={
-        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+    build_package(lab)
     import paramiko  # noqa: F401 - imported before the floor's first measurement
 
     nodes = fresh_nodes(lab, args.nodes, [])

@@ -150,8 +150,7 @@ def setup(lab: Lab, tools: Sequence[str]) -> List[str]:
                    check=True)
     if set(tools) & {"ansible", "pyinfra"}:
         setup_venv(VENV, PEER_REQUIREMENTS)
-    lab.repo.build_deb(PACKAGE, "1.0-1", files={
-        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+    build_package(lab)
     if "puppet" in tools:
         if PEER_LAYER not in lab.layers():
             print("building the lab layer with Puppet (once; about a minute)", flush=True)
@@ -180,6 +179,12 @@ def versions(lab: Lab, tools: Sequence[str], layers: List[str]) -> Dict[str, str
 
 
 # -- nodes --------------------------------------------------------------------------------
+
+def build_package(lab: Lab) -> None:
+    """W1's package (PACKAGE) in the lab's repository."""
+    lab.repo.build_deb(PACKAGE, "1.0-1", files={
+        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+
 
 def fresh_nodes(lab: Lab, count: int, layers: List[str]) -> List[Node]:
     """New nodes, their apt lists read from the lab repository (untimed, for every tool)."""

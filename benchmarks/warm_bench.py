@@ -43,8 +43,8 @@ sys.path.insert(0, str(HERE))
 from run import (  # noqa: E402
     CONVERGE_PY,
     CONVERGE_VENV,
-    PACKAGE,
     BenchError,
+    build_package,
     converge_requirements,
     floor,
     fresh_nodes,
@@ -114,8 +114,7 @@ def main() -> int:
     lab = Lab(LAB_DIR)
     if lab.nodes():
         lab.down()
-    lab.repo.build_deb(PACKAGE, "1.0-1", files={
-        "/usr/share/%s/README" % PACKAGE: b"a small package from the lab repository\n"})
+    build_package(lab)
     nodes = fresh_nodes(lab, args.nodes, [])
     times: Dict[str, List[float]] = {"floor": [], "cold": [], "warm": [], "direct": []}
     try:
